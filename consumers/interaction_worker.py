@@ -1,0 +1,19 @@
+"""Interaction worker: interactions → cluster ids → personalization events."""
+
+from consumers._run import run
+from imgsearch.config import Settings
+
+
+def _build(settings: Settings):  # type: ignore[no-untyped-def]
+    from streams import interactions
+
+    app, _ = interactions.build(settings)
+    return app
+
+
+def main() -> None:
+    run("interactions", _build)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Query worker: user profiles from personalization events; answers search requests."""
+
+from consumers._run import run
+from imgsearch.config import Settings
+from imgsearch.embedding.factory import make_embedder
+
+
+def _build(settings: Settings):  # type: ignore[no-untyped-def]
+    from streams import query
+
+    app, _ = query.build(settings, make_embedder(settings))
+    return app
+
+
+def main() -> None:
+    run("query", _build)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""``imgsearch`` command line: topics, workers, ingest, interactions, search, clusters, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from imgsearch.config import Settings
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+async def cmd_topics(settings: Settings) -> None:
+    from imgsearch.kafka_admin import ensure_topics
+    from schemas import topics
+
+    created = await ensure_topics(settings.kafka_bootstrap, topics.all_shared(), settings.partitions)
+    for spec in topics.all_shared():
+        print(f"{spec.name:45s} key={spec.key:12s} {'(created)' if spec.name in created else ''}")
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def image_id_for(path: Path, root: Path) -> str:
+    rel = path.relative_to(root).with_suffix("")
+    return "".join(c if c.isalnum() or c in "._-/" else "_" for c in str(rel))[:128]
+
+
+async def cmd_ingest(settings: Settings, folder: Path, inline: bool) -> int:
+    from producers.publisher import EventPublisher
+    from schemas.events import NewImage
+
+    files = image_files(folder)
+    async with EventPublisher(settings.kafka_bootstrap) as pub:
+        events = []
+        for path in files:
+            meta = {"file": path.name, "folder": path.parent.name}
+            iid = image_id_for(path, folder)
+            events.append(
+                NewImage.inline(iid, path.read_bytes(), metadata=meta)
+                if inline
+                else NewImage(image_id=iid, source_uri=path.resolve().as_uri(), metadata=meta)
+            )
+        n = await pub.publish_images(events)
+    print(f"published {n} new-image events from {folder}")
+    return n
+
+
+async def cmd_search(
+    settings: Settings, user: str, text: str, k: int, weight: float | None, timeout: float
+) -> None:
+    from producers.search_client import SearchClient
+
+    async with SearchClient(settings.kafka_bootstrap) as client:
+        resp = await client.search(user, text, k=k, personalization_weight=weight, timeout_s=timeout)
+    print(resp.model_dump_json(indent=2))
+
+
+async def cmd_interact(settings: Settings, user: str, image: str, event_type: str) -> None:
+    from producers.publisher import EventPublisher
+    from schemas.events import EventType, Interaction
+
+    async with EventPublisher(settings.kafka_bootstrap) as pub:
+        await pub.publish_interaction(
+            Interaction(user_id=user, image_id=image, event_type=EventType(event_type))
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="imgsearch", description=__doc__)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("topics", help="create the shared topics (idempotent)")
+    sub.add_parser("settings", help="print the effective settings (secrets redacted)")
+    w = sub.add_parser("worker", help="run one worker role")
+    w.add_argument("role", choices=["embedder", "interactions", "query"])
+    ing = sub.add_parser("ingest", help="publish a folder of images as new-image events")
+    ing.add_argument("folder", type=Path)
+    ing.add_argument("--inline", action="store_true", help="send bytes inline instead of file:// URIs")
+    s = sub.add_parser("search", help="search over Kafka request/reply")
+    s.add_argument("text")
+    s.add_argument("--user", default="anonymous")
+    s.add_argument("-k", type=int, default=10)
+    s.add_argument("--weight", type=float, default=None)
+    s.add_argument("--timeout", type=float, default=5.0)
+    it = sub.add_parser("interact", help="publish one interaction")
+    it.add_argument("user")
+    it.add_argument("image")
+    it.add_argument("event_type", choices=["view", "click", "favorite", "download"])
+    c = sub.add_parser("clusters", help="train a centroid model and publish it")
+    c.add_argument("folder", type=Path, help="images to train on")
+    c.add_argument("-k", type=int, default=100)
+    c.add_argument("--vector", choices=["style", "search"], default="style")
+    d = sub.add_parser("demo", help="the end-to-end demo (expects the engines running)")
+    d.add_argument("--folder", type=Path, default=None)
+    args = ap.parse_args(argv)
+    _setup_logging(args.verbose)
+    settings = Settings()
+    if args.cmd == "topics":
+        asyncio.run(cmd_topics(settings))
+    elif args.cmd == "settings":
+        print(json.dumps(settings.redacted(), indent=2, default=str))
+    elif args.cmd == "worker":
+        import importlib
+
+        module = {
+            "embedder": "embedding_worker",
+            "interactions": "interaction_worker",
+            "query": "query_worker",
+        }
+        sys.argv = [sys.argv[0]]
+        importlib.import_module(f"consumers.{module[args.role]}").main()
+    elif args.cmd == "ingest":
+        asyncio.run(cmd_ingest(settings, args.folder, args.inline))
+    elif args.cmd == "search":
+        asyncio.run(cmd_search(settings, args.user, args.text, args.k, args.weight, args.timeout))
+    elif args.cmd == "interact":
+        asyncio.run(cmd_interact(settings, args.user, args.image, args.event_type))
+    elif args.cmd == "clusters":
+        from imgsearch.clusters import train_from_folder
+
+        asyncio.run(train_from_folder(settings, args.folder, args.k, args.vector))
+    elif args.cmd == "demo":
+        from imgsearch.demo import run_demo
+
+        return asyncio.run(run_demo(settings, args.folder))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Configuration from environment variables, with local defaults. No secret has a default here,
+and ``Settings.redacted()`` is what gets logged."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from schemas.events import EventType
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    try:
+        return default if raw in (None, "") else int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return default if raw in (None, "") else float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _default_event_weights() -> dict[EventType, float]:
+    weights = {EventType.VIEW: 1.0, EventType.CLICK: 1.0, EventType.FAVORITE: 3.0, EventType.DOWNLOAD: 5.0}
+    raw = os.environ.get("IMGSEARCH_EVENT_WEIGHTS", "")  # e.g. "view=1,favorite=3,download=5"
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, _, value = part.partition("=")
+        try:
+            weights[EventType(name.strip())] = float(value)
+        except ValueError as exc:
+            raise ValueError(f"IMGSEARCH_EVENT_WEIGHTS: bad entry {part!r}") from exc
+    return weights
+
+
+SECRET_FIELDS = {"opensearch_password", "kafka_sasl_password"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = field(default_factory=lambda: _env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    opensearch_url: str = field(default_factory=lambda: _env("OPENSEARCH_URL", "http://127.0.0.1:9200"))
+    opensearch_user: str = field(default_factory=lambda: _env("OPENSEARCH_USER", ""))
+    opensearch_password: str = field(default_factory=lambda: _env("OPENSEARCH_PASSWORD", ""))
+    kafka_sasl_password: str = field(default_factory=lambda: _env("KAFKA_SASL_PASSWORD", ""))
+    index_name: str = field(default_factory=lambda: _env("IMGSEARCH_INDEX", "imgsearch-images"))
+    app_prefix: str = field(default_factory=lambda: _env("IMGSEARCH_APP_PREFIX", "imgsearch"))
+    partitions: int = field(default_factory=lambda: _env_int("IMGSEARCH_PARTITIONS", 4))
+    embedder: str = field(default_factory=lambda: _env("IMGSEARCH_EMBEDDER", "auto"))
+    style: str = field(default_factory=lambda: _env("IMGSEARCH_STYLE", "auto"))
+    model_dir: str = field(default_factory=lambda: _env("IMGSEARCH_MODEL_DIR", ""))  # "": the set-up default
+    ranker: str = field(default_factory=lambda: _env("IMGSEARCH_RANKER", "local"))
+    personalization_weight: float = field(
+        default_factory=lambda: _env_float("IMGSEARCH_PERSONALIZATION_WEIGHT", 0.5)
+    )
+    candidate_multiplier: int = field(default_factory=lambda: _env_int("IMGSEARCH_CANDIDATES_MULTIPLIER", 5))
+    min_candidates: int = field(default_factory=lambda: _env_int("IMGSEARCH_MIN_CANDIDATES", 50))
+    profile_half_life_s: float = field(
+        default_factory=lambda: _env_float("IMGSEARCH_PROFILE_HALF_LIFE_S", 7 * 24 * 3600.0)
+    )
+    embed_batch: int = field(default_factory=lambda: _env_int("IMGSEARCH_EMBED_BATCH", 16))
+    max_image_bytes: int = field(default_factory=lambda: _env_int("IMGSEARCH_MAX_IMAGE_BYTES", 8 * 2**20))
+    max_image_pixels: int = field(default_factory=lambda: _env_int("IMGSEARCH_MAX_IMAGE_PIXELS", 40_000_000))
+    allowed_uri_roots: str = field(default_factory=lambda: _env("IMGSEARCH_ALLOWED_URI_ROOTS", ""))
+    unknown_image_wait_s: float = field(
+        default_factory=lambda: _env_float("IMGSEARCH_UNKNOWN_IMAGE_WAIT_S", 10.0)
+    )
+    data_dir: str = field(default_factory=lambda: _env("IMGSEARCH_DATA", str(REPO_ROOT / ".engines")))
+    web_port: int = field(default_factory=lambda: _env_int("IMGSEARCH_WORKER_WEB_PORT", 0))
+    event_weights: dict[EventType, float] = field(default_factory=_default_event_weights)
+
+    def redacted(self) -> dict[str, object]:
+        out = asdict(self)
+        for name in SECRET_FIELDS:
+            if out.get(name):
+                out[name] = "***"
+        return out
+
+    def app_id(self, role: str) -> str:
+        return f"{self.app_prefix}-{role}"
+
+
+def settings_field_names() -> list[str]:
+    return [f.name for f in fields(Settings)]

@@ -1,0 +1,75 @@
+"""Combine relevance (k-NN) and personal preference into one ranking.
+
+The article blends by a weighted mean. The two scores live on different scales (OpenSearch's
+cosine score is (1+cos)/2 and bunches near the top; Personalize's scores sum to 1 over the list),
+so both are min-max normalised over the candidate list before the weighted mean. With weight 0
+the order is exactly the k-NN order (ties broken by k-NN score, then image id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Candidate:
+    image_id: str
+    knn_score: float
+    cluster_id: int
+    metadata: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Ranked:
+    candidate: Candidate
+    personal_score: float
+    blended_score: float
+
+
+def minmax(values: Sequence[float]) -> list[float]:
+    """Scale to [0, 1]; a constant list maps to all ones (every item equally good)."""
+    if not values:
+        return []
+    lo, hi = min(values), max(values)
+    if hi - lo <= 1e-12:
+        return [1.0 for _ in values]
+    return [(v - lo) / (hi - lo) for v in values]
+
+
+def blend(
+    candidates: Sequence[Candidate],
+    cluster_scores: Mapping[int, float],
+    weight: float,
+    k: int,
+    max_per_cluster: int | None = None,
+) -> list[Ranked]:
+    """Rank candidates by ``(1-w)·norm(knn) + w·norm(personal)`` and return the top ``k``.
+
+    ``cluster_scores`` are the ranker's scores per cluster id (missing clusters score 0).
+    ``max_per_cluster`` optionally caps how many hits one cluster (style) may take.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"personalization weight must be in [0, 1], got {weight}")
+    if not candidates:
+        return []
+    knn_norm = minmax([c.knn_score for c in candidates])
+    personal_raw = [float(cluster_scores.get(c.cluster_id, 0.0)) for c in candidates]
+    has_signal = any(p > 0 for p in personal_raw)
+    personal_norm = minmax(personal_raw) if has_signal else [0.0] * len(candidates)
+    ranked = [
+        Ranked(c, p_raw, (1.0 - weight) * kn + weight * pn)
+        for c, kn, pn, p_raw in zip(candidates, knn_norm, personal_norm, personal_raw, strict=True)
+    ]
+    ranked.sort(key=lambda r: (-r.blended_score, -r.candidate.knn_score, r.candidate.image_id))
+    if max_per_cluster is None:
+        return ranked[:k]
+    out: list[Ranked] = []
+    per: dict[int, int] = {}
+    for r in ranked:
+        if per.get(r.candidate.cluster_id, 0) < max_per_cluster:
+            out.append(r)
+            per[r.candidate.cluster_id] = per.get(r.candidate.cluster_id, 0) + 1
+            if len(out) == k:
+                break
+    return out

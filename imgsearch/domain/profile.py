@@ -1,0 +1,90 @@
+"""A user's real-time cluster profile: decayed, weighted interaction counts per cluster.
+
+``score(c) = Σ_events weight(event) · 2^(-(now - t)/half_life)`` over the user's events on cluster c.
+Stored as plain dicts so it serialises into a faust table (changelog-backed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+MAX_SEEN_EVENT_IDS = 512
+
+
+@dataclass
+class Profile:
+    # cluster id (as str for JSON) -> [score at ref time, ref time (epoch s)]
+    clusters: dict[str, list[float]] = field(default_factory=dict)
+    # recent event ids, to make redelivered events count once
+    seen: list[str] = field(default_factory=list)
+    # recent (cluster, image id, event type) that drove the profile, newest last
+    recent: list[list[str]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, object] | None) -> Profile:
+        if not raw:
+            return cls()
+        return cls(
+            clusters={str(k): [float(v[0]), float(v[1])] for k, v in dict(raw.get("clusters", {})).items()},  # type: ignore[call-overload]
+            seen=list(raw.get("seen", [])),  # type: ignore[call-overload]
+            recent=[list(x) for x in raw.get("recent", [])],  # type: ignore[union-attr]
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {"clusters": self.clusters, "seen": self.seen, "recent": self.recent}
+
+    def add(
+        self,
+        event_id: str,
+        cluster_id: int,
+        weight: float,
+        at: float,
+        half_life_s: float,
+        image_id: str = "",
+        event_type: str = "",
+    ) -> bool:
+        """Add one event; returns False (and changes nothing) if the event id was seen already."""
+        if event_id in self.seen:
+            return False
+        key = str(cluster_id)
+        score, ref = self.clusters.get(key, [0.0, at])
+        if at >= ref:
+            score = score * _decay(at - ref, half_life_s) + weight
+            ref = at
+        else:  # a late event: decay it to the reference time instead
+            score = score + weight * _decay(ref - at, half_life_s)
+        self.clusters[key] = [score, ref]
+        self.seen.append(event_id)
+        del self.seen[:-MAX_SEEN_EVENT_IDS]
+        self.recent.append([key, image_id, event_type])
+        del self.recent[:-20]
+        return True
+
+    def scores(self, now: float, half_life_s: float) -> dict[int, float]:
+        """Decayed affinity per cluster at time ``now``."""
+        return {
+            int(k): score * _decay(max(0.0, now - ref), half_life_s)
+            for k, (score, ref) in self.clusters.items()
+        }
+
+    def drivers(self, cluster_id: int) -> list[str]:
+        """Recent interactions on this cluster, newest first ("favorite:img-12")."""
+        key = str(cluster_id)
+        return [f"{etype}:{img}" for c, img, etype in reversed(self.recent) if c == key][:3]
+
+
+def _decay(dt: float, half_life_s: float) -> float:
+    if half_life_s <= 0:
+        return 1.0
+    return math.pow(2.0, -dt / half_life_s)
+
+
+def normalise(scores: Mapping[int, float], candidates: Iterable[int]) -> dict[int, float]:
+    """Scores over the candidate clusters, summing to 1 (Personalize's contract); zeros if no signal."""
+    cands = list(dict.fromkeys(candidates))
+    total = sum(max(0.0, scores.get(c, 0.0)) for c in cands)
+    if total <= 0:
+        return {c: 0.0 for c in cands}
+    return {c: max(0.0, scores.get(c, 0.0)) / total for c in cands}

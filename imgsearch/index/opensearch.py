@@ -1,0 +1,216 @@
+"""The vector index: OpenSearch with the k-NN plugin (HNSW, lucene engine).
+
+The image id is the document id, so every write is an idempotent upsert. The embedder's model id
+and dimension are recorded in the index mapping's ``_meta``; opening an index built by another
+model is refused with a clear error (re-index into a new index instead).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opensearchpy import AsyncOpenSearch
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, TransportError
+
+from imgsearch.domain.blend import Candidate
+from imgsearch.retry import retry_async
+
+log = logging.getLogger(__name__)
+
+
+class IndexMismatch(RuntimeError):
+    """The index exists but was built for another embedder (model id or dimension)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, OSConnectionError | ConnectionTimeout):
+        return True
+    if isinstance(exc, TransportError):
+        status = exc.status_code
+        return isinstance(status, int) and (status == 429 or status >= 500)
+    return False
+
+
+@dataclass(frozen=True)
+class ImageDoc:
+    image_id: str
+    embedding: Sequence[float]
+    style: Sequence[float] | None
+    cluster_id: int
+    model_id: str
+    centroid_version: str
+    source_uri: str | None
+    metadata: dict[str, str]
+    indexed_at: str
+
+    def source(self) -> dict[str, Any]:
+        return {
+            "image_id": self.image_id,
+            "embedding": list(map(float, self.embedding)),
+            "style": None if self.style is None else list(map(float, self.style)),
+            "cluster_id": self.cluster_id,
+            "model_id": self.model_id,
+            "centroid_version": self.centroid_version,
+            "source_uri": self.source_uri,
+            "metadata": self.metadata,
+            "indexed_at": self.indexed_at,
+        }
+
+
+def mapping(dimension: int, model_id: str, ef_construction: int = 128, m: int = 16) -> dict[str, Any]:
+    return {
+        "settings": {
+            "index": {
+                "knn": True,
+                "number_of_shards": 1,
+                "number_of_replicas": 0,
+                "refresh_interval": "1s",
+            }
+        },
+        "mappings": {
+            "_meta": {"model_id": model_id, "dimension": dimension},
+            "dynamic": "strict",
+            "properties": {
+                "image_id": {"type": "keyword"},
+                "embedding": {
+                    "type": "knn_vector",
+                    "dimension": dimension,
+                    "method": {
+                        "name": "hnsw",
+                        "space_type": "cosinesimil",
+                        "engine": "lucene",
+                        "parameters": {"m": m, "ef_construction": ef_construction},
+                    },
+                },
+                "style": {"type": "object", "enabled": False},
+                "cluster_id": {"type": "integer"},
+                "model_id": {"type": "keyword"},
+                "centroid_version": {"type": "keyword"},
+                "source_uri": {"type": "keyword", "index": False},
+                "metadata": {"type": "object", "enabled": False},
+                "indexed_at": {"type": "date"},
+            },
+        },
+    }
+
+
+class OpenSearchIndex:
+    def __init__(
+        self,
+        url: str,
+        index: str,
+        *,
+        user: str = "",
+        password: str = "",
+        timeout_s: float = 10.0,
+        client: AsyncOpenSearch | None = None,
+    ) -> None:
+        auth = (user, password) if user else None
+        self.index = index
+        self.client = client or AsyncOpenSearch(
+            hosts=[url], http_auth=auth, timeout=timeout_s, max_retries=0, retry_on_timeout=False
+        )
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def _call(self, what: str, fn: Any, attempts: int = 8) -> Any:
+        return await retry_async(fn, is_transient=is_transient, what=f"opensearch {what}", attempts=attempts)
+
+    async def ensure(self, dimension: int, model_id: str) -> None:
+        """Create the index if missing; refuse one built for another model or dimension."""
+        exists = await self._call("exists", lambda: self.client.indices.exists(index=self.index))
+        if not exists:
+            try:
+                await self._call(
+                    "create",
+                    lambda: self.client.indices.create(index=self.index, body=mapping(dimension, model_id)),
+                )
+                log.info("created index %s (dim %d, model %s)", self.index, dimension, model_id)
+                return
+            except TransportError as exc:
+                if "resource_already_exists_exception" not in str(exc):
+                    raise
+        meta = await self.meta()
+        if meta.get("model_id") != model_id or int(meta.get("dimension", -1)) != dimension:
+            raise IndexMismatch(
+                f"index {self.index!r} holds vectors of model {meta.get('model_id')!r} "
+                f"(dim {meta.get('dimension')}), but the embedder is {model_id!r} (dim {dimension}); "
+                "use another IMGSEARCH_INDEX or re-index"
+            )
+
+    async def meta(self) -> dict[str, Any]:
+        resp = await self._call("get_mapping", lambda: self.client.indices.get_mapping(index=self.index))
+        for body in resp.values():
+            return dict(body["mappings"].get("_meta", {}))
+        return {}
+
+    async def upsert(self, docs: Sequence[ImageDoc]) -> None:
+        """Index (create or replace) documents, the image id being the document id."""
+        if not docs:
+            return
+        body: list[dict[str, Any]] = []
+        for d in docs:
+            body.append({"index": {"_index": self.index, "_id": d.image_id}})
+            body.append(d.source())
+
+        async def bulk() -> Any:
+            resp = await self.client.bulk(body=body)
+            if resp.get("errors"):
+                failed = [it["index"] for it in resp["items"] if it["index"].get("error")]
+                statuses = {f.get("status") for f in failed}
+                err = TransportError(max(statuses) if statuses else 500, "bulk item errors", failed[:3])
+                raise err
+            return resp
+
+        await self._call("bulk", bulk)
+
+    async def update_clusters(self, assignments: dict[str, tuple[int, str]]) -> None:
+        """Partial update of cluster id and centroid version (re-clustering)."""
+        body: list[dict[str, Any]] = []
+        for image_id, (cluster, version) in assignments.items():
+            body.append({"update": {"_index": self.index, "_id": image_id}})
+            body.append({"doc": {"cluster_id": cluster, "centroid_version": version}})
+        if body:
+            await self._call("bulk-update", lambda: self.client.bulk(body=body))
+
+    async def knn(self, vector: Sequence[float], k: int, *, attempts: int = 3) -> list[Candidate]:
+        query = {
+            "size": k,
+            "_source": ["image_id", "cluster_id", "metadata"],
+            "query": {"knn": {"embedding": {"vector": list(map(float, vector)), "k": k}}},
+        }
+        resp = await self._call("knn", lambda: self.client.search(index=self.index, body=query), attempts)
+        return [
+            Candidate(
+                image_id=h["_id"],
+                knn_score=float(h["_score"]),
+                cluster_id=int(h["_source"].get("cluster_id", -1)),
+                metadata=h["_source"].get("metadata") or {},
+            )
+            for h in resp["hits"]["hits"]
+        ]
+
+    async def get(self, image_id: str) -> dict[str, Any] | None:
+        try:
+            resp = await self._call("get", lambda: self.client.get(index=self.index, id=image_id))
+        except NotFoundError:
+            return None
+        return dict(resp["_source"])
+
+    async def count(self) -> int:
+        resp = await self._call("count", lambda: self.client.count(index=self.index))
+        return int(resp["count"])
+
+    async def refresh(self) -> None:
+        await self._call("refresh", lambda: self.client.indices.refresh(index=self.index))
+
+    async def delete_index(self) -> None:
+        try:
+            await self.client.indices.delete(index=self.index)
+        except NotFoundError:
+            pass

@@ -1,0 +1,36 @@
+"""The local personal ranker: a real-time, time-decayed cluster profile per user.
+
+Profiles live in the query worker's faust table (changelog-backed, co-partitioned with search
+requests by user id), so the ranker reads them locally; this class only turns a profile into the
+ranker contract.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from imgsearch.domain.profile import Profile, normalise
+from imgsearch.ranker.base import RankerResult
+
+
+class LocalProfileRanker:
+    name = "local-profile"
+
+    def __init__(
+        self,
+        get_profile: Callable[[str], Mapping[str, object] | None],
+        half_life_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._get = get_profile
+        self._half_life = half_life_s
+        self._clock = clock
+
+    async def rank(self, user_id: str, cluster_ids: Sequence[int]) -> RankerResult:
+        profile = Profile.from_dict(self._get(user_id))
+        raw = profile.scores(self._clock(), self._half_life)
+        scores = normalise(raw, cluster_ids)
+        has_signal = any(v > 0 for v in scores.values())
+        drivers = {c: profile.drivers(c) for c in scores if scores[c] > 0}
+        return RankerResult(scores=scores, has_signal=has_signal, ranker=self.name, drivers=drivers)

@@ -1,0 +1,143 @@
+"""Search over Kafka request/reply, with a deadline.
+
+Each client owns one reply topic (``imgsearch.search.replies.<client_id>``), created on start. A
+request carries its correlation id (request id) and the reply topic; the client waits for the reply
+with that id, never longer than the timeout (faust's ``ask`` has none): then ``SearchTimeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from types import TracebackType
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from imgsearch.kafka_admin import ensure_topics
+from schemas import topics
+from schemas.events import SearchRequest, SearchResponse
+
+log = logging.getLogger(__name__)
+
+
+class SearchTimeout(TimeoutError):
+    """No reply in time: no query worker running, or it is overloaded."""
+
+
+class SearchError(RuntimeError):
+    """The query worker answered with an error."""
+
+    def __init__(self, response: SearchResponse) -> None:
+        assert response.error is not None
+        super().__init__(f"{response.error.code}: {response.error.message}")
+        self.response = response
+        self.code = response.error.code
+
+
+class SearchClient:
+    def __init__(self, bootstrap: str, client_id: str | None = None, partitions: int = 4) -> None:
+        self.bootstrap = bootstrap
+        self.client_id = client_id or uuid.uuid4().hex[:12]
+        self.reply_topic = topics.reply_topic(self.client_id).name
+        self._partitions = partitions
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_request_size=12 * 2**20
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+        )
+        self._pending: dict[str, asyncio.Future[SearchResponse]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await ensure_topics(self.bootstrap, [topics.reply_topic(self.client_id)], 1)
+        await self._producer.start()
+        await self._consumer.start()
+        tp = TopicPartition(self.reply_topic, 0)
+        self._consumer.assign([tp])
+        await self._consumer.seek_to_end(tp)
+        await self._consumer.position(tp)  # fix the position before the first request goes out
+        self._reader = asyncio.create_task(self._read(), name=f"search-replies-{self.client_id}")
+
+    async def stop(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.cancel()
+        await self._consumer.stop()
+        await self._producer.stop()
+
+    async def __aenter__(self) -> SearchClient:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _read(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for msgs in batch.values():
+                for msg in msgs:
+                    try:
+                        resp = SearchResponse.from_bytes(msg.value or b"")
+                    except ValueError as exc:
+                        log.error("unreadable reply on %s: %s", self.reply_topic, exc)
+                        continue
+                    fut = self._pending.pop(resp.request_id, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(resp)
+
+    async def search(
+        self,
+        user_id: str,
+        text: str | None = None,
+        *,
+        image_b64: str | None = None,
+        k: int = 10,
+        personalization_weight: float | None = None,
+        timeout_s: float = 5.0,
+        raise_on_error: bool = True,
+    ) -> SearchResponse:
+        req = SearchRequest(
+            user_id=user_id,
+            text=text,
+            image_b64=image_b64,
+            k=k,
+            personalization_weight=personalization_weight,
+            reply_topic=self.reply_topic,
+            timeout_ms=int(timeout_s * 1000),
+        )
+        return await self.send(req, timeout_s=timeout_s, raise_on_error=raise_on_error)
+
+    async def send(
+        self, req: SearchRequest, *, timeout_s: float = 5.0, raise_on_error: bool = True
+    ) -> SearchResponse:
+        if self._reader is None:
+            raise RuntimeError("SearchClient.start() first (or use it as an async context manager)")
+        if req.reply_topic != self.reply_topic:
+            raise ValueError("the request's reply topic is not this client's")
+        fut: asyncio.Future[SearchResponse] = asyncio.get_running_loop().create_future()
+        self._pending[req.request_id] = fut
+        try:
+            await self._producer.send_and_wait(
+                topics.search_requests().name, key=req.user_id.encode(), value=req.to_bytes()
+            )
+            resp = await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            raise SearchTimeout(
+                f"no reply to search {req.request_id} within {timeout_s:.1f}s: is a query worker running "
+                f"(python -m consumers.query_worker)?"
+            ) from None
+        finally:
+            self._pending.pop(req.request_id, None)
+        if raise_on_error and resp.error is not None:
+            raise SearchError(resp)
+        return resp

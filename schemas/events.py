@@ -1,0 +1,270 @@
+"""Every event that crosses a topic. JSON on the wire; ``schema_version`` on every event.
+
+Rules: unknown fields are rejected (a typo upstream is an error, not silently dropped data), a
+version this code does not know is rejected with a clear reason, ids are short printable strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@/+=-]+$")]
+"""Image, user, request and event ids: printable, no spaces, at most 128 characters."""
+
+MAX_QUERY_TEXT_CHARS = 1000
+MAX_K = 100
+MAX_INLINE_IMAGE_BYTES = 8 * 1024 * 1024
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class EventType(StrEnum):
+    """Interaction kinds. Weights per kind are configuration (see imgsearch.config)."""
+
+    VIEW = "view"
+    CLICK = "click"
+    FAVORITE = "favorite"
+    DOWNLOAD = "download"
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls: type[E], data: bytes | str) -> E:
+        return cls.model_validate_json(data)
+
+
+E = TypeVar("E", bound=Event)
+
+
+def _decode_b64(value: str, field: str, limit: int = MAX_INLINE_IMAGE_BYTES) -> bytes:
+    if len(value) > (limit * 4) // 3 + 4:
+        raise ValueError(f"{field} is larger than {limit} bytes")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"{field} is not valid base64: {exc}") from exc
+
+
+class NewImage(Event):
+    """An upstream app announces an image. Exactly one of ``source_uri`` / ``image_b64``."""
+
+    type: Literal["image.new"] = "image.new"
+    image_id: Id
+    source_uri: str | None = Field(default=None, max_length=2048)
+    image_b64: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> NewImage:
+        if (self.source_uri is None) == (self.image_b64 is None):
+            raise ValueError("exactly one of source_uri or image_b64 must be given")
+        if self.image_b64 is not None:
+            _decode_b64(self.image_b64, "image_b64")
+        return self
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > 64 or any(len(k) > 64 or len(val) > 2048 for k, val in v.items()):
+            raise ValueError("metadata: at most 64 keys, keys ≤ 64 chars, values ≤ 2048 chars")
+        return v
+
+    def image_bytes(self) -> bytes | None:
+        return None if self.image_b64 is None else _decode_b64(self.image_b64, "image_b64")
+
+    @classmethod
+    def inline(cls, image_id: str, data: bytes, **kw: Any) -> NewImage:
+        return cls(image_id=image_id, image_b64=base64.b64encode(data).decode("ascii"), **kw)
+
+
+class ImageIndexed(Event):
+    """The embedding worker indexed an image and assigned it a cluster (style)."""
+
+    type: Literal["image.indexed"] = "image.indexed"
+    image_id: Id
+    cluster_id: int = Field(ge=-1, description="-1 while no cluster model exists")
+    model_id: str
+    centroid_version: str
+    indexed_at: datetime = Field(default_factory=utcnow)
+
+
+class Interaction(Event):
+    """A user did something with an image."""
+
+    type: Literal["interaction"] = "interaction"
+    event_id: Id = Field(default_factory=new_id)
+    user_id: Id
+    image_id: Id
+    event_type: EventType
+    timestamp: datetime = Field(default_factory=utcnow)
+    session_id: Id | None = None
+
+
+class PersonalizationEvent(Event):
+    """An interaction mapped to the cluster level: what the personal ranker learns from."""
+
+    type: Literal["personalization"] = "personalization"
+    event_id: Id
+    user_id: Id
+    cluster_id: int = Field(ge=0)
+    image_id: Id
+    event_type: EventType
+    weight: float = Field(gt=0)
+    timestamp: datetime
+    session_id: Id | None = None
+
+
+class SearchRequest(Event):
+    """A search client asks; the answer goes to ``reply_topic`` keyed by ``request_id``."""
+
+    type: Literal["search.request"] = "search.request"
+    request_id: Id = Field(default_factory=new_id)
+    user_id: Id
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY_TEXT_CHARS)
+    image_b64: str | None = None
+    k: int = Field(default=10, ge=1, le=MAX_K)
+    personalization_weight: float | None = Field(default=None, ge=0.0, le=1.0)
+    reply_topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
+    sent_at: datetime = Field(default_factory=utcnow)
+    timeout_ms: int = Field(default=5000, ge=1, le=120_000)
+
+    @model_validator(mode="after")
+    def _has_query(self) -> SearchRequest:
+        if self.text is None and self.image_b64 is None:
+            raise ValueError("a search needs text or image_b64 (or both)")
+        if self.image_b64 is not None:
+            _decode_b64(self.image_b64, "image_b64")
+        return self
+
+    def image_bytes(self) -> bytes | None:
+        return None if self.image_b64 is None else _decode_b64(self.image_b64, "image_b64")
+
+
+class SearchHit(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_id: str
+    rank: int = Field(ge=1)
+    cluster_id: int
+    knn_score: float
+    personal_score: float
+    blended_score: float
+    metadata: dict[str, str] = Field(default_factory=dict)
+    drivers: list[str] = Field(
+        default_factory=list, description="recent interactions behind the personal score"
+    )
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str
+    message: str
+
+
+class SearchResponse(Event):
+    type: Literal["search.response"] = "search.response"
+    request_id: Id
+    user_id: Id
+    hits: list[SearchHit] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    personalization_weight: float = 0.0
+    personalized: bool = False
+    ranker: str = ""
+    notes: list[str] = Field(default_factory=list)
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    answered_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class DeadLetter(Event):
+    """An event a worker could not process: kept with its reason, never dropped."""
+
+    type: Literal["dead-letter"] = "dead-letter"
+    reason_code: str
+    reason: str
+    source_topic: str
+    source_partition: int | None = None
+    source_offset: int | None = None
+    consumer: str
+    original_key_b64: str | None = None
+    original_b64: str = Field(description="the original payload, base64 (it may not be text)")
+    failed_at: datetime = Field(default_factory=utcnow)
+
+    def original_bytes(self) -> bytes:
+        return base64.b64decode(self.original_b64)
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    NewImage,
+    ImageIndexed,
+    Interaction,
+    PersonalizationEvent,
+    SearchRequest,
+    SearchResponse,
+    DeadLetter,
+)
+
+
+class InvalidEvent(ValueError):
+    """A payload that is not a valid event of the expected kind; ``code`` is machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse_event(model: type[E], payload: bytes | str | None) -> E:
+    """Parse one wire payload into ``model`` or raise :class:`InvalidEvent` with a clear reason."""
+    if payload is None:
+        raise InvalidEvent("empty", "the message has no value")
+    try:
+        raw = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidEvent("malformed_json", f"not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidEvent("schema_violation", f"expected a JSON object, got {type(raw).__name__}")
+    version = raw.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise InvalidEvent(
+            "unknown_version",
+            f"schema_version {version!r} is not supported (this worker reads {SCHEMA_VERSION})",
+        )
+    expected_type = model.model_fields["type"].default
+    if "type" in raw and raw["type"] != expected_type:
+        raise InvalidEvent("wrong_type", f"expected type {expected_type!r}, got {raw['type']!r}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidEvent("schema_violation", problems) from exc

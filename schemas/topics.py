@@ -1,0 +1,78 @@
+"""Topic names and partition keys: the one place they are defined.
+
+Every topic is keyed so that the work that must meet on one worker meets there:
+interactions, personalization events and search requests are all keyed by ``user_id`` and have the
+same partition count, so the query worker's per-user profile table is co-partitioned with the
+search requests it serves and is read locally.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    doc: str
+    compacted: bool = False
+    partitions: int | None = None  # None: the configured default
+
+
+def _prefix() -> str:
+    return os.environ.get("IMGSEARCH_TOPIC_PREFIX", "imgsearch")
+
+
+def _name(suffix: str) -> str:
+    return f"{_prefix()}.{suffix}"
+
+
+def new_images() -> TopicSpec:
+    return TopicSpec(_name("images.new"), "image_id", "NewImage events from upstream apps")
+
+
+def images_indexed() -> TopicSpec:
+    return TopicSpec(_name("images.indexed"), "image_id", "ImageIndexed: image → cluster id")
+
+
+def interactions() -> TopicSpec:
+    return TopicSpec(_name("interactions"), "user_id", "Interaction events from upstream apps")
+
+
+def personalization_events() -> TopicSpec:
+    return TopicSpec(_name("personalization.events"), "user_id", "cluster-level interactions for the ranker")
+
+
+def search_requests() -> TopicSpec:
+    return TopicSpec(_name("search.requests"), "user_id", "SearchRequest from search clients")
+
+
+def reply_topic(client_id: str) -> TopicSpec:
+    return TopicSpec(
+        _name(f"search.replies.{client_id}"), "request_id", "SearchResponse for one client", partitions=1
+    )
+
+
+def dead_letters() -> TopicSpec:
+    return TopicSpec(_name("dead-letters"), "source topic", "DeadLetter: invalid events with a reason")
+
+
+def centroids() -> TopicSpec:
+    return TopicSpec(
+        _name("centroids"), "'current'", "versioned centroid model (compacted)", compacted=True, partitions=1
+    )
+
+
+def all_shared() -> list[TopicSpec]:
+    """The topics created up front (reply topics are created by each search client)."""
+    return [
+        new_images(),
+        images_indexed(),
+        interactions(),
+        personalization_events(),
+        search_requests(),
+        dead_letters(),
+        centroids(),
+    ]

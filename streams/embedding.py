@@ -1,0 +1,170 @@
+"""Role 1, the embedding worker: new image → embedding (+ style vector) → nearest centroid →
+upsert into OpenSearch (image id = document id) → image-indexed event.
+
+Events are taken in small batches (the embedder is much faster per image in a batch). Invalid
+events and undecodable/refused images go to the dead-letter topic with a reason; the batch goes on.
+OpenSearch faults are retried with backoff until they pass: the offsets of a batch are not
+committed before its documents are written, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import numpy as np
+from PIL import Image
+
+from imgsearch.config import Settings
+from imgsearch.domain.centroids import NO_CLUSTER, NO_MODEL_VERSION, CentroidModel
+from imgsearch.embedding.base import Embedder
+from imgsearch.embedding.style import StyleDescriber
+from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
+from imgsearch.index.opensearch import ImageDoc, OpenSearchIndex
+from schemas import topics
+from schemas.events import ImageIndexed, InvalidEvent, NewImage, parse_event
+from streams.centroids import CentroidWatcher
+from streams.common import DeadLetters, Offload, make_app, topic
+
+log = logging.getLogger(__name__)
+ROLE = "embedder"
+
+
+@dataclass
+class Loaded:
+    event: Any
+    image: NewImage
+    pixels: Image.Image
+
+
+def assign(
+    model: CentroidModel | None, embedder_id: str, style_id: str, search: np.ndarray, style: np.ndarray
+) -> tuple[list[int], str]:
+    """Cluster ids for a batch, with the centroid version used (``-1``/``none`` without a model)."""
+    if model is None:
+        return [NO_CLUSTER] * len(search), NO_MODEL_VERSION
+    vectors, feature = (style, style_id) if model.vector_kind == "style" else (search, embedder_id)
+    if model.feature_id != feature:
+        log.error(
+            "centroid model %s was trained on %s, not %s: images stay unclustered",
+            model.version,
+            model.feature_id,
+            feature,
+        )
+        return [NO_CLUSTER] * len(search), NO_MODEL_VERSION
+    return [int(c) for c in model.assign(vectors)], model.version
+
+
+class EmbeddingPipeline:
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        embedder: Embedder,
+        style: StyleDescriber,
+        index: OpenSearchIndex,
+        centroids: CentroidWatcher,
+    ) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.style = style
+        self.index = index
+        self.centroids = centroids
+        self.dlq = DeadLetters(app, settings, ROLE)
+        self.indexed_topic = topic(app, topics.images_indexed(), settings)
+        self.offload = Offload()
+        self.roots = parse_roots(settings.allowed_uri_roots)
+        self.processed = 0
+        self.index_ready = asyncio.Event()
+
+    def _load_pixels(self, image: NewImage) -> Image.Image:
+        data = image.image_bytes()
+        if data is None:
+            assert image.source_uri is not None
+            data = fetch_uri(image.source_uri, self.roots, self.settings.max_image_bytes)
+        return decode(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
+
+    async def process(self, events: list[Any]) -> None:
+        loaded: list[Loaded] = []
+        for event in events:
+            try:
+                image = parse_event(NewImage, event.message.value)
+                pixels = await self.offload.run(self._load_pixels, image)
+            except InvalidEvent as exc:
+                await self.dlq.from_event(event, exc.code, exc.message)
+                continue
+            except ImageRejected as exc:
+                await self.dlq.from_event(event, exc.code, str(exc))
+                continue
+            loaded.append(Loaded(event, image, pixels))
+        if not loaded:
+            return
+        await self.index_ready.wait()
+        pix = [x.pixels for x in loaded]
+        search = await self.offload.run(self.embedder.embed_images, pix)
+        style = await self.offload.run(self.style.describe, pix)
+        await asyncio.wait_for(self.centroids.ready.wait(), timeout=60)
+        clusters, version = assign(
+            self.centroids.current, self.embedder.model_id, self.style.model_id, search, style
+        )
+        now = datetime.now(UTC)
+        docs = [
+            ImageDoc(
+                image_id=x.image.image_id,
+                embedding=search[i],
+                style=style[i],
+                cluster_id=clusters[i],
+                model_id=self.embedder.model_id,
+                centroid_version=version,
+                source_uri=x.image.source_uri,
+                metadata=x.image.metadata,
+                indexed_at=now.isoformat(),
+            )
+            for i, x in enumerate(loaded)
+        ]
+        await self.index.upsert(docs)
+        for doc in docs:
+            out = ImageIndexed(
+                image_id=doc.image_id,
+                cluster_id=doc.cluster_id,
+                model_id=doc.model_id,
+                centroid_version=version,
+                indexed_at=now,
+            )
+            await self.indexed_topic.send(key=doc.image_id.encode(), value=out.to_bytes())
+        self.processed += len(docs)
+
+
+def build(
+    settings: Settings, embedder: Embedder, style: StyleDescriber
+) -> tuple[faust.App, EmbeddingPipeline]:
+    app = make_app(ROLE, settings)
+    index = OpenSearchIndex(
+        settings.opensearch_url,
+        settings.index_name,
+        user=settings.opensearch_user,
+        password=settings.opensearch_password,
+    )
+    watcher = CentroidWatcher(settings.kafka_bootstrap)
+    pipeline = EmbeddingPipeline(app, settings, embedder, style, index, watcher)
+    source = topic(app, topics.new_images(), settings)
+
+    @app.task
+    async def prepare() -> None:
+        await index.ensure(embedder.dimension, embedder.model_id)
+        pipeline.index_ready.set()
+
+    @app.task
+    async def watch_centroids() -> None:
+        await watcher.run()
+
+    @app.agent(source, name="embed-images")
+    async def embed_images(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.embed_batch, within=0.05):
+            await pipeline.process(list(events))
+
+    return app, pipeline

@@ -1,0 +1,104 @@
+"""Role 2, the interaction mapper: interaction (user, image) → cluster id → personalization event.
+
+The image → cluster mapping is a global table fed by image-indexed events, so every mapper has the
+whole mapping whatever partitions of the interactions it owns. An interaction for an image not
+indexed yet waits a bounded time (IMGSEARCH_UNKNOWN_IMAGE_WAIT_S), then goes to the dead-letter
+topic with a reason. The personalization event keeps the interaction's event id, so redelivery
+after a rebalance is recognised downstream and never counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+
+from imgsearch.config import Settings
+from imgsearch.domain.centroids import NO_CLUSTER
+from schemas import topics
+from schemas.events import ImageIndexed, Interaction, InvalidEvent, PersonalizationEvent, parse_event
+from streams.common import DeadLetters, json_schema, make_app, topic
+
+log = logging.getLogger(__name__)
+ROLE = "interactions"
+
+
+class InteractionMapper:
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.settings = settings
+        self.clusters = app.GlobalTable(
+            "image-clusters", schema=json_schema(), partitions=settings.partitions
+        )
+        self.dlq = DeadLetters(app, settings, ROLE)
+        self.out = topic(app, topics.personalization_events(), settings)
+        self.mapped = 0
+
+    async def cluster_of(self, image_id: str) -> int | None:
+        deadline = time.monotonic() + self.settings.unknown_image_wait_s
+        while True:
+            cluster = self.clusters.get(image_id)
+            if cluster is not None and cluster != NO_CLUSTER:
+                return int(cluster)
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.1)
+
+    async def handle(self, event: Any) -> None:
+        try:
+            interaction = parse_event(Interaction, event.message.value)
+        except InvalidEvent as exc:
+            await self.dlq.from_event(event, exc.code, exc.message)
+            return
+        cluster = await self.cluster_of(interaction.image_id)
+        if cluster is None:
+            known = interaction.image_id in self.clusters
+            code, why = (
+                ("unclustered_image", "the image is indexed but has no cluster yet (no centroid model)")
+                if known
+                else (
+                    "unknown_image",
+                    f"image {interaction.image_id!r} was not indexed within "
+                    f"{self.settings.unknown_image_wait_s:.0f}s",
+                )
+            )
+            await self.dlq.from_event(event, code, why)
+            return
+        out = PersonalizationEvent(
+            event_id=interaction.event_id,
+            user_id=interaction.user_id,
+            cluster_id=cluster,
+            image_id=interaction.image_id,
+            event_type=interaction.event_type,
+            weight=self.settings.event_weights.get(interaction.event_type, 1.0),
+            timestamp=interaction.timestamp,
+            session_id=interaction.session_id,
+        )
+        await self.out.send(key=interaction.user_id.encode(), value=out.to_bytes())
+        self.mapped += 1
+
+
+def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
+    app = make_app(ROLE, settings)
+    mapper = InteractionMapper(app, settings)
+    indexed = topic(app, topics.images_indexed(), settings)
+    source = topic(app, topics.interactions(), settings)
+
+    @app.agent(indexed, name="image-clusters")
+    async def track_clusters(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                msg = parse_event(ImageIndexed, event.message.value)
+            except InvalidEvent as exc:
+                await mapper.dlq.from_event(event, exc.code, exc.message)
+                continue
+            mapper.clusters[msg.image_id] = msg.cluster_id
+
+    @app.agent(source, name="map-interactions")
+    async def map_interactions(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await mapper.handle(event)
+
+    return app, mapper

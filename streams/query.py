@@ -1,0 +1,246 @@
+"""Role 3, the query worker: answers search requests over request/reply topics.
+
+It also owns the per-user profile table (changelog-backed), fed by personalization events. Both
+topics are keyed by user id with the same partition count, so faust assigns them co-partitioned
+and a user's profile is always local to the worker that serves that user's searches.
+
+search request → query embedding → k-NN candidates → personal scores per candidate cluster →
+blended ranking → reply on the client's reply topic, keyed by request id. Every request gets a
+reply: an error reply when the query is invalid, the request has expired or the index is down; a
+ranker failure falls back to pure relevance and says so in the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import numpy as np
+
+from imgsearch.config import Settings
+from imgsearch.domain.blend import blend
+from imgsearch.domain.profile import Profile
+from imgsearch.embedding.base import Embedder
+from imgsearch.images import ImageRejected, decode
+from imgsearch.index.opensearch import OpenSearchIndex
+from imgsearch.ranker.base import PersonalRanker, RankerResult
+from imgsearch.ranker.local import LocalProfileRanker
+from schemas import topics
+from schemas.events import (
+    ErrorInfo,
+    InvalidEvent,
+    PersonalizationEvent,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    parse_event,
+)
+from streams.common import DeadLetters, Offload, json_schema, make_app, topic
+
+log = logging.getLogger(__name__)
+ROLE = "query"
+RANKER_TIMEOUT_S = 0.5
+
+
+def _reply_target(payload: bytes | None) -> tuple[str, str, str] | None:
+    """Best effort (request id, user id, reply topic) from an invalid request, to send it an error."""
+    try:
+        raw = json.loads(payload or b"")
+        rid, uid, rt = raw.get("request_id"), raw.get("user_id"), raw.get("reply_topic")
+        if all(isinstance(x, str) and 0 < len(x) <= 249 for x in (rid, uid, rt)):
+            return rid, uid, rt
+    except (ValueError, AttributeError):
+        pass
+    return None
+
+
+class QueryService:
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        embedder: Embedder,
+        index: OpenSearchIndex,
+        ranker: PersonalRanker | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.embedder = embedder
+        self.index = index
+        self.profiles = app.Table("profiles", schema=json_schema(), partitions=settings.partitions)
+        self.ranker: PersonalRanker = ranker or LocalProfileRanker(
+            self._profile, settings.profile_half_life_s
+        )
+        self.dlq = DeadLetters(app, settings, ROLE)
+        self.offload = Offload()
+        self.answered = 0
+
+    def _profile(self, user_id: str) -> dict[str, Any] | None:
+        raw = self.profiles.get(user_id)
+        return None if raw is None else dict(raw)
+
+    def learn(self, ev: PersonalizationEvent) -> bool:
+        profile = Profile.from_dict(self._profile(ev.user_id))
+        changed = profile.add(
+            ev.event_id,
+            ev.cluster_id,
+            ev.weight,
+            ev.timestamp.timestamp(),
+            self.settings.profile_half_life_s,
+            ev.image_id,
+            ev.event_type.value,
+        )
+        if changed:
+            self.profiles[ev.user_id] = profile.to_dict()
+        return changed
+
+    def _embed_query(self, req: SearchRequest) -> np.ndarray:
+        vectors = []
+        if req.text is not None:
+            vectors.append(self.embedder.embed_texts([req.text])[0])
+        data = req.image_bytes()
+        if data is not None:
+            img = decode(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
+            vectors.append(self.embedder.embed_images([img])[0])
+        v = np.mean(vectors, axis=0)
+        return v / max(float(np.linalg.norm(v)), 1e-12)
+
+    async def answer(self, req: SearchRequest) -> SearchResponse:
+        timings: dict[str, float] = {}
+        notes: list[str] = []
+        weight = (
+            self.settings.personalization_weight
+            if req.personalization_weight is None
+            else req.personalization_weight
+        )
+        base = {"request_id": req.request_id, "user_id": req.user_id, "personalization_weight": weight}
+        t0 = time.perf_counter()
+        try:
+            vector = await self.offload.run(self._embed_query, req)
+        except ImageRejected as exc:
+            return SearchResponse(**base, error=ErrorInfo(code=exc.code, message=str(exc)))
+        t1 = time.perf_counter()
+        timings["embed"] = (t1 - t0) * 1000
+        n = max(req.k * self.settings.candidate_multiplier, self.settings.min_candidates)
+        try:
+            candidates = await self.index.knn(vector.tolist(), n)
+        except Exception as exc:
+            log.error("k-NN failed for %s: %s", req.request_id, exc)
+            return SearchResponse(
+                **base,
+                error=ErrorInfo(code="index_unavailable", message=f"the vector index did not answer: {exc}"),
+            )
+        t2 = time.perf_counter()
+        timings["knn"] = (t2 - t1) * 1000
+        result = RankerResult({}, False, "none")
+        if weight > 0 and candidates:
+            clusters = sorted({c.cluster_id for c in candidates if c.cluster_id >= 0})
+            try:
+                result = await asyncio.wait_for(self.ranker.rank(req.user_id, clusters), RANKER_TIMEOUT_S)
+            except Exception as exc:
+                notes.append(f"personalization unavailable ({type(exc).__name__}); ranked by relevance only")
+            if not result.has_signal and not notes:
+                notes.append("no interactions for this user yet; ranked by relevance only")
+        ranked = blend(candidates, result.scores, weight if result.has_signal else 0.0, req.k)
+        timings["rank"] = (time.perf_counter() - t2) * 1000
+        hits = [
+            SearchHit(
+                image_id=r.candidate.image_id,
+                rank=i + 1,
+                cluster_id=r.candidate.cluster_id,
+                knn_score=r.candidate.knn_score,
+                personal_score=r.personal_score,
+                blended_score=r.blended_score,
+                metadata=dict(r.candidate.metadata or {}),
+                drivers=result.drivers.get(r.candidate.cluster_id, []),
+            )
+            for i, r in enumerate(ranked)
+        ]
+        return SearchResponse(
+            **base,
+            hits=hits,
+            personalized=result.has_signal,
+            ranker=result.ranker,
+            notes=notes,
+            timings_ms=timings,
+        )
+
+    async def reply(self, reply_topic: str, response: SearchResponse) -> None:
+        await self.app.topic(reply_topic, key_type=bytes, value_type=bytes).send(
+            key=response.request_id.encode(), value=response.to_bytes()
+        )
+        self.answered += 1
+
+    async def handle(self, event: Any) -> None:
+        payload = event.message.value
+        try:
+            req = parse_event(SearchRequest, payload)
+        except InvalidEvent as exc:
+            await self.dlq.from_event(event, exc.code, exc.message)
+            target = _reply_target(payload)
+            if target:
+                rid, uid, rt = target
+                await self.reply(
+                    rt,
+                    SearchResponse(
+                        request_id=rid, user_id=uid, error=ErrorInfo(code=exc.code, message=exc.message)
+                    ),
+                )
+            return
+        age_ms = (datetime.now(UTC) - req.sent_at).total_seconds() * 1000
+        if age_ms > req.timeout_ms:
+            response = SearchResponse(
+                request_id=req.request_id,
+                user_id=req.user_id,
+                error=ErrorInfo(
+                    code="expired",
+                    message=f"the request waited {age_ms:.0f} ms, over its {req.timeout_ms} ms",
+                ),
+            )
+        else:
+            response = await self.answer(req)
+        await self.reply(req.reply_topic, response)
+
+
+def build(
+    settings: Settings,
+    embedder: Embedder,
+    ranker: PersonalRanker | None = None,
+) -> tuple[faust.App, QueryService]:
+    app = make_app(ROLE, settings)
+    index = OpenSearchIndex(
+        settings.opensearch_url,
+        settings.index_name,
+        user=settings.opensearch_user,
+        password=settings.opensearch_password,
+    )
+    service = QueryService(app, settings, embedder, index, ranker)
+    requests = topic(app, topics.search_requests(), settings)
+    events = topic(app, topics.personalization_events(), settings)
+
+    @app.agent(events, name="learn-profiles")
+    async def learn_profiles(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                ev = parse_event(PersonalizationEvent, event.message.value)
+            except InvalidEvent as exc:
+                await service.dlq.from_event(event, exc.code, exc.message)
+                continue
+            service.learn(ev)
+
+    @app.agent(requests, name="answer-searches", concurrency=1)
+    async def answer_searches(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await service.handle(event)
+
+    return app, service
+
+
+def encode_image(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
