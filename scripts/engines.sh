@@ -1,0 +1,439 @@
+#!/usr/bin/env bash
+# Run a real single-node Apache Kafka (KRaft) and OpenSearch 2.19 + k-NN as local processes,
+# from official artifacts on Maven Central (no Docker needed). See docs/engines.md.
+#
+#   scripts/engines.sh install            download + assemble into the cache (idempotent)
+#   scripts/engines.sh start  [engine]    install if needed, start, wait until healthy
+#   scripts/engines.sh stop   [engine]    graceful stop (SIGTERM, then SIGKILL after a timeout)
+#   scripts/engines.sh status [engine]    exit 0 only if the engine(s) are healthy
+#   scripts/engines.sh reset  [engine]    stop and delete the data dir (the cache is kept)
+#   scripts/engines.sh env                print KAFKA_BOOTSTRAP=... / OPENSEARCH_URL=... (eval-able)
+#   scripts/engines.sh kafka-tool <class> [args]   run a Kafka CLI class on the broker's classpath, e.g.
+#       org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
+#   engine: kafka | opensearch (default: both)
+#
+# Environment:
+#   IMGSEARCH_CACHE (~/.cache/imgsearch)  artifacts: $IMGSEARCH_CACHE/engines, maven repo: .../m2
+#   IMGSEARCH_DATA  (<repo>/.engines)     data, logs, pid files
+#   KAFKA_PORT (9092) KAFKA_CONTROLLER_PORT (9093) OPENSEARCH_PORT (9200) OPENSEARCH_TRANSPORT_PORT (9300)
+#   KAFKA_HEAP_OPTS (-Xms512m -Xmx512m)  OPENSEARCH_JAVA_OPTS (-Xms512m -Xmx1g)
+#   IMGSEARCH_OS_USER (imgsearch-os)      system user OpenSearch runs as when we are root
+#   ENGINES_START_TIMEOUT (180s)  ENGINES_STOP_TIMEOUT (30s)
+#   JAVA_HOME / OPENSEARCH_JAVA_HOME      override the JVMs (Kafka: >= 17, OpenSearch 2.x: 11..21)
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$SCRIPT_DIR")
+OPS=$REPO/ops
+
+CACHE=${IMGSEARCH_CACHE:-$HOME/.cache/imgsearch}
+ENG_CACHE=$CACHE/engines
+M2=$CACHE/m2
+DATA=${IMGSEARCH_DATA:-$REPO/.engines}
+
+KAFKA_PORT=${KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+OPENSEARCH_PORT=${OPENSEARCH_PORT:-9200}
+OPENSEARCH_TRANSPORT_PORT=${OPENSEARCH_TRANSPORT_PORT:-9300}
+KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}
+OPENSEARCH_JAVA_OPTS=${OPENSEARCH_JAVA_OPTS:--Xms512m -Xmx1g}
+OS_USER=${IMGSEARCH_OS_USER:-imgsearch-os}
+START_TIMEOUT=${ENGINES_START_TIMEOUT:-180}
+STOP_TIMEOUT=${ENGINES_STOP_TIMEOUT:-30}
+
+KAFKA_POM=$OPS/kafka/pom.xml
+OS_POM=$OPS/opensearch/pom.xml
+
+# single source of truth for versions: the poms
+pom_prop() { sed -n "s:.*<$2>\(.*\)</$2>.*:\1:p" "$1" | head -n1; }
+KAFKA_VERSION=$(pom_prop "$KAFKA_POM" kafka.version)
+OS_VERSION=$(pom_prop "$OS_POM" opensearch.version)
+KNN_VERSION=$(pom_prop "$OS_POM" knn.version)
+
+KAFKA_HOME=$ENG_CACHE/kafka-$KAFKA_VERSION          # lib/*.jar
+OS_CACHE=$ENG_CACHE/opensearch-$OS_VERSION          # artifacts/, dist/ (assembled, k-NN installed)
+KAFKA_DATA=$DATA/kafka
+OS_DATA=$DATA/opensearch
+
+log()  { printf '[engines] %s\n' "$*" >&2; }
+die()  { printf '[engines] ERROR: %s\n' "$*" >&2; exit 1; }
+now()  { date +%s; }
+
+# ---------------------------------------------------------------- java / tools
+java_major() { # $1 = java binary
+  "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = \([0-9.]*\).*/\1/p' \
+    | sed 's/^1\.//; s/\..*//'
+}
+
+KAFKA_JAVA=""
+kafka_java() {
+  [[ -n $KAFKA_JAVA ]] && return 0
+  local j=""
+  if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then j=$JAVA_HOME/bin/java
+  elif command -v java >/dev/null 2>&1; then j=$(command -v java)
+  else die "java not found (need Java 17+ for Kafka 4.x): install openjdk-17-jre-headless or set JAVA_HOME"; fi
+  local m; m=$(java_major "$j")
+  [[ -n $m && $m -ge 17 ]] || die "$j is Java '${m:-?}', Kafka ${KAFKA_VERSION} needs Java 17+ (set JAVA_HOME)"
+  KAFKA_JAVA=$j
+}
+
+OS_JAVA_HOME=""
+opensearch_java_home() { # OpenSearch 2.x supports Java 11..21; prefer the default java, never e.g. 25
+  [[ -n $OS_JAVA_HOME ]] && return 0
+  local cands=() c m
+  [[ -n ${OPENSEARCH_JAVA_HOME:-} ]] && cands+=("$OPENSEARCH_JAVA_HOME")
+  [[ -n ${JAVA_HOME:-} ]] && cands+=("$JAVA_HOME")
+  if command -v java >/dev/null 2>&1; then cands+=("$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")"); fi
+  for c in /usr/lib/jvm/java-17-openjdk-* /usr/lib/jvm/java-21-openjdk-* /usr/lib/jvm/*17* /usr/lib/jvm/*21*; do
+    [[ -d $c ]] && cands+=("$c")
+  done
+  for c in "${cands[@]}"; do
+    [[ -x $c/bin/java ]] || continue
+    m=$(java_major "$c/bin/java")
+    if [[ -n $m && $m -ge 11 && $m -le 21 ]]; then OS_JAVA_HOME=$c; return 0; fi
+  done
+  die "no Java 11..21 found for OpenSearch ${OS_VERSION} (install openjdk-17-jre-headless or set OPENSEARCH_JAVA_HOME)"
+}
+
+need_cmd() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found: $2"; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+port_owner() { # best effort description of who listens on a port
+  if command -v ss >/dev/null 2>&1; then
+    ss -ltnpH "sport = :$1" 2>/dev/null | sed 's/^/    /' | head -n3
+  fi
+}
+
+pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+read_pid() { [[ -f $1 ]] && tr -dc '0-9' <"$1" || true; }
+
+sha() { cat "$@" | sha256sum | cut -c1-64; }
+
+# ---------------------------------------------------------------- install
+install_kafka() {
+  local stamp=$KAFKA_HOME/.installed want
+  want="kafka-$KAFKA_VERSION $(sha "$KAFKA_POM")"
+  if [[ -f $stamp && $(cat "$stamp") == "$want" && -f $KAFKA_HOME/lib/kafka_2.13-$KAFKA_VERSION.jar ]]; then
+    log "kafka $KAFKA_VERSION: already installed ($KAFKA_HOME)"; return 0
+  fi
+  need_cmd mvn "install maven (apt-get install maven) to fetch artifacts from Maven Central"
+  kafka_java
+  local t0; t0=$(now)
+  log "kafka $KAFKA_VERSION: resolving runtime jars from Maven Central into $KAFKA_HOME/lib ..."
+  mkdir -p "$KAFKA_HOME" "$M2"
+  rm -rf "$KAFKA_HOME/lib.tmp"
+  mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" -Dmaven.repo.local="$M2" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME/lib.tmp" \
+      >"$KAFKA_HOME/mvn.log" 2>&1 \
+    || { cat "$KAFKA_HOME/mvn.log" >&2; die "mvn failed to resolve Kafka artifacts (output above; pom: $KAFKA_POM)"; }
+  [[ -f $KAFKA_HOME/lib.tmp/kafka_2.13-$KAFKA_VERSION.jar ]] || die "kafka_2.13-$KAFKA_VERSION.jar missing after mvn"
+  rm -rf "$KAFKA_HOME/lib"; mv "$KAFKA_HOME/lib.tmp" "$KAFKA_HOME/lib"
+  echo "$want" >"$stamp"
+  log "kafka $KAFKA_VERSION: installed ($(ls "$KAFKA_HOME/lib" | wc -l) jars, $(( $(now) - t0 ))s)"
+}
+
+install_opensearch() {
+  local stamp=$OS_CACHE/.installed want
+  want="opensearch-$OS_VERSION knn-$KNN_VERSION $(sha "$OS_POM" "$OPS/opensearch/lang-painless.plugin-descriptor.properties" "$OPS/opensearch/lang-painless.plugin-security.policy")"
+  if [[ -f $stamp && $(cat "$stamp") == "$want" && -x $OS_CACHE/dist/bin/opensearch ]]; then
+    log "opensearch $OS_VERSION + k-NN $KNN_VERSION: already installed ($OS_CACHE/dist)"; return 0
+  fi
+  need_cmd mvn "install maven (apt-get install maven) to fetch artifacts from Maven Central"
+  need_cmd unzip "apt-get install unzip"
+  opensearch_java_home
+  local t0; t0=$(now)
+  local art=$OS_CACHE/artifacts
+  log "opensearch $OS_VERSION: resolving distribution, k-NN $KNN_VERSION and lang-painless jars from Maven Central ..."
+  mkdir -p "$OS_CACHE" "$M2"
+  rm -rf "$art.tmp"
+  mvn -q -B -Dstyle.color=never -f "$OS_POM" -Dmaven.repo.local="$M2" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$art.tmp" \
+      >"$OS_CACHE/mvn.log" 2>&1 \
+    || { cat "$OS_CACHE/mvn.log" >&2; die "mvn failed to resolve OpenSearch artifacts (output above; pom: $OS_POM)"; }
+  rm -rf "$art"; mv "$art.tmp" "$art"
+
+  local build=$OS_CACHE/dist.tmp
+  rm -rf "$build"; mkdir -p "$build"
+  unzip -q "$art/opensearch-$OS_VERSION.zip" -d "$build"
+  local home=$build/opensearch-$OS_VERSION
+  [[ -x $home/bin/opensearch ]] || die "unexpected layout of opensearch-$OS_VERSION.zip"
+
+  # The integ-test-zip distribution ships only transport-netty4 in modules/. k-NN declares
+  # extended.plugins=lang-painless, so assemble the painless module from its Maven jars.
+  local pl=$home/modules/lang-painless j
+  mkdir -p "$pl"
+  for j in lang-painless-"$OS_VERSION".jar opensearch-scripting-painless-spi-"$OS_VERSION".jar; do
+    [[ -f $art/$j ]] || die "$j missing from $art"
+    cp "$art/$j" "$pl/"
+  done
+  cp "$art"/antlr4-runtime-*.jar "$art"/asm-*.jar "$pl/"
+  sed "s/@OPENSEARCH_VERSION@/$OS_VERSION/g" "$OPS/opensearch/lang-painless.plugin-descriptor.properties" \
+    >"$pl/plugin-descriptor.properties"
+  cp "$OPS/opensearch/lang-painless.plugin-security.policy" "$pl/plugin-security.policy"
+
+  log "opensearch: installing k-NN plugin offline from $art/opensearch-knn-$KNN_VERSION.zip ..."
+  OPENSEARCH_JAVA_HOME=$OS_JAVA_HOME OPENSEARCH_PATH_CONF=$home/config \
+    "$home/bin/opensearch-plugin" install --batch "file://$art/opensearch-knn-$KNN_VERSION.zip" >"$build/plugin-install.log" 2>&1 \
+    || { cat "$build/plugin-install.log" >&2; die "opensearch-plugin install of k-NN failed"; }
+  [[ -d $home/plugins/opensearch-knn ]] || die "k-NN plugin dir missing after install"
+  rm -rf "$OS_CACHE/dist"; mv "$home" "$OS_CACHE/dist"; rm -rf "$build"
+  echo "$want" >"$stamp"
+  log "opensearch $OS_VERSION + k-NN $KNN_VERSION: installed in $OS_CACHE/dist ($(( $(now) - t0 ))s)"
+}
+
+# ---------------------------------------------------------------- kafka
+KAFKA_PIDFILE=$KAFKA_DATA/kafka.pid
+KAFKA_CONF=$KAFKA_DATA/config/server.properties
+
+kafka_pid() { local p; p=$(read_pid "$KAFKA_PIDFILE"); pid_alive "$p" && grep -qa 'kafka.Kafka' "/proc/$p/cmdline" 2>/dev/null && echo "$p" || true; }
+
+kafka_healthy() { # the broker answers an ApiVersions(v0) request with error_code 0
+  local out
+  out=$( (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT" || exit 1
+          printf '\x00\x00\x00\x0a\x00\x12\x00\x00\x00\x00\x00\x2a\xff\xff' >&3
+          timeout 5 head -c 10 <&3 | od -An -tx1 | tr -d ' \n') 2>/dev/null) || return 1
+  # bytes: size(4) correlation_id(4)=0x2a error_code(2)=0
+  [[ ${out:8:8} == 0000002a && ${out:16:4} == 0000 ]]
+}
+
+kafka_tool() { # run a Kafka CLI class with the broker's classpath (e.g. org.apache.kafka.tools.TopicCommand)
+  kafka_java
+  mkdir -p "$KAFKA_DATA/logs/tools"
+  "$KAFKA_JAVA" -Xmx256m -cp "$KAFKA_HOME/lib/*" \
+    -Dlog4j2.configurationFile="$OPS/kafka/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DATA/logs/tools" "$@"
+}
+
+start_kafka() {
+  kafka_java
+  local pid; pid=$(kafka_pid)
+  if [[ -n $pid ]] && kafka_healthy; then log "kafka: already running and healthy (pid $pid, port $KAFKA_PORT)"; return 0; fi
+  [[ -n $pid ]] && log "kafka: running (pid $pid) but not healthy yet, waiting"
+  if [[ -z $pid ]]; then
+    local p
+    for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+      if port_open "$p"; then
+        log "port $p is already in use by another process:"; port_owner "$p" >&2
+        die "kafka: cannot start, port $p taken (set KAFKA_PORT / KAFKA_CONTROLLER_PORT, or stop that process)"
+      fi
+    done
+    mkdir -p "$KAFKA_DATA/config" "$KAFKA_DATA/data" "$KAFKA_DATA/logs"
+    sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+        -e "s#@LOG_DIRS@#$KAFKA_DATA/data#g" "$OPS/kafka/server.properties.template" >"$KAFKA_CONF"
+    if [[ ! -f $KAFKA_DATA/data/meta.properties ]]; then
+      local cid; cid=$(kafka_tool kafka.tools.StorageTool random-uuid | tail -n1)
+      [[ -n $cid ]] || die "kafka: StorageTool random-uuid failed"
+      # static controller.quorum.voters -> format WITHOUT --standalone
+      kafka_tool kafka.tools.StorageTool format -t "$cid" -c "$KAFKA_CONF" --ignore-formatted >"$KAFKA_DATA/logs/format.out" 2>&1 \
+        || { cat "$KAFKA_DATA/logs/format.out" >&2; die "kafka: storage format failed"; }
+      log "kafka: formatted KRaft storage (cluster id $cid)"
+    fi
+    log "kafka $KAFKA_VERSION: starting on 127.0.0.1:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT) ..."
+    # shellcheck disable=SC2016
+    setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$KAFKA_PIDFILE" \
+      "$KAFKA_JAVA" $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+      -Dkafka.logs.dir="$KAFKA_DATA/logs" -Dlog4j2.configurationFile="$OPS/kafka/log4j2.properties" \
+      -cp "$KAFKA_HOME/lib/*" kafka.Kafka "$KAFKA_CONF" \
+      >"$KAFKA_DATA/logs/kafka.out" 2>&1 </dev/null &
+    disown 2>/dev/null || true
+  fi
+}
+
+wait_kafka() {
+  local t0; t0=$(now)
+  while ! kafka_healthy; do
+    if [[ -z $(kafka_pid) ]] && (( $(now) - t0 > 3 )); then
+      tail -n 30 "$KAFKA_DATA/logs/server.log" "$KAFKA_DATA/logs/kafka.out" 2>/dev/null >&2 || true
+      die "kafka: process exited during startup; logs: $KAFKA_DATA/logs/server.log $KAFKA_DATA/logs/kafka.out"
+    fi
+    (( $(now) - t0 < START_TIMEOUT )) || die "kafka: not healthy after ${START_TIMEOUT}s; logs: $KAFKA_DATA/logs/server.log $KAFKA_DATA/logs/kafka.out"
+    sleep 0.5
+  done
+  log "kafka: healthy on 127.0.0.1:$KAFKA_PORT (pid $(kafka_pid), $(( $(now) - t0 ))s)"
+}
+
+# ---------------------------------------------------------------- opensearch
+OS_PIDFILE=$OS_DATA/run/opensearch.pid
+OS_HOME=$OS_DATA/home
+OS_CONF=$OS_DATA/config
+
+opensearch_pid() { local p; p=$(read_pid "$OS_PIDFILE"); pid_alive "$p" && grep -qa 'org.opensearch.bootstrap.OpenSearch' "/proc/$p/cmdline" 2>/dev/null && echo "$p" || true; }
+
+opensearch_health() { curl -s -m 5 "http://127.0.0.1:$OPENSEARCH_PORT/_cluster/health" 2>/dev/null | sed -n 's/.*"status":"\([a-z]*\)".*/\1/p'; }
+opensearch_healthy() { local s; s=$(opensearch_health); [[ $s == green || $s == yellow ]]; }
+
+as_os_user() { # run a command as the OpenSearch user (it refuses to run as root)
+  if [[ $EUID -eq 0 ]]; then runuser -u "$OS_USER" -- "$@"; else "$@"; fi
+}
+
+ensure_os_user() {
+  [[ $EUID -eq 0 ]] || return 0
+  if ! id -u "$OS_USER" >/dev/null 2>&1; then
+    need_cmd useradd "cannot create the '$OS_USER' user OpenSearch must run as (it refuses root)"
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$OS_USER" \
+      || die "useradd $OS_USER failed"
+    log "opensearch: created system user '$OS_USER' (OpenSearch refuses to run as root)"
+  fi
+  need_cmd runuser "needed to start OpenSearch as '$OS_USER'"
+}
+
+prepare_opensearch_home() {
+  # The cache usually sits under /root (mode 700), unreadable for the OpenSearch user: run from a
+  # copy under the data dir, owned by that user. Refreshed when the cached install changes.
+  local want; want=$(cat "$OS_CACHE/.installed")
+  if [[ ! -f $OS_DATA/.home-stamp || $(cat "$OS_DATA/.home-stamp") != "$want" ]]; then
+    rm -rf "$OS_HOME"; mkdir -p "$OS_DATA"
+    cp -a "$OS_CACHE/dist" "$OS_HOME"
+    echo "$want" >"$OS_DATA/.home-stamp"
+  fi
+  mkdir -p "$OS_CONF/jvm.options.d" "$OS_DATA/data" "$OS_DATA/logs" "$OS_DATA/run"
+  cp "$OS_HOME/config/jvm.options" "$OS_HOME/config/log4j2.properties" "$OS_CONF/"
+  sed -e "s#@OPENSEARCH_PORT@#$OPENSEARCH_PORT#g" -e "s#@OPENSEARCH_TRANSPORT_PORT@#$OPENSEARCH_TRANSPORT_PORT#g" \
+      -e "s#@DATA_DIR@#$OS_DATA/data#g" -e "s#@LOGS_DIR@#$OS_DATA/logs#g" \
+      "$OPS/opensearch/opensearch.yml.template" >"$OS_CONF/opensearch.yml"
+  if [[ $EUID -eq 0 ]]; then
+    chown -R "$OS_USER:" "$OS_DATA"
+    as_os_user test -r "$OS_HOME/bin/opensearch" \
+      || die "user '$OS_USER' cannot read $OS_HOME (a parent directory is not traversable); set IMGSEARCH_DATA to e.g. /var/tmp/imgsearch-engines"
+  fi
+}
+
+start_opensearch() {
+  opensearch_java_home
+  local pid; pid=$(opensearch_pid)
+  if [[ -n $pid ]] && opensearch_healthy; then log "opensearch: already running and healthy (pid $pid, port $OPENSEARCH_PORT)"; return 0; fi
+  [[ -n $pid ]] && log "opensearch: running (pid $pid) but not healthy yet, waiting"
+  if [[ -z $pid ]]; then
+    local p
+    for p in "$OPENSEARCH_PORT" "$OPENSEARCH_TRANSPORT_PORT"; do
+      if port_open "$p"; then
+        log "port $p is already in use by another process:"; port_owner "$p" >&2
+        die "opensearch: cannot start, port $p taken (set OPENSEARCH_PORT / OPENSEARCH_TRANSPORT_PORT, or stop that process)"
+      fi
+    done
+    ensure_os_user
+    prepare_opensearch_home
+    log "opensearch $OS_VERSION: starting on 127.0.0.1:$OPENSEARCH_PORT (java: $OS_JAVA_HOME, opts: $OPENSEARCH_JAVA_OPTS) ..."
+    rm -f "$OS_PIDFILE"
+    # -d: daemonize, -p: pid file (written by OpenSearch itself); setsid: survive this script.
+    (cd "$OS_HOME" && setsid nohup $( [[ $EUID -eq 0 ]] && echo runuser -u "$OS_USER" -- ) \
+      env OPENSEARCH_JAVA_HOME="$OS_JAVA_HOME" OPENSEARCH_PATH_CONF="$OS_CONF" OPENSEARCH_JAVA_OPTS="$OPENSEARCH_JAVA_OPTS" \
+      JAVA_HOME= "$OS_HOME/bin/opensearch" -d -p "$OS_PIDFILE" >"$OS_DATA/logs/startup.out" 2>&1 </dev/null) \
+      || { tail -n 40 "$OS_DATA/logs/startup.out" >&2 || true; die "opensearch: launcher failed; logs: $OS_DATA/logs/ (startup.out, imgsearch-local.log)"; }
+  fi
+}
+
+wait_opensearch() {
+  local t0; t0=$(now)
+  while ! opensearch_healthy; do
+    if [[ -z $(opensearch_pid) ]] && (( $(now) - t0 > 10 )); then
+      tail -n 40 "$OS_DATA/logs/imgsearch-local.log" "$OS_DATA/logs/startup.out" 2>/dev/null >&2 || true
+      die "opensearch: process not running; logs: $OS_DATA/logs/imgsearch-local.log $OS_DATA/logs/startup.out"
+    fi
+    (( $(now) - t0 < START_TIMEOUT )) || die "opensearch: not healthy after ${START_TIMEOUT}s; logs: $OS_DATA/logs/imgsearch-local.log"
+    sleep 1
+  done
+  log "opensearch: healthy ($(opensearch_health)) on http://127.0.0.1:$OPENSEARCH_PORT (pid $(opensearch_pid), $(( $(now) - t0 ))s)"
+}
+
+# ---------------------------------------------------------------- stop / status
+stop_pid() { # name pid
+  local name=$1 pid=$2 i
+  log "$name: stopping (pid $pid) ..."
+  kill -TERM "$pid" 2>/dev/null || true
+  for (( i = 0; i < STOP_TIMEOUT * 2; i++ )); do
+    pid_alive "$pid" || { log "$name: stopped"; return 0; }
+    sleep 0.5
+  done
+  log "$name: still running after ${STOP_TIMEOUT}s, sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  sleep 0.5
+}
+
+stop_kafka() {
+  local pid; pid=$(kafka_pid)
+  if [[ -n $pid ]]; then stop_pid kafka "$pid"; else log "kafka: not running"; fi
+  rm -f "$KAFKA_PIDFILE"
+}
+
+stop_opensearch() {
+  local pid; pid=$(opensearch_pid)
+  if [[ -n $pid ]]; then stop_pid opensearch "$pid"; else log "opensearch: not running"; fi
+  rm -f "$OS_PIDFILE"
+}
+
+status_kafka() {
+  local pid h=unhealthy rc=1; pid=$(kafka_pid)
+  if kafka_healthy; then h=healthy; rc=0; fi
+  if [[ -z $pid && $rc -eq 0 ]]; then h="healthy (port answers, but not started by this script)"; fi
+  printf 'kafka       %-10s %s  bootstrap=127.0.0.1:%s pid=%s log=%s\n' \
+    "$([[ -n $pid ]] && echo running || echo stopped)" "$h" "$KAFKA_PORT" "${pid:--}" "$KAFKA_DATA/logs/server.log"
+  return $rc
+}
+
+status_opensearch() {
+  local pid s h=unhealthy rc=1; pid=$(opensearch_pid); s=$(opensearch_health)
+  if [[ $s == green || $s == yellow ]]; then h="healthy($s)"; rc=0; fi
+  if [[ -z $pid && $rc -eq 0 ]]; then h="$h (not started by this script)"; fi
+  printf 'opensearch  %-10s %s  url=http://127.0.0.1:%s pid=%s log=%s\n' \
+    "$([[ -n $pid ]] && echo running || echo stopped)" "$h" "$OPENSEARCH_PORT" "${pid:--}" "$OS_DATA/logs/imgsearch-local.log"
+  return $rc
+}
+
+ensure_gitignore() {
+  [[ -z ${IMGSEARCH_DATA:-} ]] || return 0
+  local gi=$REPO/.gitignore
+  if [[ ! -f $gi ]] || ! grep -qxF '.engines/' "$gi"; then
+    [[ -s $gi && $(tail -c1 "$gi") != "" ]] && echo >>"$gi"
+    echo '.engines/' >>"$gi"
+  fi
+}
+
+# ---------------------------------------------------------------- main
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+verb=${1:-}; shift || true
+if [[ $verb == kafka-tool ]]; then # e.g. kafka-tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
+  [[ $# -ge 1 ]] || die "usage: $0 kafka-tool <main class> [args...]"
+  install_kafka
+  kafka_tool "$@"; exit $?
+fi
+engines=("$@")
+[[ ${#engines[@]} -gt 0 ]] || engines=(kafka opensearch)
+for e in "${engines[@]}"; do
+  [[ $e == kafka || $e == opensearch ]] || die "unknown engine '$e' (kafka | opensearch)"
+done
+
+case $verb in
+  install)
+    t0=$(now)
+    for e in "${engines[@]}"; do "install_$e"; done
+    log "install done in $(( $(now) - t0 ))s (cache: $ENG_CACHE)" ;;
+  start)
+    t0=$(now)
+    ensure_gitignore
+    for e in "${engines[@]}"; do "install_$e"; done
+    for e in "${engines[@]}"; do "start_$e"; done   # launch both, then wait (they boot in parallel)
+    for e in "${engines[@]}"; do "wait_$e"; done
+    log "start done in $(( $(now) - t0 ))s; data+logs: $DATA" ;;
+  stop)
+    for e in "${engines[@]}"; do "stop_$e"; done ;;
+  restart)
+    for e in "${engines[@]}"; do "stop_$e"; done
+    for e in "${engines[@]}"; do "install_$e"; done
+    for e in "${engines[@]}"; do "start_$e"; done
+    for e in "${engines[@]}"; do "wait_$e"; done ;;
+  status)
+    rc=0
+    for e in "${engines[@]}"; do "status_$e" || rc=1; done
+    exit $rc ;;
+  reset)
+    for e in "${engines[@]}"; do "stop_$e"; done
+    if [[ ${#engines[@]} -eq 2 ]]; then rm -rf "$DATA"; log "deleted $DATA (cache kept: $ENG_CACHE)"
+    else for e in "${engines[@]}"; do rm -rf "${DATA:?}/$e"; log "deleted $DATA/$e"; done; fi ;;
+  env)
+    echo "KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
+    echo "OPENSEARCH_URL=http://127.0.0.1:$OPENSEARCH_PORT" ;;
+  -h|--help|help) usage ;;
+  *) usage >&2; exit 2 ;;
+esac
