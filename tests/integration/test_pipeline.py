@@ -1,0 +1,223 @@
+"""The backbone on the real servers: ingest → index → search over Kafka → personalization → DLQ."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+
+from producers import EventPublisher, SearchClient, SearchTimeout
+from schemas import topics
+from schemas.events import (
+    DeadLetter,
+    EventType,
+    ImageIndexed,
+    Interaction,
+    NewImage,
+    SearchRequest,
+)
+from tests.integration.conftest import Pipeline, read_topic, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def ingest_all(p: Pipeline) -> int:
+    from imgsearch.cli import cmd_ingest
+
+    n = await cmd_ingest(p.settings, p.image_dir, inline=False)
+    idx = p.index()
+    try:
+
+        async def count() -> bool:
+            try:
+                await idx.refresh()
+                return await idx.count() >= n
+            except Exception:
+                return False
+
+        await wait_for(count, 120, f"{n} images indexed", workers=p.workers)
+    finally:
+        await idx.close()
+    return n
+
+
+async def search_until_ready(client: SearchClient, **kw):
+    """The first search waits for the query worker to join its group."""
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            return await client.search(timeout_s=5, **kw)
+        except SearchTimeout:
+            if time.monotonic() > deadline:
+                raise
+
+
+async def test_images_become_searchable_with_cluster(pipeline: Pipeline):
+    n = await ingest_all(pipeline)
+    assert n == len(pipeline.labels) == 36
+    idx = pipeline.index()
+    try:
+        docs = [await idx.get(image_id) for image_id in pipeline.labels]
+    finally:
+        await idx.close()
+    assert all(d is not None for d in docs)
+    versions = {d["centroid_version"] for d in docs}
+    assert len(versions) == 1 and versions != {"none"}
+    assert all(0 <= d["cluster_id"] < 3 for d in docs)
+    assert all(len(d["embedding"]) == 64 and d["model_id"] == "hash-v1-d64" for d in docs)
+    indexed = await read_topic(pipeline.settings.kafka_bootstrap, topics.images_indexed().name, min_count=n)
+    events = [ImageIndexed.from_bytes(m.value) for m in indexed]
+    assert {e.image_id for e in events} == set(pipeline.labels)
+    assert {e.centroid_version for e in events} == versions
+    # the style clusters separate the three drawn styles better than chance (purity 1/3)
+    by_cluster: dict[int, list[str]] = {}
+    for d in docs:
+        by_cluster.setdefault(d["cluster_id"], []).append(pipeline.labels[d["image_id"]])
+    purity = sum(max(s.count(x) for x in set(s)) for s in by_cluster.values()) / len(docs)
+    assert purity > 0.6, by_cluster
+
+
+async def test_search_reply_through_kafka(pipeline: Pipeline):
+    target = "pastel/triangle-1"
+    image_b64 = base64.b64encode((pipeline.image_dir / f"{target}.png").read_bytes()).decode()
+    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+        resp = await search_until_ready(client, user_id="nobody", image_b64=image_b64, k=5)
+    assert resp.ok and len(resp.hits) == 5
+    assert resp.hits[0].image_id == target
+    assert resp.hits[0].knn_score >= resp.hits[1].knn_score
+    assert [h.rank for h in resp.hits] == [1, 2, 3, 4, 5]
+    assert not resp.personalized and resp.notes
+    assert set(resp.timings_ms) == {"embed", "knn", "rank"}
+
+
+async def test_interaction_changes_that_users_ranking(pipeline: Pipeline):
+    query = base64.b64encode((pipeline.image_dir / "pastel/circle-0.png").read_bytes()).decode()
+    user, other = "user-neon-fan", "user-bystander"
+    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+        before = await search_until_ready(
+            client, user_id=user, image_b64=query, k=10, personalization_weight=0.7
+        )
+        # the cluster (style) least present in this user's unpersonalized top 5
+        idx = pipeline.index()
+        try:
+            cluster_of = {i: (await idx.get(i))["cluster_id"] for i in pipeline.labels}
+        finally:
+            await idx.close()
+        top5 = [h.cluster_id for h in before.hits[:5]]
+        liked_cluster = min(sorted(set(cluster_of.values())), key=top5.count)
+        liked = [i for i, c in cluster_of.items() if c == liked_cluster][:4]
+        async with EventPublisher(pipeline.settings.kafka_bootstrap) as pub:
+            for image_id in liked:
+                await pub.publish_interaction(
+                    Interaction(user_id=user, image_id=image_id, event_type=EventType.FAVORITE)
+                )
+
+        async def changed():
+            r = await client.search(user, image_b64=query, k=10, personalization_weight=0.7, timeout_s=5)
+            return r if r.personalized else None
+
+        after = await wait_for(changed, 30, "a personalized ranking")
+        top_before = sum(h.cluster_id == liked_cluster for h in before.hits[:5])
+        top_after = sum(h.cluster_id == liked_cluster for h in after.hits[:5])
+        assert top_after > top_before
+        assert any(h.drivers for h in after.hits if h.cluster_id == liked_cluster)
+        # weight 0 reproduces the non-personalized order exactly
+        plain = await client.search(user, image_b64=query, k=10, personalization_weight=0.0)
+        assert [h.image_id for h in plain.hits] == [h.image_id for h in before.hits]
+        # another user's ranking did not move
+        bystander = await client.search(other, image_b64=query, k=10, personalization_weight=0.7)
+        assert [h.image_id for h in bystander.hits] == [h.image_id for h in before.hits]
+
+
+async def test_malformed_events_go_to_dead_letters_and_stream_goes_on(pipeline: Pipeline):
+    bootstrap = pipeline.settings.kafka_bootstrap
+    good = NewImage.inline("late-good-image", (pipeline.image_dir / "mono/bar-2.png").read_bytes())
+    bad = [
+        (topics.new_images().name, b"{this is not json"),
+        (topics.new_images().name, json.dumps({"image_id": "x y", "source_uri": "file:///a"}).encode()),
+        (
+            topics.new_images().name,
+            json.dumps({"schema_version": 9, "image_id": "v9", "image_b64": ""}).encode(),
+        ),
+        (topics.new_images().name, NewImage.inline("not-an-image", b"GIF89a garbage").to_bytes()),
+        (topics.new_images().name, NewImage(image_id="ssrf", source_uri="file:///etc/passwd").to_bytes()),
+        (topics.interactions().name, b"\xff\xfe\x00"),
+        (
+            topics.interactions().name,
+            Interaction(user_id="u", image_id="never-indexed", event_type=EventType.VIEW).to_bytes(),
+        ),
+        (topics.search_requests().name, json.dumps({"user_id": "u", "text": "x", "k": 0}).encode()),
+    ]
+    async with EventPublisher(bootstrap) as pub:
+        for topic, payload in bad:
+            await pub.publish_raw(topic, payload, key=b"k")
+        await pub.publish_image(good)
+    idx = pipeline.index()
+    try:
+
+        async def indexed():
+            return await idx.get("late-good-image")
+
+        await wait_for(indexed, 60, "the valid image after the bad ones", workers=pipeline.workers)
+    finally:
+        await idx.close()
+    letters = [
+        DeadLetter.from_bytes(m.value)
+        for m in await read_topic(bootstrap, topics.dead_letters().name, min_count=len(bad), timeout=40)
+    ]
+    codes = sorted(dl.reason_code for dl in letters)
+    assert codes == sorted(
+        [
+            "malformed_json",
+            "schema_violation",
+            "unknown_version",
+            "undecodable_image",
+            "uri_not_allowed",
+            "malformed_json",
+            "unknown_image",
+            "schema_violation",
+        ]
+    ), [(d.reason_code, d.reason) for d in letters]
+    for dl in letters:
+        assert dl.reason and dl.source_offset is not None and dl.source_partition is not None
+    originals = {dl.original_bytes() for dl in letters}
+    assert {payload for _, payload in bad} <= originals
+
+
+async def test_invalid_search_gets_an_error_reply(pipeline: Pipeline):
+    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+        await search_until_ready(client, user_id="u", text="warm up", k=1)
+        req = SearchRequest(user_id="u", text="circle", reply_topic=client.reply_topic)
+        raw = json.loads(req.model_dump_json())
+        raw["k"] = 1000
+        fut_id = raw["request_id"]
+        async with EventPublisher(pipeline.settings.kafka_bootstrap) as pub:
+            await pub.publish_raw(topics.search_requests().name, json.dumps(raw).encode(), key=b"u")
+        replies = await read_topic(pipeline.settings.kafka_bootstrap, client.reply_topic, min_count=2)
+    errors = [json.loads(m.value) for m in replies if json.loads(m.value)["request_id"] == fut_id]
+    assert (
+        errors and errors[0]["error"]["code"] == "schema_violation" and "k" in errors[0]["error"]["message"]
+    )
+
+
+async def test_search_without_query_worker_times_out_clearly(engines, tmp_path):
+    """No worker consumes this prefix's requests: the client gives up at its deadline, no hang."""
+    import os
+
+    old = os.environ.get("IMGSEARCH_TOPIC_PREFIX")
+    os.environ["IMGSEARCH_TOPIC_PREFIX"] = "t-no-worker"
+    try:
+        async with SearchClient(engines["KAFKA_BOOTSTRAP"]) as client:
+            t0 = time.monotonic()
+            with pytest.raises(
+                SearchTimeout, match=r"no reply to search .* within 1\.5s: is a query worker running"
+            ):
+                await client.search("u", "cat", timeout_s=1.5)
+            assert 1.4 < time.monotonic() - t0 < 4.0
+    finally:
+        if old is None:
+            os.environ.pop("IMGSEARCH_TOPIC_PREFIX")
+        else:
+            os.environ["IMGSEARCH_TOPIC_PREFIX"] = old
