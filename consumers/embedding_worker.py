@@ -1,11 +1,13 @@
 """Embedding worker: new images → embeddings → nearest centroid → OpenSearch → image indexed."""
 
+import faust
+
 from consumers._run import run
 from imgsearch.config import Settings
 from imgsearch.embedding.factory import make_embedder, make_style
 
 
-def _build(settings: Settings):  # type: ignore[no-untyped-def]
+def _build(settings: Settings) -> faust.App:
     from streams import embedding
 
     app, _ = embedding.build(settings, make_embedder(settings), make_style(settings))

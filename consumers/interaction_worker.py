@@ -1,10 +1,12 @@
 """Interaction worker: interactions → cluster ids → personalization events."""
 
+import faust
+
 from consumers._run import run
 from imgsearch.config import Settings
 
 
-def _build(settings: Settings):  # type: ignore[no-untyped-def]
+def _build(settings: Settings) -> faust.App:
     from streams import interactions
 
     app, _ = interactions.build(settings)

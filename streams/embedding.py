@@ -164,7 +164,7 @@ def build(
 
     @app.agent(source, name="embed-images")
     async def embed_images(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.embed_batch, within=0.05):
+        async for events in stream.take_events(settings.embed_batch, within=0.05):  # type: ignore[attr-defined]
             await pipeline.process(list(events))
 
     return app, pipeline

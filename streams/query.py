@@ -119,7 +119,11 @@ class QueryService:
             if req.personalization_weight is None
             else req.personalization_weight
         )
-        base = {"request_id": req.request_id, "user_id": req.user_id, "personalization_weight": weight}
+        base: dict[str, Any] = {
+            "request_id": req.request_id,
+            "user_id": req.user_id,
+            "personalization_weight": weight,
+        }
         t0 = time.perf_counter()
         try:
             vector = await self.offload.run(self._embed_query, req)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_SEEN_EVENT_IDS = 512
 
@@ -23,16 +24,16 @@ class Profile:
     recent: list[list[str]] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, object] | None) -> Profile:
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> Profile:
         if not raw:
             return cls()
         return cls(
-            clusters={str(k): [float(v[0]), float(v[1])] for k, v in dict(raw.get("clusters", {})).items()},  # type: ignore[call-overload]
-            seen=list(raw.get("seen", [])),  # type: ignore[call-overload]
-            recent=[list(x) for x in raw.get("recent", [])],  # type: ignore[union-attr]
+            clusters={str(k): [float(v[0]), float(v[1])] for k, v in dict(raw.get("clusters", {})).items()},
+            seen=[str(x) for x in raw.get("seen", [])],
+            recent=[[str(y) for y in x] for x in raw.get("recent", [])],
         )
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return {"clusters": self.clusters, "seen": self.seen, "recent": self.recent}
 
     def add(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from imgsearch.domain.profile import Profile, normalise
 from imgsearch.ranker.base import RankerResult
@@ -19,7 +20,7 @@ class LocalProfileRanker:
 
     def __init__(
         self,
-        get_profile: Callable[[str], Mapping[str, object] | None],
+        get_profile: Callable[[str], Mapping[str, Any] | None],
         half_life_s: float,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command: sets up what is missing (Python env, servers, model artifacts), then runs lint,
+# type checks and the whole test suite (unit + integration on the real Kafka and OpenSearch).
+# The servers are left running for the next run; stop them with: bash scripts/engines.sh stop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+bash scripts/engines.sh start
+if [ -f scripts/setup_models.sh ]; then bash scripts/setup_models.sh; fi
+
+echo "[test] ruff"
+.venv/bin/ruff check .
+echo "[test] mypy"
+.venv/bin/mypy
+echo "[test] pytest"
+.venv/bin/pytest "$@"
