@@ -105,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("-k", type=int, default=100)
     c.add_argument("--vector", choices=["style", "search"], default="style")
     d = sub.add_parser("demo", help="the end-to-end demo (expects the engines running)")
-    d.add_argument("--folder", type=Path, default=None)
+    d.add_argument(
+        "--folder", type=Path, default=None, help="<style>/<subject>/<name>.png (default: icon set)"
+    )
+    d.add_argument("--clusters", type=int, default=16, help="k of the style clusters")
+    d.add_argument("--query", default="a printer")
+    d.add_argument("--keep-workers", action="store_true", help="leave the workers running afterwards")
     args = ap.parse_args(argv)
     _setup_logging(args.verbose)
     settings = Settings()
@@ -136,7 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "demo":
         from imgsearch.demo import run_demo
 
-        return asyncio.run(run_demo(settings, args.folder))
+        return asyncio.run(
+            run_demo(
+                settings,
+                args.folder,
+                k_clusters=args.clusters,
+                query=args.query,
+                keep_workers=args.keep_workers,
+            )
+        )
     return 0
 
 

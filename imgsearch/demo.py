@@ -1,0 +1,250 @@
+"""The end-to-end demo on the real engines.
+
+Starts the three worker roles, ingests a labelled image folder (``<style>/<subject>/<name>.png``,
+e.g. the icon-theme set from scripts/setup_data.sh), trains style clusters, sends interactions for
+two users who like different styles, runs the same query for both and prints both rankings. Writes
+an HTML page and a PNG with the results side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import html
+import io
+import os
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from imgsearch.config import REPO_ROOT, Settings
+from schemas.events import SearchResponse
+
+DEMO_PREFIX = "demo"
+OUT_DIR = REPO_ROOT / "demo-output"
+
+
+def labels_from_path(image_id: str) -> tuple[str, str]:
+    parts = image_id.split("/")
+    style = parts[0] if len(parts) > 1 else "?"
+    subject = parts[1] if len(parts) > 2 else "?"
+    return style, subject
+
+
+def default_folder() -> Path:
+    cache = Path(os.environ.get("IMGSEARCH_CACHE") or Path.home() / ".cache" / "imgsearch")
+    return cache / "datasets" / "icons-v1" / "images"
+
+
+def progress(done: int, total: int, what: str, t0: float) -> None:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    rate = done / max(time.monotonic() - t0, 1e-6)
+    sys.stdout.write(f"\r  {what} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({rate:.0f}/s)")
+    sys.stdout.flush()
+    if done >= total:
+        sys.stdout.write("\n")
+
+
+async def reset_demo_state(settings: Settings) -> None:
+    """A clean, repeatable demo: drop the demo's topics (incl. faust changelogs) and index."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from imgsearch.index.opensearch import OpenSearchIndex
+    from imgsearch.kafka_admin import delete_topics
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith((f"{DEMO_PREFIX}.", f"{DEMO_PREFIX}-"))]
+    finally:
+        await admin.close()
+    await delete_topics(settings.kafka_bootstrap, names)
+    idx = OpenSearchIndex(settings.opensearch_url, settings.index_name)
+    await idx.delete_index()
+    await idx.close()
+    await asyncio.sleep(1.0)  # let the deletions settle before re-creating
+
+
+def thumb_b64(path: Path, size: int = 96) -> str:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        im.thumbnail((size, size))
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def write_report(folder: Path, query: str, results: dict[str, SearchResponse], likes: dict[str, str]) -> Path:
+    OUT_DIR.mkdir(exist_ok=True)
+    cols = []
+    for user, resp in results.items():
+        cells = []
+        for h in resp.hits:
+            style, subject = labels_from_path(h.image_id)
+            path = folder / f"{h.image_id}.png"
+            img = f'<img src="data:image/png;base64,{thumb_b64(path)}">' if path.exists() else ""
+            tip = html.escape(
+                f"{h.image_id}\nk-NN {h.knn_score:.3f} · personal {h.personal_score:.3f} · "
+                f"blended {h.blended_score:.3f} · cluster {h.cluster_id}\n" + ", ".join(h.drivers)
+            )
+            cells.append(
+                f'<figure title="{tip}">{img}<figcaption>#{h.rank} {html.escape(style)}<br>'
+                f"{html.escape(subject)}</figcaption></figure>"
+            )
+        likes_txt = f"likes the {likes[user]} style" if user in likes else "no history"
+        cols.append(
+            f"<section><h2>{html.escape(user)} <small>({html.escape(likes_txt)})</small></h2>"
+            f"<div class=grid>{''.join(cells)}</div></section>"
+        )
+    page = f"""<!doctype html><meta charset=utf-8><title>imgsearch demo: {html.escape(query)}</title>
+<style>body{{font-family:sans-serif;margin:1em}} .row{{display:flex;gap:2em}}
+.grid{{display:grid;grid-template-columns:repeat(5,110px);gap:6px}} figure{{margin:0;text-align:center;font-size:11px}}
+img{{width:96px;height:96px;object-fit:contain;border:1px solid #ddd;background:#fff}}</style>
+<h1>Same query, different users: “{html.escape(query)}”</h1>
+<p>Hover a result for its scores and the interactions behind them.</p><div class=row>{"".join(cols)}</div>"""
+    out = OUT_DIR / "index.html"
+    out.write_text(page)
+    # the same as a picture
+    rows = len(results)
+    k = max(len(r.hits) for r in results.values())
+    sheet = Image.new("RGB", (160 + k * 100, rows * 120 + 10), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (user, resp) in enumerate(results.items()):
+        draw.text((6, r * 120 + 50), f"{user}\n({likes.get(user, 'new user')})", fill="black")
+        for i, h in enumerate(resp.hits):
+            path = folder / f"{h.image_id}.png"
+            if path.exists():
+                with Image.open(path) as im:
+                    im = im.convert("RGB")
+                    im.thumbnail((90, 90))
+                    sheet.paste(im, (160 + i * 100, r * 120 + 5))
+            draw.text((160 + i * 100, r * 120 + 98), labels_from_path(h.image_id)[0][:14], fill="black")
+    sheet.save(OUT_DIR / "results.png")
+    return out
+
+
+def print_ranking(user: str, resp: SearchResponse) -> None:
+    print(
+        f"\n  {user}: personalized={resp.personalized} ranker={resp.ranker} "
+        f"({', '.join(f'{k} {v:.0f} ms' for k, v in resp.timings_ms.items())})"
+    )
+    for note in resp.notes:
+        print(f"    note: {note}")
+    print(f"    {'#':>2}  {'image':44s} {'style':14s} {'subject':12s} {'kNN':>6} {'pers':>6} {'blend':>6} cl")
+    for h in resp.hits:
+        style, subject = labels_from_path(h.image_id)
+        print(
+            f"    {h.rank:>2}  {h.image_id[:44]:44s} {style[:14]:14s} {subject[:12]:12s} "
+            f"{h.knn_score:6.3f} {h.personal_score:6.3f} {h.blended_score:6.3f} {h.cluster_id}"
+        )
+
+
+async def run_demo(
+    settings: Settings,
+    folder: Path | None,
+    *,
+    k_clusters: int = 16,
+    query: str = "a printer",
+    keep_workers: bool = False,
+) -> int:
+    from imgsearch.cli import cmd_ingest, image_files, image_id_for
+    from imgsearch.clusters import train_from_folder
+    from imgsearch.index.opensearch import OpenSearchIndex
+    from imgsearch.kafka_admin import ensure_topics
+    from imgsearch.runner import Workers
+    from producers import EventPublisher, SearchClient, SearchTimeout
+    from schemas import topics
+    from schemas.events import EventType, Interaction
+
+    folder = (folder or default_folder()).resolve()
+    files = image_files(folder) if folder.is_dir() else []
+    if not files:
+        print(f"no images under {folder}: run scripts/setup_data.sh (or pass --folder)", file=sys.stderr)
+        return 2
+    os.environ.setdefault("IMGSEARCH_TOPIC_PREFIX", DEMO_PREFIX)
+    os.environ.setdefault("IMGSEARCH_APP_PREFIX", DEMO_PREFIX)
+    os.environ.setdefault("IMGSEARCH_INDEX", f"{DEMO_PREFIX}-images")
+    os.environ["IMGSEARCH_ALLOWED_URI_ROOTS"] = str(folder)
+    settings = Settings()
+    ids = [image_id_for(p, folder) for p in files]
+    styles = Counter(labels_from_path(i)[0] for i in ids)
+    print(f"[demo] {len(ids)} images in {len(styles)} styles from {folder}")
+    print(
+        f"[demo] Kafka {settings.kafka_bootstrap}, OpenSearch {settings.opensearch_url}, "
+        f"index {settings.index_name}, topics {DEMO_PREFIX}.*"
+    )
+
+    print("[demo] 1/6 resetting the demo's topics and index")
+    await reset_demo_state(settings)
+    await ensure_topics(settings.kafka_bootstrap, topics.all_shared(), settings.partitions)
+
+    print(f"[demo] 2/6 training style clusters (k={k_clusters}) on the images' style vectors")
+    await train_from_folder(settings, folder, k_clusters, "style")
+
+    print("[demo] 3/6 starting the workers (embedder, interactions, query)")
+    workers = Workers(Path(settings.data_dir) / "demo-logs", {})
+    for role in ("embedder", "interactions", "query"):
+        workers.start(role)
+    try:
+        print("[demo] 4/6 ingesting the images through Kafka")
+        await cmd_ingest(settings, folder, inline=False)
+        idx = OpenSearchIndex(settings.opensearch_url, settings.index_name)
+        t0 = time.monotonic()
+        n = 0
+        while n < len(ids):
+            workers.check_alive()
+            try:
+                await idx.refresh()
+                n = await idx.count()
+            except Exception:
+                n = 0
+            progress(n, len(ids), "indexed", t0)
+            if time.monotonic() - t0 > 900:
+                raise TimeoutError("ingest did not finish in 15 minutes; see the worker logs")
+            await asyncio.sleep(1.0)
+        await idx.close()
+
+        # two users who like different styles
+        (style_a, _), (style_b, _) = styles.most_common(2)
+        likes = {"alice": style_a, "bob": style_b}
+        print(f"[demo] 5/6 interactions: alice likes {style_a}, bob likes {style_b}")
+        rng = random.Random(7)
+        query_subject = query.split()[-1]
+        async with EventPublisher(settings.kafka_bootstrap) as pub:
+            for user, style in likes.items():
+                mine = [i for i in ids if labels_from_path(i)[0] == style and query_subject not in i]
+                for image_id in rng.sample(mine, min(12, len(mine))):
+                    etype = rng.choice([EventType.VIEW, EventType.FAVORITE, EventType.DOWNLOAD])
+                    await pub.publish_interaction(
+                        Interaction(user_id=user, image_id=image_id, event_type=etype)
+                    )
+
+        print(f"[demo] 6/6 the same query for both users: {query!r}")
+        async with SearchClient(settings.kafka_bootstrap) as client:
+            results: dict[str, SearchResponse] = {}
+            deadline = time.monotonic() + 60
+            for user in ("alice", "bob", "new-user"):
+                while True:
+                    try:
+                        resp = await client.search(user, query, k=10, timeout_s=10)
+                    except SearchTimeout:
+                        if time.monotonic() > deadline:
+                            raise
+                        continue
+                    if resp.personalized or user not in likes or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.5)  # the profile is updating from the stream
+                results[user] = resp
+                print_ranking(user, resp)
+        page = write_report(folder, query, results, likes)
+        print(f"\n[demo] results side by side: {page} and {OUT_DIR / 'results.png'}")
+        print(f"[demo] worker logs: {workers.log_dir}")
+    finally:
+        if not keep_workers:
+            workers.stop_all()
+    return 0
