@@ -7,6 +7,7 @@ model is refused with a clear error (re-index into a new index instead).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -210,7 +211,5 @@ class OpenSearchIndex:
         await self._call("refresh", lambda: self.client.indices.refresh(index=self.index))
 
     async def delete_index(self) -> None:
-        try:
+        with contextlib.suppress(NotFoundError):
             await self.client.indices.delete(index=self.index)
-        except NotFoundError:
-            pass

@@ -73,8 +73,13 @@ def test_search_request_limits():
 
 def test_dead_letter_keeps_original_bytes():
     raw = b"\x00\x01binary"
-    dl = DeadLetter(reason_code="malformed_json", reason="x", source_topic="t", consumer="c",
-                    original_b64=base64.b64encode(raw).decode())
+    dl = DeadLetter(
+        reason_code="malformed_json",
+        reason="x",
+        source_topic="t",
+        consumer="c",
+        original_b64=base64.b64encode(raw).decode(),
+    )
     assert DeadLetter.from_bytes(dl.to_bytes()).original_bytes() == raw
 
 
