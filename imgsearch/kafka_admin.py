@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -30,10 +31,8 @@ async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], default_part
             if s.name not in existing
         ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently elsewhere
                 await admin.create_topics(new, timeout_ms=30_000)
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another process
             log.info("created topics: %s", ", ".join(t.name for t in new))
         return [t.name for t in new]
     finally:
