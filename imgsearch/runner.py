@@ -108,9 +108,40 @@ def engines_env() -> dict[str, str]:
     return env
 
 
+def docker_daemon_answers() -> bool:
+    """True only if a Docker daemon answers (the docker CLI alone is not enough)."""
+    try:
+        import docker
+
+        return bool(docker.from_env(timeout=3).ping())
+    except Exception:
+        return False
+
+
+_containers: list[object] = []
+
+
+def start_containers() -> dict[str, str]:
+    """Kafka and OpenSearch through testcontainers (official images); they stop with the process."""
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.community.opensearch import OpenSearchContainer
+
+    kafka = KafkaContainer("apache/kafka:4.1.1").with_kraft()
+    kafka.start()
+    opensearch = OpenSearchContainer("opensearchproject/opensearch:2.19.1", security_enabled=False)
+    opensearch.start()
+    _containers.extend([kafka, opensearch])
+    cfg = opensearch.get_config()
+    return {
+        "KAFKA_BOOTSTRAP": kafka.get_bootstrap_server(),
+        "OPENSEARCH_URL": f"http://{cfg['host']}:{cfg['port']}",
+    }
+
+
 def ensure_engines() -> dict[str, str]:
-    """Addresses of Kafka and OpenSearch: the ones configured in the environment if both are set,
-    else the local engines, started if they are not healthy (idempotent)."""
+    """Addresses of Kafka and OpenSearch, in this order: the ones configured in the environment if
+    both are set; containers via testcontainers if IMGSEARCH_USE_TESTCONTAINERS=1 and a Docker daemon
+    answers; else the local engines, started if they are not healthy (idempotent)."""
     if os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("OPENSEARCH_URL"):
         return {
             "KAFKA_BOOTSTRAP": os.environ["KAFKA_BOOTSTRAP"],
