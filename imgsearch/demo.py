@@ -71,11 +71,11 @@ async def reset_demo_state(settings: Settings) -> None:
 
 
 def thumb_b64(path: Path, size: int = 96) -> str:
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        im.thumbnail((size, size))
-        buf = io.BytesIO()
-        im.save(buf, "PNG")
+    with Image.open(path) as src:
+        im = src.convert("RGB")
+    im.thumbnail((size, size))
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -119,10 +119,10 @@ img{{width:96px;height:96px;object-fit:contain;border:1px solid #ddd;background:
         for i, h in enumerate(resp.hits):
             path = folder / f"{h.image_id}.png"
             if path.exists():
-                with Image.open(path) as im:
-                    im = im.convert("RGB")
-                    im.thumbnail((90, 90))
-                    sheet.paste(im, (160 + i * 100, r * 120 + 5))
+                with Image.open(path) as src:
+                    im = src.convert("RGB")
+                im.thumbnail((90, 90))
+                sheet.paste(im, (160 + i * 100, r * 120 + 5))
             draw.text((160 + i * 100, r * 120 + 98), labels_from_path(h.image_id)[0][:14], fill="black")
     sheet.save(OUT_DIR / "results.png")
     return out
@@ -220,9 +220,7 @@ async def run_demo(
                 mine = [i for i in ids if labels_from_path(i)[0] == style and query_subject not in i]
                 for image_id in rng.sample(mine, min(12, len(mine))):
                     etype = rng.choice([EventType.VIEW, EventType.FAVORITE, EventType.DOWNLOAD])
-                    await pub.publish_interaction(
-                        Interaction(user_id=user, image_id=image_id, event_type=etype)
-                    )
+                    await pub.publish_interaction(Interaction(user_id=user, image_id=image_id, event_type=etype))
 
         print(f"[demo] 6/6 the same query for both users: {query!r}")
         async with SearchClient(settings.kafka_bootstrap) as client:
