@@ -10,7 +10,14 @@ from imgsearch.embedding.factory import make_embedder
 def _build(settings: Settings) -> faust.App:
     from streams import query
 
-    app, _ = query.build(settings, make_embedder(settings))
+    ranker = None
+    if settings.ranker == "personalize":
+        from imgsearch.ranker.personalize import PersonalizeRanker
+
+        if not settings.personalize_campaign_arn:
+            raise ValueError("IMGSEARCH_RANKER=personalize needs IMGSEARCH_PERSONALIZE_CAMPAIGN_ARN")
+        ranker = PersonalizeRanker(settings.personalize_campaign_arn)
+    app, _ = query.build(settings, make_embedder(settings), ranker)
     return app
 
 

@@ -60,10 +60,13 @@ class Settings:
     embedder: str = field(default_factory=lambda: _env("IMGSEARCH_EMBEDDER", "auto"))
     style: str = field(default_factory=lambda: _env("IMGSEARCH_STYLE", "auto"))
     model_dir: str = field(default_factory=lambda: _env("IMGSEARCH_MODEL_DIR", ""))  # "": the set-up default
-    ranker: str = field(default_factory=lambda: _env("IMGSEARCH_RANKER", "local"))
-    personalization_weight: float = field(
-        default_factory=lambda: _env_float("IMGSEARCH_PERSONALIZATION_WEIGHT", 0.5)
+    ranker: str = field(default_factory=lambda: _env("IMGSEARCH_RANKER", "local"))  # local | personalize
+    personalize_tracking_id: str = field(default_factory=lambda: _env("IMGSEARCH_PERSONALIZE_TRACKING_ID", ""))
+    personalize_campaign_arn: str = field(default_factory=lambda: _env("IMGSEARCH_PERSONALIZE_CAMPAIGN_ARN", ""))
+    personalize_max_calls_per_s: float = field(
+        default_factory=lambda: _env_float("IMGSEARCH_PERSONALIZE_MAX_CALLS_PER_S", 50.0)
     )
+    personalization_weight: float = field(default_factory=lambda: _env_float("IMGSEARCH_PERSONALIZATION_WEIGHT", 0.5))
     candidate_multiplier: int = field(default_factory=lambda: _env_int("IMGSEARCH_CANDIDATES_MULTIPLIER", 5))
     min_candidates: int = field(default_factory=lambda: _env_int("IMGSEARCH_MIN_CANDIDATES", 50))
     profile_half_life_s: float = field(
@@ -73,9 +76,7 @@ class Settings:
     max_image_bytes: int = field(default_factory=lambda: _env_int("IMGSEARCH_MAX_IMAGE_BYTES", 8 * 2**20))
     max_image_pixels: int = field(default_factory=lambda: _env_int("IMGSEARCH_MAX_IMAGE_PIXELS", 40_000_000))
     allowed_uri_roots: str = field(default_factory=lambda: _env("IMGSEARCH_ALLOWED_URI_ROOTS", ""))
-    unknown_image_wait_s: float = field(
-        default_factory=lambda: _env_float("IMGSEARCH_UNKNOWN_IMAGE_WAIT_S", 10.0)
-    )
+    unknown_image_wait_s: float = field(default_factory=lambda: _env_float("IMGSEARCH_UNKNOWN_IMAGE_WAIT_S", 10.0))
     data_dir: str = field(default_factory=lambda: _env("IMGSEARCH_DATA", str(REPO_ROOT / ".engines")))
     web_port: int = field(default_factory=lambda: _env_int("IMGSEARCH_WORKER_WEB_PORT", 0))
     event_weights: dict[EventType, float] = field(default_factory=_default_event_weights)

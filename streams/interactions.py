@@ -29,9 +29,7 @@ ROLE = "interactions"
 class InteractionMapper:
     def __init__(self, app: faust.App, settings: Settings) -> None:
         self.settings = settings
-        self.clusters = app.GlobalTable(
-            "image-clusters", schema=json_schema(), partitions=settings.partitions
-        )
+        self.clusters = app.GlobalTable("image-clusters", schema=json_schema(), partitions=settings.partitions)
         self.dlq = DeadLetters(app, settings, ROLE)
         self.out = topic(app, topics.personalization_events(), settings)
         self.mapped = 0
@@ -60,8 +58,7 @@ class InteractionMapper:
                 if known
                 else (
                     "unknown_image",
-                    f"image {interaction.image_id!r} was not indexed within "
-                    f"{self.settings.unknown_image_wait_s:.0f}s",
+                    f"image {interaction.image_id!r} was not indexed within {self.settings.unknown_image_wait_s:.0f}s",
                 )
             )
             await self.dlq.from_event(event, code, why)
@@ -100,5 +97,28 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
     async def map_interactions(stream: faust.StreamT) -> None:
         async for event in stream.events():
             await mapper.handle(event)
+
+    if settings.ranker == "personalize":
+        from imgsearch.ranker.personalize import PersonalizeEventSink
+
+        if not settings.personalize_tracking_id:
+            raise ValueError("IMGSEARCH_RANKER=personalize needs IMGSEARCH_PERSONALIZE_TRACKING_ID")
+        sink = PersonalizeEventSink(
+            settings.personalize_tracking_id, max_calls_per_s=settings.personalize_max_calls_per_s
+        )
+        events_topic = topic(app, topics.personalization_events(), settings)
+
+        @app.agent(events_topic, name="personalize-put-events")
+        async def put_events(stream: faust.StreamT) -> None:
+            # offsets advance only after PutEvents succeeded (at-least-once); Personalize sees the
+            # interaction's own event id, so a redelivered message is the same event
+            async for events in stream.take_events(10, within=0.5):  # type: ignore[attr-defined]
+                batch = []
+                for event in events:
+                    try:
+                        batch.append(parse_event(PersonalizationEvent, event.message.value))
+                    except InvalidEvent as exc:
+                        await mapper.dlq.from_event(event, exc.code, exc.message)
+                await asyncio.to_thread(sink.put, batch)
 
     return app, mapper
