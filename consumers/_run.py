@@ -19,10 +19,7 @@ def run(role: str, build: Callable[[Settings], faust.App]) -> None:
     logging.getLogger("imgsearch").info(
         "starting %s worker: %s",
         role,
-        {
-            k: settings.redacted()[k]
-            for k in ("kafka_bootstrap", "opensearch_url", "index_name", "partitions")
-        },
+        {k: settings.redacted()[k] for k in ("kafka_bootstrap", "opensearch_url", "index_name", "partitions")},
     )
     app = build(settings)
     Worker(app, loglevel=level, quiet=True).execute_from_commandline()

@@ -53,9 +53,7 @@ class CentroidWatcher:
             log.error("ignoring an unreadable centroid model: %s", exc)
             return
         if self.current is None or self.current.version != model.version:
-            log.info(
-                "centroid model %s loaded (k=%d, on %s vectors)", model.version, model.k, model.vector_kind
-            )
+            log.info("centroid model %s loaded (k=%d, on %s vectors)", model.version, model.k, model.vector_kind)
         self.current = model
 
     def stop(self) -> None:

@@ -108,9 +108,7 @@ class EmbeddingPipeline:
         search = await self.offload.run(self.embedder.embed_images, pix)
         style = await self.offload.run(self.style.describe, pix)
         await asyncio.wait_for(self.centroids.ready.wait(), timeout=60)
-        clusters, version = assign(
-            self.centroids.current, self.embedder.model_id, self.style.model_id, search, style
-        )
+        clusters, version = assign(self.centroids.current, self.embedder.model_id, self.style.model_id, search, style)
         now = datetime.now(UTC)
         docs = [
             ImageDoc(
@@ -139,9 +137,7 @@ class EmbeddingPipeline:
         self.processed += len(docs)
 
 
-def build(
-    settings: Settings, embedder: Embedder, style: StyleDescriber
-) -> tuple[faust.App, EmbeddingPipeline]:
+def build(settings: Settings, embedder: Embedder, style: StyleDescriber) -> tuple[faust.App, EmbeddingPipeline]:
     app = make_app(ROLE, settings)
     index = OpenSearchIndex(
         settings.opensearch_url,

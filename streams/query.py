@@ -74,9 +74,7 @@ class QueryService:
         self.embedder = embedder
         self.index = index
         self.profiles = app.Table("profiles", schema=json_schema(), partitions=settings.partitions)
-        self.ranker: PersonalRanker = ranker or LocalProfileRanker(
-            self._profile, settings.profile_half_life_s
-        )
+        self.ranker: PersonalRanker = ranker or LocalProfileRanker(self._profile, settings.profile_half_life_s)
         self.dlq = DeadLetters(app, settings, ROLE)
         self.offload = Offload()
         self.answered = 0
@@ -115,9 +113,7 @@ class QueryService:
         timings: dict[str, float] = {}
         notes: list[str] = []
         weight = (
-            self.settings.personalization_weight
-            if req.personalization_weight is None
-            else req.personalization_weight
+            self.settings.personalization_weight if req.personalization_weight is None else req.personalization_weight
         )
         base: dict[str, Any] = {
             "request_id": req.request_id,
@@ -192,9 +188,7 @@ class QueryService:
                 rid, uid, rt = target
                 await self.reply(
                     rt,
-                    SearchResponse(
-                        request_id=rid, user_id=uid, error=ErrorInfo(code=exc.code, message=exc.message)
-                    ),
+                    SearchResponse(request_id=rid, user_id=uid, error=ErrorInfo(code=exc.code, message=exc.message)),
                 )
             return
         age_ms = (datetime.now(UTC) - req.sent_at).total_seconds() * 1000
