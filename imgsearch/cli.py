@@ -59,9 +59,7 @@ async def cmd_ingest(settings: Settings, folder: Path, inline: bool) -> int:
     return n
 
 
-async def cmd_search(
-    settings: Settings, user: str, text: str, k: int, weight: float | None, timeout: float
-) -> None:
+async def cmd_search(settings: Settings, user: str, text: str, k: int, weight: float | None, timeout: float) -> None:
     from producers.search_client import SearchClient
 
     async with SearchClient(settings.kafka_bootstrap) as client:
@@ -74,9 +72,7 @@ async def cmd_interact(settings: Settings, user: str, image: str, event_type: st
     from schemas.events import EventType, Interaction
 
     async with EventPublisher(settings.kafka_bootstrap) as pub:
-        await pub.publish_interaction(
-            Interaction(user_id=user, image_id=image, event_type=EventType(event_type))
-        )
+        await pub.publish_interaction(Interaction(user_id=user, image_id=image, event_type=EventType(event_type)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("folder", type=Path, help="images to train on")
     c.add_argument("-k", type=int, default=100)
     c.add_argument("--vector", choices=["style", "search"], default="style")
+    rc = sub.add_parser("recluster", help="retrain centroids on the indexed vectors and re-assign every image")
+    rc.add_argument("-k", type=int, default=100)
+    rc.add_argument("--vector", choices=["style", "search"], default="style")
     d = sub.add_parser("demo", help="the end-to-end demo (expects the engines running)")
-    d.add_argument(
-        "--folder", type=Path, default=None, help="<style>/<subject>/<name>.png (default: icon set)"
-    )
+    d.add_argument("--folder", type=Path, default=None, help="<style>/<subject>/<name>.png (default: icon set)")
     d.add_argument("--clusters", type=int, default=16, help="k of the style clusters")
     d.add_argument("--query", default="a printer")
     d.add_argument("--keep-workers", action="store_true", help="leave the workers running afterwards")
@@ -138,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         from imgsearch.clusters import train_from_folder
 
         asyncio.run(train_from_folder(settings, args.folder, args.k, args.vector))
+    elif args.cmd == "recluster":
+        from imgsearch.clusters import recluster
+
+        asyncio.run(recluster(settings, args.k, args.vector))
     elif args.cmd == "demo":
         from imgsearch.demo import run_demo
 

@@ -6,10 +6,12 @@ embedding keeps content, not style) or the search embedding.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,6 +20,7 @@ from PIL import Image
 from imgsearch.config import Settings
 from imgsearch.domain.centroids import CentroidModel, VectorKind, kmeans, model_version
 from imgsearch.images import to_rgb
+from imgsearch.index.opensearch import OpenSearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +30,7 @@ def clamp_k(k: int, n: int) -> int:
     return max(1, min(k, n // 3 if n >= 6 else 1))
 
 
-def fit(
-    vectors: NDArray[np.float32], k: int, vector_kind: VectorKind, feature_id: str, seed: int = 0
-) -> CentroidModel:
+def fit(vectors: NDArray[np.float32], k: int, vector_kind: VectorKind, feature_id: str, seed: int = 0) -> CentroidModel:
     k_eff = clamp_k(k, len(vectors))
     centers, inertia = kmeans(vectors, k_eff, seed=seed)
     log.info("k-means: k=%d (asked %d) over %d vectors, inertia %.3f", len(centers), k, len(vectors), inertia)
@@ -67,4 +68,123 @@ async def train_from_folder(
         f"centroid model {model.version}: k={model.k} on {vector_kind} vectors ({feature}); "
         f"{'published' if publish else 'not published'}"
     )
+    return model
+
+
+async def read_index_vectors(
+    index: OpenSearchIndex, vector_kind: VectorKind
+) -> tuple[list[str], NDArray[np.float32], NDArray[np.int64], set[str]]:
+    """(image ids, vectors, current cluster ids, feature ids) of every indexed image."""
+    field_name = "style" if vector_kind == "style" else "embedding"
+    feature_field = "style_model_id" if vector_kind == "style" else "model_id"
+    ids: list[str] = []
+    rows: list[list[float]] = []
+    clusters: list[int] = []
+    features: set[str] = set()
+    async for doc_id, src in index.scan([field_name, "cluster_id", feature_field]):
+        if src.get(field_name) is None:
+            continue
+        ids.append(doc_id)
+        rows.append(src[field_name])
+        clusters.append(int(src.get("cluster_id", -1)))
+        features.add(str(src.get(feature_field)))
+        if len(ids) % 5000 == 0:
+            print(f"  read {len(ids)} vectors", file=sys.stderr)
+    return ids, np.asarray(rows, dtype=np.float32), np.asarray(clusters, dtype=np.int64), features
+
+
+async def retrain_from_index(settings: Settings, k: int, vector_kind: VectorKind, seed: int = 0) -> CentroidModel:
+    """Fit a new centroid model on the indexed vectors and publish it, carrying the remap from the
+    current model (so stored preferences follow the images to their new clusters)."""
+    from streams.centroids import current_model, publish_centroids
+
+    index = OpenSearchIndex(
+        settings.opensearch_url,
+        settings.index_name,
+        user=settings.opensearch_user,
+        password=settings.opensearch_password,
+    )
+    try:
+        ids, vectors, old, features = await read_index_vectors(index, vector_kind)
+    finally:
+        await index.close()
+    if not ids:
+        raise ValueError(f"no indexed images with {vector_kind} vectors in {settings.index_name}")
+    if len(features) != 1:
+        raise ValueError(f"indexed {vector_kind} vectors come from several models {sorted(features)}: re-index first")
+    model = fit(vectors, k, vector_kind, features.pop(), seed=seed)
+    previous = await current_model(settings.kafka_bootstrap)
+    if previous is not None and previous.version != model.version:
+        model = model.with_remap_from(previous, old, model.assign(vectors))
+    await publish_centroids(settings.kafka_bootstrap, model)
+    print(
+        f"centroid model {model.version}: k={model.k} on {len(ids)} indexed {vector_kind} vectors; published"
+        + (f" (remap from {previous.version})" if previous is not None else "")
+    )
+    return model
+
+
+async def _reassign_batch(
+    index: OpenSearchIndex, producer: Any, model: CentroidModel, rows: list[tuple[str, list[float], str]]
+) -> int:
+    from schemas import topics
+    from schemas.events import ImageIndexed
+
+    if not rows:
+        return 0
+    labels = model.assign(np.asarray([r[1] for r in rows], dtype=np.float32))
+    await index.update_clusters({r[0]: (int(c), model.version) for r, c in zip(rows, labels, strict=True)})
+    for (image_id, _, model_id), c in zip(rows, labels, strict=True):
+        ev = ImageIndexed(image_id=image_id, cluster_id=int(c), model_id=model_id, centroid_version=model.version)
+        await producer.send(topics.images_indexed().name, key=image_id.encode(), value=ev.to_bytes())
+    return len(rows)
+
+
+async def reassign_all(settings: Settings, model: CentroidModel, *, batch: int = 500, max_passes: int = 20) -> int:
+    """Re-assign every indexed image to ``model`` (bulk partial updates: searches keep working) and
+    re-emit image-indexed events so the interaction mapping follows. Repeats until no image carries
+    another version (images indexed meanwhile by workers that had not yet loaded ``model``).
+    Returns the number of images updated."""
+    from aiokafka import AIOKafkaProducer
+
+    field_name = "style" if model.vector_kind == "style" else "embedding"
+    stale_query = {"bool": {"must_not": {"term": {"centroid_version": model.version}}}}
+    index = OpenSearchIndex(
+        settings.opensearch_url,
+        settings.index_name,
+        user=settings.opensearch_user,
+        password=settings.opensearch_password,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    updated = 0
+    try:
+        for _ in range(max_passes):
+            await index.refresh()
+            stale = await index.count_where(stale_query)
+            if stale == 0:
+                return updated
+            batch_rows: list[tuple[str, list[float], str]] = []
+            async for doc_id, src in index.scan([field_name, "model_id"], query=stale_query):
+                if src.get(field_name) is None:
+                    continue
+                batch_rows.append((doc_id, src[field_name], str(src.get("model_id"))))
+                if len(batch_rows) >= batch:
+                    updated += await _reassign_batch(index, producer, model, batch_rows)
+                    batch_rows = []
+            updated += await _reassign_batch(index, producer, model, batch_rows)
+            print(f"  re-assigned {updated} images", file=sys.stderr)
+            await producer.flush()
+            await asyncio.sleep(1.0)
+        raise RuntimeError(f"images still not on {model.version} after {max_passes} passes")
+    finally:
+        await producer.stop()
+        await index.close()
+
+
+async def recluster(settings: Settings, k: int, vector_kind: VectorKind, seed: int = 0) -> CentroidModel:
+    """Retrain on the index, publish (workers hot-reload it), re-assign every image."""
+    model = await retrain_from_index(settings, k, vector_kind, seed=seed)
+    n = await reassign_all(settings, model)
+    print(f"re-clustering done: {n} images on {model.version}")
     return model

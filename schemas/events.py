@@ -136,6 +136,7 @@ class PersonalizationEvent(Event):
     weight: float = Field(gt=0)
     timestamp: datetime
     session_id: Id | None = None
+    centroid_version: str = Field(default="none", max_length=128, description="the cluster model of cluster_id")
 
 
 class SearchRequest(Event):
@@ -174,9 +175,7 @@ class SearchHit(BaseModel):
     personal_score: float
     blended_score: float
     metadata: dict[str, str] = Field(default_factory=dict)
-    drivers: list[str] = Field(
-        default_factory=list, description="recent interactions behind the personal score"
-    )
+    drivers: list[str] = Field(default_factory=list, description="recent interactions behind the personal score")
 
 
 class ErrorInfo(BaseModel):

@@ -50,9 +50,7 @@ def search_requests() -> TopicSpec:
 
 
 def reply_topic(client_id: str) -> TopicSpec:
-    return TopicSpec(
-        _name(f"search.replies.{client_id}"), "request_id", "SearchResponse for one client", partitions=1
-    )
+    return TopicSpec(_name(f"search.replies.{client_id}"), "request_id", "SearchResponse for one client", partitions=1)
 
 
 def dead_letters() -> TopicSpec:

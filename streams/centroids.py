@@ -60,6 +60,18 @@ class CentroidWatcher:
         self._stopping = True
 
 
+async def current_model(bootstrap: str, timeout_s: float = 30.0) -> CentroidModel | None:
+    """The newest published centroid model (reads the compacted topic to its end)."""
+    watcher = CentroidWatcher(bootstrap)
+    task = asyncio.create_task(watcher.run())
+    try:
+        await asyncio.wait_for(watcher.ready.wait(), timeout_s)
+        return watcher.current
+    finally:
+        watcher.stop()
+        await task
+
+
 async def publish_centroids(bootstrap: str, model: CentroidModel) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 2**20)
     await producer.start()

@@ -115,6 +115,7 @@ class EmbeddingPipeline:
                 image_id=x.image.image_id,
                 embedding=search[i],
                 style=style[i],
+                style_model_id=self.style.model_id,
                 cluster_id=clusters[i],
                 model_id=self.embedder.model_id,
                 centroid_version=version,

@@ -34,12 +34,13 @@ class InteractionMapper:
         self.out = topic(app, topics.personalization_events(), settings)
         self.mapped = 0
 
-    async def cluster_of(self, image_id: str) -> int | None:
+    async def cluster_of(self, image_id: str) -> tuple[int, str] | None:
+        """(cluster id, centroid version) of an indexed image, waiting a bounded time for it."""
         deadline = time.monotonic() + self.settings.unknown_image_wait_s
         while True:
-            cluster = self.clusters.get(image_id)
-            if cluster is not None and cluster != NO_CLUSTER:
-                return int(cluster)
+            entry = self.clusters.get(image_id)
+            if entry is not None and int(entry[0]) != NO_CLUSTER:
+                return int(entry[0]), str(entry[1])
             if time.monotonic() >= deadline:
                 return None
             await asyncio.sleep(0.1)
@@ -50,8 +51,8 @@ class InteractionMapper:
         except InvalidEvent as exc:
             await self.dlq.from_event(event, exc.code, exc.message)
             return
-        cluster = await self.cluster_of(interaction.image_id)
-        if cluster is None:
+        found = await self.cluster_of(interaction.image_id)
+        if found is None:
             known = interaction.image_id in self.clusters
             code, why = (
                 ("unclustered_image", "the image is indexed but has no cluster yet (no centroid model)")
@@ -63,6 +64,7 @@ class InteractionMapper:
             )
             await self.dlq.from_event(event, code, why)
             return
+        cluster, version = found
         out = PersonalizationEvent(
             event_id=interaction.event_id,
             user_id=interaction.user_id,
@@ -72,6 +74,7 @@ class InteractionMapper:
             weight=self.settings.event_weights.get(interaction.event_type, 1.0),
             timestamp=interaction.timestamp,
             session_id=interaction.session_id,
+            centroid_version=version,
         )
         await self.out.send(key=interaction.user_id.encode(), value=out.to_bytes())
         self.mapped += 1
@@ -91,7 +94,7 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
             except InvalidEvent as exc:
                 await mapper.dlq.from_event(event, exc.code, exc.message)
                 continue
-            mapper.clusters[msg.image_id] = msg.cluster_id
+            mapper.clusters[msg.image_id] = [msg.cluster_id, msg.centroid_version]
 
     @app.agent(source, name="map-interactions")
     async def map_interactions(stream: faust.StreamT) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from imgsearch.config import Settings
 from imgsearch.domain.blend import blend
+from imgsearch.domain.centroids import CentroidModel
 from imgsearch.domain.profile import Profile
 from imgsearch.embedding.base import Embedder
 from imgsearch.images import ImageRejected, decode
@@ -41,6 +42,7 @@ from schemas.events import (
     SearchResponse,
     parse_event,
 )
+from streams.centroids import CentroidWatcher
 from streams.common import DeadLetters, Offload, json_schema, make_app, topic
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,10 @@ class QueryService:
         embedder: Embedder,
         index: OpenSearchIndex,
         ranker: PersonalRanker | None = None,
+        centroids: CentroidWatcher | None = None,
     ) -> None:
         self.app = app
+        self.centroids = centroids
         self.settings = settings
         self.embedder = embedder
         self.index = index
@@ -79,15 +83,41 @@ class QueryService:
         self.offload = Offload()
         self.answered = 0
 
+    def _current(self) -> CentroidModel | None:
+        return self.centroids.current if self.centroids is not None else None
+
+    def _aligned(self, profile: Profile) -> Profile:
+        """The profile on the current cluster model (remapped if it was learnt on an earlier one)."""
+        model = self._current()
+        if model is None or profile.version == model.version:
+            return profile
+        if not profile.clusters:
+            profile.version = model.version
+            return profile
+        remap = model.remaps.get(profile.version)
+        if remap is None:
+            log.warning("profile on cluster model %s has no remap to %s; kept as is", profile.version, model.version)
+            profile.version = model.version
+            return profile
+        return profile.remapped(remap, model.version, time.time(), self.settings.profile_half_life_s)
+
     def _profile(self, user_id: str) -> dict[str, Any] | None:
         raw = self.profiles.get(user_id)
-        return None if raw is None else dict(raw)
+        return None if raw is None else self._aligned(Profile.from_dict(raw)).to_dict()
+
+    def _shares(self, ev: PersonalizationEvent) -> dict[int, float]:
+        model = self._current()
+        if model is not None and ev.centroid_version != model.version:
+            remap = model.remaps.get(ev.centroid_version)
+            if remap is not None:
+                return dict(remap.get(ev.cluster_id, {}))
+        return {ev.cluster_id: 1.0}
 
     def learn(self, ev: PersonalizationEvent) -> bool:
         profile = Profile.from_dict(self._profile(ev.user_id))
-        changed = profile.add(
+        changed = profile.add_shares(
             ev.event_id,
-            ev.cluster_id,
+            self._shares(ev),
             ev.weight,
             ev.timestamp.timestamp(),
             self.settings.profile_half_life_s,
@@ -218,8 +248,14 @@ def build(
         user=settings.opensearch_user,
         password=settings.opensearch_password,
     )
-    service = QueryService(app, settings, embedder, index, ranker)
+    watcher = CentroidWatcher(settings.kafka_bootstrap)
+    service = QueryService(app, settings, embedder, index, ranker, watcher)
     requests = topic(app, topics.search_requests(), settings)
+
+    @app.task
+    async def watch_centroids() -> None:
+        await watcher.run()
+
     events = topic(app, topics.personalization_events(), settings)
 
     @app.agent(events, name="learn-profiles")

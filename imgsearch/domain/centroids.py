@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -19,12 +19,19 @@ NO_CLUSTER = -1
 NO_MODEL_VERSION = "none"
 
 
+Remap = dict[int, dict[int, float]]
+"""old cluster id -> {new cluster id: share of the old cluster's images now there}"""
+MAX_REMAP_VERSIONS = 5
+
+
 @dataclass(frozen=True)
 class CentroidModel:
     version: str
     vector_kind: VectorKind
     feature_id: str  # the embedder / style descriptor the centroids were trained on
     centroids: NDArray[np.float32]  # (k, d), unit rows
+    # how clusters of earlier versions map onto this one: {earlier version: Remap}
+    remaps: dict[str, Remap] = field(default_factory=dict)
 
     @property
     def k(self) -> int:
@@ -48,6 +55,10 @@ class CentroidModel:
                 "vector_kind": self.vector_kind,
                 "feature_id": self.feature_id,
                 "centroids": self.centroids.round(7).tolist(),
+                "remaps": {
+                    v: {str(o): {str(n): w for n, w in row.items()} for o, row in r.items()}
+                    for v, r in self.remaps.items()
+                },
             }
         ).encode()
 
@@ -57,7 +68,47 @@ class CentroidModel:
         arr = np.asarray(raw["centroids"], dtype=np.float32)
         if arr.ndim != 2 or arr.shape[0] < 1:
             raise ValueError("centroid model has no centroids")
-        return cls(raw["version"], raw["vector_kind"], raw["feature_id"], arr)
+        remaps = {
+            v: {int(o): {int(n): float(w) for n, w in row.items()} for o, row in r.items()}
+            for v, r in raw.get("remaps", {}).items()
+        }
+        return cls(raw["version"], raw["vector_kind"], raw["feature_id"], arr, remaps)
+
+    def with_remap_from(self, previous: CentroidModel, old: NDArray[np.int64], new: NDArray[np.int64]) -> CentroidModel:
+        """This model, carrying how ``previous``'s clusters (and the versions before it) map onto it,
+        measured on the same images: ``old[i]`` / ``new[i]`` are image i's cluster in each."""
+        step = overlap_remap(old, new)
+        remaps = {previous.version: step}
+        for version, earlier in list(previous.remaps.items())[: MAX_REMAP_VERSIONS - 1]:
+            remaps[version] = compose(earlier, step)
+        return CentroidModel(self.version, self.vector_kind, self.feature_id, self.centroids, remaps)
+
+
+def overlap_remap(old: NDArray[np.int64], new: NDArray[np.int64]) -> Remap:
+    """For each old cluster, the share of its images in each new cluster."""
+    out: Remap = {}
+    for o in np.unique(old):
+        if o < 0:
+            continue
+        members = new[old == o]
+        ids, counts = np.unique(members[members >= 0], return_counts=True)
+        total = counts.sum()
+        if total:
+            out[int(o)] = {int(n): float(c / total) for n, c in zip(ids, counts, strict=True)}
+    return out
+
+
+def compose(first: Remap, second: Remap) -> Remap:
+    """Remap a→c from a→b and b→c."""
+    out: Remap = {}
+    for a, row in first.items():
+        acc: dict[int, float] = {}
+        for b, w in row.items():
+            for c, w2 in second.get(b, {}).items():
+                acc[c] = acc.get(c, 0.0) + w * w2
+        if acc:
+            out[a] = acc
+    return out
 
 
 def model_version(centroids: NDArray[np.float32], feature_id: str) -> str:

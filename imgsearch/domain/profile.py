@@ -22,6 +22,8 @@ class Profile:
     seen: list[str] = field(default_factory=list)
     # recent (cluster, image id, event type) that drove the profile, newest last
     recent: list[list[str]] = field(default_factory=list)
+    # the centroid model version the cluster ids belong to
+    version: str = "none"
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> Profile:
@@ -31,10 +33,28 @@ class Profile:
             clusters={str(k): [float(v[0]), float(v[1])] for k, v in dict(raw.get("clusters", {})).items()},
             seen=[str(x) for x in raw.get("seen", [])],
             recent=[[str(y) for y in x] for x in raw.get("recent", [])],
+            version=str(raw.get("version", "none")),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"clusters": self.clusters, "seen": self.seen, "recent": self.recent}
+        return {"clusters": self.clusters, "seen": self.seen, "recent": self.recent, "version": self.version}
+
+    def remapped(
+        self, remap: Mapping[int, Mapping[int, float]], version: str, now: float, half_life_s: float
+    ) -> Profile:
+        """The same history on another cluster model: each old cluster's decayed score is shared
+        out over the new clusters its images went to, so personalization does not restart at zero."""
+        clusters: dict[str, list[float]] = {}
+        for old, score in self.scores(now, half_life_s).items():
+            for new, share in remap.get(old, {}).items():
+                entry = clusters.setdefault(str(new), [0.0, now])
+                entry[0] += score * share
+        recent = [
+            [str(max(remap.get(int(c), {0: 1.0}).items(), key=lambda kv: kv[1])[0]), img, et]
+            for c, img, et in self.recent
+            if int(c) in remap
+        ]
+        return Profile(clusters=clusters, seen=list(self.seen), recent=recent, version=version)
 
     def add(
         self,
@@ -47,28 +67,42 @@ class Profile:
         event_type: str = "",
     ) -> bool:
         """Add one event; returns False (and changes nothing) if the event id was seen already."""
+        return self.add_shares(event_id, {cluster_id: 1.0}, weight, at, half_life_s, image_id, event_type)
+
+    def add_shares(
+        self,
+        event_id: str,
+        shares: Mapping[int, float],
+        weight: float,
+        at: float,
+        half_life_s: float,
+        image_id: str = "",
+        event_type: str = "",
+    ) -> bool:
+        """Add one event whose weight is shared over clusters (an event from an earlier cluster
+        model, remapped); False if the event id was seen already."""
         if event_id in self.seen:
             return False
-        key = str(cluster_id)
-        score, ref = self.clusters.get(key, [0.0, at])
-        if at >= ref:
-            score = score * _decay(at - ref, half_life_s) + weight
-            ref = at
-        else:  # a late event: decay it to the reference time instead
-            score = score + weight * _decay(ref - at, half_life_s)
-        self.clusters[key] = [score, ref]
+        for cluster_id, share in shares.items():
+            key = str(cluster_id)
+            score, ref = self.clusters.get(key, [0.0, at])
+            if at >= ref:
+                score = score * _decay(at - ref, half_life_s) + weight * share
+                ref = at
+            else:  # a late event: decay it to the reference time instead
+                score = score + weight * share * _decay(ref - at, half_life_s)
+            self.clusters[key] = [score, ref]
         self.seen.append(event_id)
         del self.seen[:-MAX_SEEN_EVENT_IDS]
-        self.recent.append([key, image_id, event_type])
-        del self.recent[:-20]
+        if shares:
+            top = max(shares.items(), key=lambda kv: kv[1])[0]
+            self.recent.append([str(top), image_id, event_type])
+            del self.recent[:-20]
         return True
 
     def scores(self, now: float, half_life_s: float) -> dict[int, float]:
         """Decayed affinity per cluster at time ``now``."""
-        return {
-            int(k): score * _decay(max(0.0, now - ref), half_life_s)
-            for k, (score, ref) in self.clusters.items()
-        }
+        return {int(k): score * _decay(max(0.0, now - ref), half_life_s) for k, (score, ref) in self.clusters.items()}
 
     def drivers(self, cluster_id: int) -> list[str]:
         """Recent interactions on this cluster, newest first ("favorite:img-12")."""

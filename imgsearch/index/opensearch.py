@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, TransportError
+from opensearchpy.helpers import async_scan
 
 from imgsearch.domain.blend import Candidate
 from imgsearch.retry import retry_async
@@ -41,6 +42,7 @@ class ImageDoc:
     image_id: str
     embedding: Sequence[float]
     style: Sequence[float] | None
+    style_model_id: str
     cluster_id: int
     model_id: str
     centroid_version: str
@@ -53,6 +55,7 @@ class ImageDoc:
             "image_id": self.image_id,
             "embedding": list(map(float, self.embedding)),
             "style": None if self.style is None else list(map(float, self.style)),
+            "style_model_id": self.style_model_id,
             "cluster_id": self.cluster_id,
             "model_id": self.model_id,
             "centroid_version": self.centroid_version,
@@ -88,6 +91,7 @@ def mapping(dimension: int, model_id: str, ef_construction: int = 128, m: int = 
                     },
                 },
                 "style": {"type": "object", "enabled": False},
+                "style_model_id": {"type": "keyword"},
                 "cluster_id": {"type": "integer"},
                 "model_id": {"type": "keyword"},
                 "centroid_version": {"type": "keyword"},
@@ -171,13 +175,23 @@ class OpenSearchIndex:
         await self._call("bulk", bulk)
 
     async def update_clusters(self, assignments: dict[str, tuple[int, str]]) -> None:
-        """Partial update of cluster id and centroid version (re-clustering)."""
+        """Partial update of cluster id and centroid version (re-clustering); the search vectors and
+        the index stay as they are, so searches keep working during a re-clustering."""
         body: list[dict[str, Any]] = []
         for image_id, (cluster, version) in assignments.items():
             body.append({"update": {"_index": self.index, "_id": image_id}})
             body.append({"doc": {"cluster_id": cluster, "centroid_version": version}})
-        if body:
-            await self._call("bulk-update", lambda: self.client.bulk(body=body))
+        if not body:
+            return
+
+        async def bulk() -> Any:
+            resp = await self.client.bulk(body=body)
+            failed = [it["update"] for it in resp.get("items", []) if it["update"].get("error")]
+            if failed:
+                raise TransportError(max(f.get("status", 500) for f in failed), "bulk update errors", failed[:3])
+            return resp
+
+        await self._call("bulk-update", bulk)
 
     async def knn(self, vector: Sequence[float], k: int, *, attempts: int = 3) -> list[Candidate]:
         query = {
@@ -195,6 +209,17 @@ class OpenSearchIndex:
             )
             for h in resp["hits"]["hits"]
         ]
+
+    async def scan(self, fields: Sequence[str], query: dict[str, Any] | None = None,
+                   batch: int = 500) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Every document (id, selected source fields), read with a scroll."""
+        body = {"query": query or {"match_all": {}}, "_source": list(fields)}
+        async for hit in async_scan(self.client, query=body, index=self.index, size=batch, scroll="2m"):
+            yield hit["_id"], hit["_source"]
+
+    async def count_where(self, query: dict[str, Any]) -> int:
+        resp = await self._call("count", lambda: self.client.count(index=self.index, body={"query": query}))
+        return int(resp["count"])
 
     async def get(self, image_id: str) -> dict[str, Any] | None:
         try:

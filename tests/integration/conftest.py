@@ -21,6 +21,7 @@ from imgsearch.config import Settings
 from imgsearch.index.opensearch import OpenSearchIndex
 from imgsearch.kafka_admin import ensure_topics
 from imgsearch.runner import Workers, ensure_engines
+from producers import SearchClient, SearchTimeout
 from schemas import topics
 
 STYLES = {
@@ -119,9 +120,7 @@ def pipeline_env(
                 os.environ[k] = v
 
 
-async def wait_for(
-    predicate, timeout: float, what: str, interval: float = 0.3, workers: Workers | None = None
-):
+async def wait_for(predicate, timeout: float, what: str, interval: float = 0.3, workers: Workers | None = None):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -176,3 +175,34 @@ async def pipeline(pipeline_env) -> AsyncIterator[Pipeline]:
         idx = p.index()
         await idx.delete_index()
         await idx.close()
+
+
+async def ingest_all(p: Pipeline) -> int:
+    from imgsearch.cli import cmd_ingest
+
+    n = await cmd_ingest(p.settings, p.image_dir, inline=False)
+    idx = p.index()
+    try:
+
+        async def count() -> bool:
+            try:
+                await idx.refresh()
+                return await idx.count() >= n
+            except Exception:
+                return False
+
+        await wait_for(count, 120, f"{n} images indexed", workers=p.workers)
+    finally:
+        await idx.close()
+    return n
+
+
+async def search_until_ready(client: SearchClient, **kw):
+    """The first search waits for the query worker to join its group."""
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            return await client.search(timeout_s=5, **kw)
+        except SearchTimeout:
+            if time.monotonic() > deadline:
+                raise

@@ -18,40 +18,9 @@ from schemas.events import (
     NewImage,
     SearchRequest,
 )
-from tests.integration.conftest import Pipeline, read_topic, wait_for
+from tests.integration.conftest import Pipeline, ingest_all, read_topic, search_until_ready, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-async def ingest_all(p: Pipeline) -> int:
-    from imgsearch.cli import cmd_ingest
-
-    n = await cmd_ingest(p.settings, p.image_dir, inline=False)
-    idx = p.index()
-    try:
-
-        async def count() -> bool:
-            try:
-                await idx.refresh()
-                return await idx.count() >= n
-            except Exception:
-                return False
-
-        await wait_for(count, 120, f"{n} images indexed", workers=p.workers)
-    finally:
-        await idx.close()
-    return n
-
-
-async def search_until_ready(client: SearchClient, **kw):
-    """The first search waits for the query worker to join its group."""
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            return await client.search(timeout_s=5, **kw)
-        except SearchTimeout:
-            if time.monotonic() > deadline:
-                raise
 
 
 async def test_images_become_searchable_with_cluster(pipeline: Pipeline):
@@ -96,9 +65,7 @@ async def test_interaction_changes_that_users_ranking(pipeline: Pipeline):
     query = base64.b64encode((pipeline.image_dir / "pastel/circle-0.png").read_bytes()).decode()
     user, other = "user-neon-fan", "user-bystander"
     async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
-        before = await search_until_ready(
-            client, user_id=user, image_b64=query, k=10, personalization_weight=0.7
-        )
+        before = await search_until_ready(client, user_id=user, image_b64=query, k=10, personalization_weight=0.7)
         # the cluster (style) least present in this user's unpersonalized top 5
         idx = pipeline.index()
         try:
@@ -197,9 +164,7 @@ async def test_invalid_search_gets_an_error_reply(pipeline: Pipeline):
             await pub.publish_raw(topics.search_requests().name, json.dumps(raw).encode(), key=b"u")
         replies = await read_topic(pipeline.settings.kafka_bootstrap, client.reply_topic, min_count=2)
     errors = [json.loads(m.value) for m in replies if json.loads(m.value)["request_id"] == fut_id]
-    assert (
-        errors and errors[0]["error"]["code"] == "schema_violation" and "k" in errors[0]["error"]["message"]
-    )
+    assert errors and errors[0]["error"]["code"] == "schema_violation" and "k" in errors[0]["error"]["message"]
 
 
 async def test_search_without_query_worker_times_out_clearly(engines, tmp_path):
@@ -211,9 +176,7 @@ async def test_search_without_query_worker_times_out_clearly(engines, tmp_path):
     try:
         async with SearchClient(engines["KAFKA_BOOTSTRAP"]) as client:
             t0 = time.monotonic()
-            with pytest.raises(
-                SearchTimeout, match=r"no reply to search .* within 1\.5s: is a query worker running"
-            ):
+            with pytest.raises(SearchTimeout, match=r"no reply to search .* within 1\.5s: is a query worker running"):
                 await client.search("u", "cat", timeout_s=1.5)
             assert 1.4 < time.monotonic() - t0 < 4.0
     finally:
