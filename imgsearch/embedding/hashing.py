@@ -46,10 +46,7 @@ class HashEmbedder:
         if not images:
             return np.zeros((0, self._dim), dtype=np.float32)
         thumbs = np.stack(
-            [
-                np.asarray(im.convert("RGB").resize((16, 16), Image.Resampling.BILINEAR), np.float32)
-                for im in images
-            ]
+            [np.asarray(im.convert("RGB").resize((16, 16), Image.Resampling.BILINEAR), np.float32) for im in images]
         )
         flat = thumbs.reshape(len(images), -1) / 255.0 - 0.5
         return normalize_rows(flat @ self._proj)

@@ -1,0 +1,286 @@
+"""Caption -> image retrieval on the captioned Tux Paint stamps, over ConSE variants.
+
+    python bench/embeddings_eval.py --out bench/results/embeddings_eval.json
+
+Data: Debian `tuxpaint-stamps-default` extracted with dpkg -x (scripts/setup_models.sh --with-eval-data
+does it) under $IMGSEARCH_CACHE/data/tuxpaint; every PNG whose .txt sibling has an English first
+line; transparent PNGs composited on white. Query = caption, gallery = all those images, relevant =
+the caption's own image. Metrics: R@1, R@5, R@10, median rank, MRR.
+
+Stage 1 sweeps the image side (variant x pixel normalisation x resize mode) with the text side fixed;
+stage 2 sweeps the text side (prompt templates, synonyms, top-k, temperature) for the best image
+configuration of each variant. Note the choice is made on this very set (no held-out split).
+Needs only the serving dependencies (onnxruntime, tokenizers, numpy, Pillow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from imgsearch.embedding.conse import (
+    PROMPT_TEMPLATES,
+    MiniLMOnnx,
+    build_class_matrix,
+    conse_combine,
+    default_cache_dir,
+    preprocess_images,
+    read_class_names,
+    session_options,
+    softmax,
+    to_rgb_on_white,
+)
+
+
+def load_stamps(root: Path) -> tuple[list[str], list[Image.Image], list[str]]:
+    captions, images, names = [], [], []
+    for png in sorted(root.rglob("*.png")):
+        txt = png.with_suffix(".txt")
+        if not txt.is_file():
+            continue
+        first = txt.read_text(encoding="utf-8", errors="replace").splitlines()
+        cap = first[0].strip() if first else ""
+        if not cap or "=" in cap.split(" ")[0]:
+            continue
+        with Image.open(png) as im:
+            images.append(to_rgb_on_white(im).copy())
+        captions.append(cap)
+        names.append(str(png.relative_to(root)))
+    return captions, images, names
+
+
+def metrics(q: np.ndarray, g: np.ndarray) -> dict[str, float]:
+    sims = q @ g.T
+    own = np.diag(sims)[:, None]
+    ranks = 1 + (sims > own).sum(axis=1)
+    return {
+        "R@1": float((ranks <= 1).mean()),
+        "R@5": float((ranks <= 5).mean()),
+        "R@10": float((ranks <= 10).mean()),
+        "median_rank": float(np.median(ranks)),
+        "MRR": float((1.0 / ranks).mean()),
+    }
+
+
+def run_classifier(sess, images, size, norm, resize, batch=16) -> tuple[np.ndarray, float, float]:
+    """logits, ms/image end-to-end (preprocess + model), ms/image model only."""
+    out, t_model = [], 0.0
+    t0 = time.perf_counter()
+    for s in range(0, len(images), batch):
+        x = preprocess_images(images[s : s + batch], size, norm, resize)
+        t1 = time.perf_counter()
+        out.append(sess.run(["logits"], {"pixels": x})[0])
+        t_model += time.perf_counter() - t1
+    total = time.perf_counter() - t0
+    n = len(images)
+    return np.concatenate(out), total * 1000 / n, t_model * 1000 / n
+
+
+def main() -> int:
+    import onnxruntime as ort
+
+    cache = default_cache_dir()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", type=Path, default=cache / "models")
+    ap.add_argument("--stamps", type=Path, default=cache / "data/tuxpaint/usr/share/tuxpaint/stamps")
+    ap.add_argument("--variants", default="lite0,lite1,lite2")
+    ap.add_argument("--norms", default="tf,imagenet")
+    ap.add_argument("--resize", default="pad,squash,crop,trim_pad,trim_squash")
+    ap.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0 = default)")
+    ap.add_argument("--out", type=Path, required=True, help="JSON results path")
+    args = ap.parse_args()
+
+    t0 = time.time()
+    captions, images, _names = load_stamps(args.stamps)
+    print(f"{len(captions)} captioned stamps loaded in {time.time() - t0:.1f}s", flush=True)
+    variants = [v for v in args.variants.split(",") if (args.models / f"conse-{v}" / "manifest.json").is_file()]
+    first = args.models / f"conse-{variants[0]}"
+    man0 = json.loads((first / "manifest.json").read_text())
+    text = MiniLMOnnx(
+        first / man0["files"]["text_encoder"], first / man0["files"]["tokenizer"], intra_op_threads=args.threads or None
+    )
+    text.embed(captions[:64])
+    t1 = time.perf_counter()
+    q = text.embed(captions)
+    ms_text = (time.perf_counter() - t1) * 1000 / len(captions)
+    t1 = time.perf_counter()
+    for c in captions[:200]:
+        text.embed([c])
+    ms_text_single = (time.perf_counter() - t1) * 1000 / 200
+    print(f"text: {ms_text:.2f} ms/text (batch 64), {ms_text_single:.2f} ms/text (batch 1)", flush=True)
+
+    class_names = read_class_names(first / man0["files"]["classes"])
+    matrices: dict[tuple[str, str], np.ndarray] = {}
+
+    def matrix(templates: str, synonyms: str) -> np.ndarray:
+        key = (templates, synonyms)
+        if key not in matrices:
+            matrices[key] = build_class_matrix(text.embed, class_names, PROMPT_TEMPLATES[templates], synonyms)
+        return matrices[key]
+
+    base_text = {"templates": "ensemble5", "synonyms": "first", "top_k": 10, "temperature": 1.0}
+    rows: list[dict] = []
+    logits_cache: dict[tuple[str, str, str], np.ndarray] = {}
+    timing: dict[str, dict] = {}
+
+    # ---- stage 1: image side
+    print("\nstage 1: image preprocessing (text side: ensemble5, first synonym, top-10, T=1)")
+    hdr = f"{'variant':7} {'norm':8} {'resize':11} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'medR':>6} {'ms/img':>7}"
+    print(hdr)
+    for v in variants:
+        d = args.models / f"conse-{v}"
+        man = json.loads((d / "manifest.json").read_text())
+        sess = ort.InferenceSession(
+            str(d / man["files"]["classifier"]),
+            session_options(args.threads or None),
+            providers=["CPUExecutionProvider"],
+        )
+        size = int(man["image_size"])
+        sess.run(["logits"], {"pixels": preprocess_images(images[:16], size, "tf", "pad")})  # warm-up
+        for norm, resize in itertools.product(args.norms.split(","), args.resize.split(",")):
+            logits, ms_e2e, ms_model = run_classifier(sess, images, size, norm, resize)
+            logits_cache[(v, norm, resize)] = logits
+            timing.setdefault(v, {"ms_per_image_e2e": [], "ms_per_image_model": [], "torch": man.get("torch_timing")})
+            timing[v]["ms_per_image_e2e"].append(ms_e2e)
+            timing[v]["ms_per_image_model"].append(ms_model)
+            g = conse_combine(softmax(logits, 1.0), matrix("ensemble5", "first"), 10)
+            m = metrics(q, g)
+            rows.append(
+                {
+                    "stage": 1,
+                    "variant": v,
+                    "pixel_norm": norm,
+                    "resize_mode": resize,
+                    **base_text,
+                    **m,
+                    "ms_per_image_e2e": ms_e2e,
+                    "ms_per_image_model": ms_model,
+                }
+            )
+            print(
+                f"{v:7} {norm:8} {resize:11} {m['R@1']:6.3f} {m['R@5']:6.3f} {m['R@10']:6.3f} "
+                f"{m['median_rank']:6.0f} {ms_e2e:7.1f}",
+                flush=True,
+            )
+
+    # ---- stage 2: text side, for the best image configuration of each variant
+    print("\nstage 2: text side on each variant's best (norm, resize)")
+    print(
+        f"{'variant':7} {'norm':8} {'resize':11} {'templates':9} {'syn':6} {'k':>4} {'T':>4} "
+        f"{'R@1':>6} {'R@5':>6} {'R@10':>6} {'medR':>6}"
+    )
+    best_overall = None
+    for v in variants:
+        s1 = [r for r in rows if r["stage"] == 1 and r["variant"] == v]
+        b = max(s1, key=lambda r: (r["R@10"], r["MRR"]))
+        logits = logits_cache[(v, b["pixel_norm"], b["resize_mode"])]
+        for tpl, syn, k, temp in itertools.product(
+            ["photo", "ensemble5", "drawing", "bare"],
+            ["first", "all", "joined"],
+            [5, 10, 20, 0],
+            [0.5, 1.0, 2.0, 4.0],
+        ):
+            g = conse_combine(softmax(logits, temp), matrix(tpl, syn), k or None)
+            m = metrics(q, g)
+            row = {
+                "stage": 2,
+                "variant": v,
+                "pixel_norm": b["pixel_norm"],
+                "resize_mode": b["resize_mode"],
+                "templates": tpl,
+                "synonyms": syn,
+                "top_k": k,
+                "temperature": temp,
+                **m,
+            }
+            rows.append(row)
+            if best_overall is None or (m["R@10"], m["MRR"]) > (best_overall["R@10"], best_overall["MRR"]):
+                best_overall = row
+        s2 = sorted(
+            (r for r in rows if r["stage"] == 2 and r["variant"] == v),
+            key=lambda r: (r["R@10"], r["MRR"]),
+            reverse=True,
+        )
+        for r in s2[:5]:
+            print(
+                f"{v:7} {r['pixel_norm']:8} {r['resize_mode']:11} {r['templates']:9} {r['synonyms']:6} "
+                f"{r['top_k']:4d} {r['temperature']:4.1f} {r['R@1']:6.3f} {r['R@5']:6.3f} {r['R@10']:6.3f} "
+                f"{r['median_rank']:6.0f}",
+                flush=True,
+            )
+
+    # one-factor-at-a-time view around the best setting
+    print(
+        "\none factor at a time around the best setting:",
+        json.dumps(
+            {
+                k: best_overall[k]
+                for k in ("variant", "pixel_norm", "resize_mode", "templates", "synonyms", "top_k", "temperature")
+            }
+        ),
+    )
+    ofat = []
+    for factor, values in (
+        ("templates", ["photo", "ensemble5", "drawing", "bare"]),
+        ("synonyms", ["first", "all", "joined"]),
+        ("top_k", [5, 10, 20, 0]),
+        ("temperature", [0.5, 1.0, 2.0, 4.0]),
+    ):
+        for val in values:
+            r = next(
+                r
+                for r in rows
+                if r["stage"] == 2
+                and all(
+                    r[k] == (val if k == factor else best_overall[k])
+                    for k in ("variant", "templates", "synonyms", "top_k", "temperature")
+                )
+            )
+            ofat.append({"factor": factor, "value": val, **{k: r[k] for k in ("R@1", "R@5", "R@10", "median_rank")}})
+            print(
+                f"  {factor:11} {val!s:9} R@1 {r['R@1']:.3f}  R@5 {r['R@5']:.3f}  R@10 {r['R@10']:.3f}  "
+                f"medR {r['median_rank']:.0f}"
+            )
+
+    summary = {
+        v: {
+            "ms_per_image_e2e_b16": float(np.median(t["ms_per_image_e2e"])),
+            "ms_per_image_model_b16": float(np.median(t["ms_per_image_model"])),
+            "torch": t["torch"],
+        }
+        for v, t in timing.items()
+    }
+    print("\ntiming (median over stage-1 runs, batch 16):")
+    for v, t in summary.items():
+        print(
+            f"  {v}: ORT {t['ms_per_image_e2e_b16']:.1f} ms/image incl. preprocessing, "
+            f"{t['ms_per_image_model_b16']:.1f} model only; torch {t['torch']}"
+        )
+    print(f"  text (MiniLM ORT): {ms_text:.2f} ms/text batch 64, {ms_text_single:.2f} batch 1")
+    result = {
+        "dataset": {"stamps_root": str(args.stamps), "n": len(captions), "chance_R@1": 1 / len(captions)},
+        "text_ms": {"batch64": ms_text, "batch1": ms_text_single},
+        "timing": summary,
+        "best": best_overall,
+        "one_factor_at_a_time": ofat,
+        "rows": rows,
+        "threads": args.threads or "ort-default",
+        "seconds": round(time.time() - t0, 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {args.out} ({time.time() - t0:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
