@@ -84,7 +84,7 @@ class Pipeline:
         return OpenSearchIndex(self.settings.opensearch_url, self.settings.index_name)
 
 
-def _isolated_env(engines: dict[str, str], tmp: Path, image_dir: Path) -> dict[str, str]:
+def _isolated_env(engines: dict[str, str], tmp: Path, image_dir: Path, embedder: str) -> dict[str, str]:
     tag = f"t{uuid.uuid4().hex[:8]}"
     return {
         **engines,
@@ -92,7 +92,7 @@ def _isolated_env(engines: dict[str, str], tmp: Path, image_dir: Path) -> dict[s
         "IMGSEARCH_APP_PREFIX": tag,
         "IMGSEARCH_INDEX": f"{tag}-images",
         "IMGSEARCH_DATA": str(tmp / "data"),
-        "IMGSEARCH_EMBEDDER": os.environ.get("IMGSEARCH_TEST_EMBEDDER", "hash"),
+        "IMGSEARCH_EMBEDDER": embedder,
         "IMGSEARCH_STYLE": "handcrafted",
         "IMGSEARCH_ALLOWED_URI_ROOTS": str(image_dir),
         "IMGSEARCH_UNKNOWN_IMAGE_WAIT_S": "2",
@@ -103,11 +103,12 @@ def _isolated_env(engines: dict[str, str], tmp: Path, image_dir: Path) -> dict[s
 
 @pytest.fixture(scope="module")
 def pipeline_env(
-    engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[dict[str, str], Path]]:
     tmp = tmp_path_factory.mktemp("pipeline")
     image_dir = tmp / "images"
-    env = _isolated_env(engines, tmp, image_dir)
+    # a test module may set EMBEDDER = "conse"; the default is the fast hash test embedder
+    env = _isolated_env(engines, tmp, image_dir, getattr(request.module, "EMBEDDER", "hash"))
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -155,15 +156,15 @@ async def read_topic(bootstrap: str, topic: str, *, min_count: int = 1, timeout:
 
 
 @pytest.fixture(scope="module")
-async def pipeline(pipeline_env) -> AsyncIterator[Pipeline]:
+async def pipeline(request: pytest.FixtureRequest, pipeline_env) -> AsyncIterator[Pipeline]:
     env, tmp = pipeline_env
     settings = Settings()
     image_dir = tmp / "images"
-    labels = synthetic_folder(image_dir)
+    labels = getattr(request.module, "make_images", synthetic_folder)(image_dir)
     await ensure_topics(settings.kafka_bootstrap, topics.all_shared(), settings.partitions)
     from imgsearch.clusters import train_from_folder
 
-    await train_from_folder(settings, image_dir, k=3, vector_kind="style")
+    await train_from_folder(settings, image_dir, k=getattr(request.module, "K", 3), vector_kind="style")
     workers = Workers(tmp / "logs", env)
     for role in ("embedder", "interactions", "query"):
         workers.start(role)
