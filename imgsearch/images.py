@@ -34,9 +34,7 @@ def fetch_uri(uri: str, allowed_roots: Sequence[str], max_bytes: int) -> bytes:
     path = Path(unquote(parsed.path)).resolve()
     roots = [Path(r).resolve() for r in allowed_roots]
     if not any(path == r or r in path.parents for r in roots):
-        raise ImageRejected(
-            "uri_not_allowed", f"{path} is outside the allowed roots (IMGSEARCH_ALLOWED_URI_ROOTS)"
-        )
+        raise ImageRejected("uri_not_allowed", f"{path} is outside the allowed roots (IMGSEARCH_ALLOWED_URI_ROOTS)")
     try:
         size = path.stat().st_size
         if size > max_bytes:

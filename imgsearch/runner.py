@@ -90,8 +90,7 @@ class Workers:
         dead = [p for p in self.procs if not p.alive()]
         if dead:
             raise RuntimeError(
-                "worker(s) exited: "
-                + "; ".join(f"{p.role} (exit {p.proc.returncode}):\n{p.log_tail()}" for p in dead)
+                "worker(s) exited: " + "; ".join(f"{p.role} (exit {p.proc.returncode}):\n{p.log_tail()}" for p in dead)
             )
 
 
@@ -147,9 +146,7 @@ def ensure_engines() -> dict[str, str]:
             "KAFKA_BOOTSTRAP": os.environ["KAFKA_BOOTSTRAP"],
             "OPENSEARCH_URL": os.environ["OPENSEARCH_URL"],
         }
-    status = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "engines.sh"), "status"], capture_output=True
-    )
+    status = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "engines.sh"), "status"], capture_output=True)
     if status.returncode != 0:
         subprocess.run(["bash", str(REPO_ROOT / "scripts" / "engines.sh"), "start"], check=True)
     return engines_env()

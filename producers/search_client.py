@@ -42,12 +42,8 @@ class SearchClient:
         self.client_id = client_id or uuid.uuid4().hex[:12]
         self.reply_topic = topics.reply_topic(self.client_id).name
         self._partitions = partitions
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_request_size=12 * 2**20
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
-        )
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_request_size=12 * 2**20)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10)
         self._pending: dict[str, asyncio.Future[SearchResponse]] = {}
         self._reader: asyncio.Task[None] | None = None
 
@@ -117,9 +113,7 @@ class SearchClient:
         )
         return await self.send(req, timeout_s=timeout_s, raise_on_error=raise_on_error)
 
-    async def send(
-        self, req: SearchRequest, *, timeout_s: float = 5.0, raise_on_error: bool = True
-    ) -> SearchResponse:
+    async def send(self, req: SearchRequest, *, timeout_s: float = 5.0, raise_on_error: bool = True) -> SearchResponse:
         if self._reader is None:
             raise RuntimeError("SearchClient.start() first (or use it as an async context manager)")
         if req.reply_topic != self.reply_topic:

@@ -210,8 +210,9 @@ class OpenSearchIndex:
             for h in resp["hits"]["hits"]
         ]
 
-    async def scan(self, fields: Sequence[str], query: dict[str, Any] | None = None,
-                   batch: int = 500) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def scan(
+        self, fields: Sequence[str], query: dict[str, Any] | None = None, batch: int = 500
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Every document (id, selected source fields), read with a scroll."""
         body = {"query": query or {"match_all": {}}, "_source": list(fields)}
         async for hit in async_scan(self.client, query=body, index=self.index, size=batch, scroll="2m"):
