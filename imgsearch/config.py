@@ -72,6 +72,8 @@ class Settings:
     profile_half_life_s: float = field(
         default_factory=lambda: _env_float("IMGSEARCH_PROFILE_HALF_LIFE_S", 7 * 24 * 3600.0)
     )
+    recency_weight: float = field(default_factory=lambda: _env_float("IMGSEARCH_RECENCY_WEIGHT", 0.6))
+    session_decay: float = field(default_factory=lambda: _env_float("IMGSEARCH_SESSION_DECAY", 0.7))
     embed_batch: int = field(default_factory=lambda: _env_int("IMGSEARCH_EMBED_BATCH", 16))
     max_image_bytes: int = field(default_factory=lambda: _env_int("IMGSEARCH_MAX_IMAGE_BYTES", 8 * 2**20))
     max_image_pixels: int = field(default_factory=lambda: _env_int("IMGSEARCH_MAX_IMAGE_PIXELS", 40_000_000))

@@ -99,6 +99,7 @@ class SearchClient:
         image_b64: str | None = None,
         k: int = 10,
         personalization_weight: float | None = None,
+        max_per_cluster: int | None = None,
         timeout_s: float = 5.0,
         raise_on_error: bool = True,
     ) -> SearchResponse:
@@ -108,6 +109,7 @@ class SearchClient:
             image_b64=image_b64,
             k=k,
             personalization_weight=personalization_weight,
+            max_per_cluster=max_per_cluster,
             reply_topic=self.reply_topic,
             timeout_ms=int(timeout_s * 1000),
         )

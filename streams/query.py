@@ -78,7 +78,9 @@ class QueryService:
         self.embedder = embedder
         self.index = index
         self.profiles = app.Table("profiles", schema=json_schema(), partitions=settings.partitions)
-        self.ranker: PersonalRanker = ranker or LocalProfileRanker(self._profile, settings.profile_half_life_s)
+        self.ranker: PersonalRanker = ranker or LocalProfileRanker(
+            self._profile, settings.profile_half_life_s, recency_weight=settings.recency_weight
+        )
         self.dlq = DeadLetters(app, settings, ROLE)
         self.offload = Offload()
         self.answered = 0
@@ -123,6 +125,7 @@ class QueryService:
             self.settings.profile_half_life_s,
             ev.image_id,
             ev.event_type.value,
+            self.settings.session_decay,
         )
         if changed:
             self.profiles[ev.user_id] = profile.to_dict()
@@ -177,7 +180,7 @@ class QueryService:
                 notes.append(f"personalization unavailable ({type(exc).__name__}); ranked by relevance only")
             if not result.has_signal and not notes:
                 notes.append("no interactions for this user yet; ranked by relevance only")
-        ranked = blend(candidates, result.scores, weight if result.has_signal else 0.0, req.k)
+        ranked = blend(candidates, result.scores, weight if result.has_signal else 0.0, req.k, req.max_per_cluster)
         timings["rank"] = (time.perf_counter() - t2) * 1000
         hits = [
             SearchHit(

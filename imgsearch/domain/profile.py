@@ -1,7 +1,13 @@
-"""A user's real-time cluster profile: decayed, weighted interaction counts per cluster.
+"""A user's real-time cluster profile: two views of the same weighted interactions per cluster.
 
-``score(c) = Σ_events weight(event) · 2^(-(now - t)/half_life)`` over the user's events on cluster c.
-Stored as plain dicts so it serialises into a faust table (changelog-backed).
+- long-term: ``Σ_events weight · 2^(-(now - t)/half_life)`` (days): the user's lasting taste;
+- session: every new event multiplies the earlier session scores by ``session_decay`` (e.g. 0.7)
+  before adding its own weight, so the last few interactions dominate: when a user switches style
+  mid-session (the article's designer), the next searches follow after a few interactions.
+
+``affinity = (1-β)·long/Σlong + β·session/Σsession`` with β the recency weight. A profile is a
+per-cluster distribution, not one averaged vector: a user who likes two styles keeps both
+(multi-interest, as PinnerSage argues). Stored as plain dicts for a faust table (changelog-backed).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ class Profile:
     recent: list[list[str]] = field(default_factory=list)
     # the centroid model version the cluster ids belong to
     version: str = "none"
+    # cluster id -> event-decayed session score
+    session: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> Profile:
@@ -34,10 +42,17 @@ class Profile:
             seen=[str(x) for x in raw.get("seen", [])],
             recent=[[str(y) for y in x] for x in raw.get("recent", [])],
             version=str(raw.get("version", "none")),
+            session={str(k): float(v) for k, v in dict(raw.get("session", {})).items()},
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"clusters": self.clusters, "seen": self.seen, "recent": self.recent, "version": self.version}
+        return {
+            "clusters": self.clusters,
+            "seen": self.seen,
+            "recent": self.recent,
+            "version": self.version,
+            "session": self.session,
+        }
 
     def remapped(
         self, remap: Mapping[int, Mapping[int, float]], version: str, now: float, half_life_s: float
@@ -54,7 +69,11 @@ class Profile:
             for c, img, et in self.recent
             if int(c) in remap
         ]
-        return Profile(clusters=clusters, seen=list(self.seen), recent=recent, version=version)
+        session: dict[str, float] = {}
+        for old_key, score in self.session.items():
+            for new, share in remap.get(int(old_key), {}).items():
+                session[str(new)] = session.get(str(new), 0.0) + score * share
+        return Profile(clusters=clusters, seen=list(self.seen), recent=recent, version=version, session=session)
 
     def add(
         self,
@@ -65,9 +84,12 @@ class Profile:
         half_life_s: float,
         image_id: str = "",
         event_type: str = "",
+        session_decay: float = 0.7,
     ) -> bool:
         """Add one event; returns False (and changes nothing) if the event id was seen already."""
-        return self.add_shares(event_id, {cluster_id: 1.0}, weight, at, half_life_s, image_id, event_type)
+        return self.add_shares(
+            event_id, {cluster_id: 1.0}, weight, at, half_life_s, image_id, event_type, session_decay
+        )
 
     def add_shares(
         self,
@@ -78,11 +100,15 @@ class Profile:
         half_life_s: float,
         image_id: str = "",
         event_type: str = "",
+        session_decay: float = 0.7,
     ) -> bool:
         """Add one event whose weight is shared over clusters (an event from an earlier cluster
         model, remapped); False if the event id was seen already."""
         if event_id in self.seen:
             return False
+        self.session = {k: v * session_decay for k, v in self.session.items() if v * session_decay > 1e-6}
+        for cluster_id, share in shares.items():
+            self.session[str(cluster_id)] = self.session.get(str(cluster_id), 0.0) + weight * share
         for cluster_id, share in shares.items():
             key = str(cluster_id)
             score, ref = self.clusters.get(key, [0.0, at])
@@ -103,6 +129,23 @@ class Profile:
     def scores(self, now: float, half_life_s: float) -> dict[int, float]:
         """Decayed affinity per cluster at time ``now``."""
         return {int(k): score * _decay(max(0.0, now - ref), half_life_s) for k, (score, ref) in self.clusters.items()}
+
+    def affinity(self, now: float, half_life_s: float, recency_weight: float) -> dict[int, float]:
+        """Long-term and session preferences, each as shares summing to 1, mixed by the recency weight."""
+        long = self.scores(now, half_life_s)
+        long_total = sum(long.values())
+        session_total = sum(self.session.values())
+        beta = recency_weight if session_total > 0 else 0.0
+        if long_total <= 0:
+            beta = 1.0 if session_total > 0 else 0.0
+        out: dict[int, float] = {}
+        if long_total > 0 and beta < 1.0:
+            for c, v in long.items():
+                out[c] = (1 - beta) * v / long_total
+        if session_total > 0 and beta > 0:
+            for k, v in self.session.items():
+                out[int(k)] = out.get(int(k), 0.0) + beta * v / session_total
+        return out
 
     def drivers(self, cluster_id: int) -> list[str]:
         """Recent interactions on this cluster, newest first ("favorite:img-12")."""

@@ -23,14 +23,16 @@ class LocalProfileRanker:
         get_profile: Callable[[str], Mapping[str, Any] | None],
         half_life_s: float,
         clock: Callable[[], float] = time.time,
+        recency_weight: float = 0.6,
     ) -> None:
         self._get = get_profile
         self._half_life = half_life_s
+        self._recency = recency_weight
         self._clock = clock
 
     async def rank(self, user_id: str, cluster_ids: Sequence[int]) -> RankerResult:
         profile = Profile.from_dict(self._get(user_id))
-        raw = profile.scores(self._clock(), self._half_life)
+        raw = profile.affinity(self._clock(), self._half_life, self._recency)
         scores = normalise(raw, cluster_ids)
         has_signal = any(v > 0 for v in scores.values())
         drivers = {c: profile.drivers(c) for c in scores if scores[c] > 0}

@@ -184,3 +184,72 @@ async def test_search_without_query_worker_times_out_clearly(engines, tmp_path):
             os.environ.pop("IMGSEARCH_TOPIC_PREFIX")
         else:
             os.environ["IMGSEARCH_TOPIC_PREFIX"] = old
+
+
+async def test_style_switch_mid_session_is_followed(pipeline: Pipeline):
+    """The article's designer: a history in one style, then a switch; the next searches follow."""
+    settings = pipeline.settings
+    idx = pipeline.index()
+    try:
+        cluster_of = {i: (await idx.get(i))["cluster_id"] for i in pipeline.labels}
+    finally:
+        await idx.close()
+    clusters = sorted(set(cluster_of.values()))
+    old_style, new_style = clusters[0], clusters[1]
+    query = base64.b64encode((pipeline.image_dir / "mono/square-1.png").read_bytes()).decode()
+    user = "designer"
+    old_imgs = [i for i, c in cluster_of.items() if c == old_style]
+    new_imgs = [i for i, c in cluster_of.items() if c == new_style]
+    async with EventPublisher(settings.kafka_bootstrap) as pub, SearchClient(settings.kafka_bootstrap) as client:
+        for i, image_id in enumerate(old_imgs[:8]):
+            await pub.publish_interaction(
+                Interaction(
+                    user_id=user, image_id=image_id, event_type=EventType.FAVORITE, event_id=f"designer-old-{i}"
+                )
+            )
+
+        async def top_is(cluster: int):
+            r = await client.search(user, image_b64=query, k=5, personalization_weight=0.9, timeout_s=5)
+            return r if r.personalized and r.hits[0].cluster_id == cluster else None
+
+        await wait_for(lambda: top_is(old_style), 30, "the first style on top")
+        t0 = time.monotonic()
+        for i, image_id in enumerate(new_imgs[:3]):
+            await pub.publish_interaction(
+                Interaction(
+                    user_id=user, image_id=image_id, event_type=EventType.FAVORITE, event_id=f"designer-new-{i}"
+                )
+            )
+        resp = await wait_for(lambda: top_is(new_style), 30, "the new style on top", interval=0.05)
+        print(f"switch followed {time.monotonic() - t0:.3f}s after the last interaction was published")
+        # the lasting taste is kept: the old style still scores, below the new one
+        old_hits = [h for h in resp.hits if h.cluster_id == old_style]
+        assert all(h.personal_score < resp.hits[0].personal_score for h in old_hits)
+        # redelivered (same event id) interactions are not counted twice: replaying the whole old-style
+        # history would put the old style back on top if it counted
+        for i, image_id in enumerate(old_imgs[:8]):
+            await pub.publish_interaction(
+                Interaction(
+                    user_id=user, image_id=image_id, event_type=EventType.FAVORITE, event_id=f"designer-old-{i}"
+                )
+            )
+        third = next(i for i, c in cluster_of.items() if c not in (old_style, new_style))
+        await pub.publish_interaction(
+            Interaction(user_id=user, image_id=third, event_type=EventType.VIEW, event_id="designer-marker")
+        )
+
+        async def marker_applied():
+            r = await client.search(user, image_b64=query, k=36, personalization_weight=0.9)  # every image
+            return r if any(d.startswith("view:") for h in r.hits for d in h.drivers) else None
+
+        after = await wait_for(marker_applied, 30, "the marker event after the replay")
+        assert after.hits[0].cluster_id == new_style
+
+
+async def test_diversity_cap_per_style(pipeline: Pipeline):
+    query = base64.b64encode((pipeline.image_dir / "neon/circle-0.png").read_bytes()).decode()
+    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+        plain = await search_until_ready(client, user_id="u-div", image_b64=query, k=3)
+        capped = await client.search("u-div", image_b64=query, k=3, max_per_cluster=1)
+    assert plain.hits[0].image_id == capped.hits[0].image_id == "neon/circle-0"
+    assert len({h.cluster_id for h in capped.hits}) == len(capped.hits) == 3

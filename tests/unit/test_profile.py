@@ -53,3 +53,41 @@ def test_local_ranker_contract():
     assert res.has_signal and res.scores == {5: 1.0, 6: 0.0}
     new = asyncio.run(ranker.rank("nobody", [5, 6]))
     assert not new.has_signal and new.scores == {5: 0.0, 6: 0.0}
+
+
+def test_style_switch_mid_session_takes_over_after_a_few_interactions():
+    """The article's designer: a long history in style A, then a switch to style B."""
+    p = Profile()
+    t = 1000.0
+    for i in range(8):
+        p.add(f"a{i}", 1, 3.0, t + i, DAY)
+    assert max(p.affinity(t + 8, DAY, 0.6).items(), key=lambda kv: kv[1])[0] == 1
+    for i in range(3):
+        p.add(f"b{i}", 2, 3.0, t + 10 + i, DAY)
+    aff = p.affinity(t + 13, DAY, 0.6)
+    assert aff[2] > aff[1]  # the new style leads...
+    assert aff[1] > 0.3  # ...and the lasting taste is not forgotten
+    assert sum(aff.values()) == pytest.approx(1.0)
+
+
+def test_multi_interest_keeps_both_styles():
+    p = Profile()
+    for i in range(6):
+        p.add(f"e{i}", 1 if i % 2 else 2, 1.0, 100.0 + i, DAY)
+    aff = p.affinity(106.0, DAY, 0.6)
+    assert aff[1] == pytest.approx(aff[2], rel=0.3) and aff.get(3, 0.0) == 0.0
+
+
+def test_recency_weight_zero_is_long_term_only():
+    p = Profile()
+    p.add("a", 1, 1.0, 0.0, DAY)
+    p.add("b", 2, 1.0, 0.0, DAY)
+    assert p.affinity(0.0, DAY, 0.0) == {1: 0.5, 2: 0.5}
+
+
+def test_remap_carries_long_term_and_session():
+    p = Profile(version="v1")
+    p.add("a", 1, 4.0, 0.0, DAY)
+    q = p.remapped({1: {7: 0.75, 8: 0.25}}, "v2", 0.0, DAY)
+    assert q.version == "v2" and q.scores(0.0, DAY) == {7: 3.0, 8: 1.0}
+    assert q.session == {"7": 3.0, "8": 1.0} and not q.add("a", 7, 1.0, 0.0, DAY)
