@@ -103,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     rc = sub.add_parser("recluster", help="retrain centroids on the indexed vectors and re-assign every image")
     rc.add_argument("-k", type=int, default=100)
     rc.add_argument("--vector", choices=["style", "search"], default="style")
+    ex = sub.add_parser("export-personalize", help="cluster-level interactions as a Personalize dataset (CSV)")
+    ex.add_argument("--out", type=Path, default=Path("personalize-export"))
+    ex.add_argument("--s3", default=None, help="also upload to s3://bucket/prefix")
+    kr = sub.add_parser("k-report", help="inertia and silhouette of K-Means over a range of K (indexed vectors)")
+    kr.add_argument("--k", default="2,4,8,16,32,64,100", help="comma-separated K values")
+    kr.add_argument("--vector", choices=["style", "search"], default="style")
     d = sub.add_parser("demo", help="the end-to-end demo (expects the engines running)")
     d.add_argument("--folder", type=Path, default=None, help="<style>/<subject>/<name>.png (default: icon set)")
     d.add_argument("--clusters", type=int, default=16, help="k of the style clusters")
@@ -139,6 +145,22 @@ def main(argv: list[str] | None = None) -> int:
         from imgsearch.clusters import recluster
 
         asyncio.run(recluster(settings, args.k, args.vector))
+    elif args.cmd == "export-personalize":
+        from imgsearch.export import read_events, rows, write
+        from streams.centroids import current_model
+
+        async def export() -> None:
+            events = await read_events(settings.kafka_bootstrap)
+            table = rows(events, await current_model(settings.kafka_bootstrap))
+            for path in write(table, args.out, args.s3):
+                print(path)
+            print(f"{len(table)} interactions exported")
+
+        asyncio.run(export())
+    elif args.cmd == "k-report":
+        from imgsearch.clusters import k_report
+
+        asyncio.run(k_report(settings, [int(x) for x in args.k.split(",")], args.vector))
     elif args.cmd == "demo":
         from imgsearch.demo import run_demo
 

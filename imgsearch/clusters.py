@@ -188,3 +188,51 @@ async def recluster(settings: Settings, k: int, vector_kind: VectorKind, seed: i
     n = await reassign_all(settings, model)
     print(f"re-clustering done: {n} images on {model.version}")
     return model
+
+
+def silhouette(vectors: NDArray[np.float32], labels: NDArray[np.int64], sample: int = 2000, seed: int = 0) -> float:
+    """Mean silhouette (cosine distance) over a deterministic sample of at most ``sample`` points."""
+    n = len(vectors)
+    idx = np.random.default_rng(seed).choice(n, size=min(n, sample), replace=False) if n > sample else np.arange(n)
+    x, lab = vectors[idx], labels[idx]
+    dist = np.maximum(0.0, 1.0 - x @ x.T)
+    clusters = np.unique(lab)
+    if len(clusters) < 2:
+        return 0.0
+    scores = np.zeros(len(x))
+    for i in range(len(x)):
+        own = lab == lab[i]
+        if own.sum() <= 1:
+            continue
+        a = dist[i, own].sum() / (own.sum() - 1)
+        b = min(dist[i, lab == c].mean() for c in clusters if c != lab[i])
+        scores[i] = (b - a) / max(a, b, 1e-12)
+    return float(scores.mean())
+
+
+def k_table(vectors: NDArray[np.float32], ks: Sequence[int], seed: int = 0) -> list[tuple[int, float, float]]:
+    """(k actually used, inertia, silhouette) for each requested K."""
+    out = []
+    for k in ks:
+        centers, inertia = kmeans(vectors, clamp_k(k, len(vectors)), seed=seed)
+        labels = np.argmax(vectors @ centers.T, axis=1)
+        out.append((len(centers), inertia, silhouette(vectors, labels)))
+    return out
+
+
+async def k_report(settings: Settings, ks: Sequence[int], vector_kind: VectorKind) -> list[tuple[int, float, float]]:
+    index = OpenSearchIndex(
+        settings.opensearch_url,
+        settings.index_name,
+        user=settings.opensearch_user,
+        password=settings.opensearch_password,
+    )
+    try:
+        _, vectors, _, _ = await read_index_vectors(index, vector_kind)
+    finally:
+        await index.close()
+    table = k_table(vectors, ks)
+    print(f"{'k':>5} {'inertia':>10} {'silhouette':>10}   ({len(vectors)} {vector_kind} vectors)")
+    for k, inertia, sil in table:
+        print(f"{k:>5} {inertia:>10.2f} {sil:>10.3f}")
+    return table

@@ -253,3 +253,15 @@ async def test_diversity_cap_per_style(pipeline: Pipeline):
         capped = await client.search("u-div", image_b64=query, k=3, max_per_cluster=1)
     assert plain.hits[0].image_id == capped.hits[0].image_id == "neon/circle-0"
     assert len({h.cluster_id for h in capped.hits}) == len(capped.hits) == 3
+
+
+async def test_export_cluster_interactions_for_personalize(pipeline: Pipeline, tmp_path):
+    from imgsearch.export import read_events, rows, write
+
+    events = await read_events(pipeline.settings.kafka_bootstrap)
+    assert events, "the earlier tests sent interactions"
+    table = rows(events, None)
+    assert len(table) == len({e.event_id for e in events})
+    assert {r[0] for r in table} >= {"user-neon-fan", "designer"}
+    paths = write(table, tmp_path)
+    assert (tmp_path / "interactions.csv").read_text().count("\n") == len(table) + 1 and len(paths) == 2

@@ -54,3 +54,13 @@ def test_version_is_content_derived_and_json_round_trips():
     back = CentroidModel.from_json(m.to_json())
     assert back.version == m.version and np.allclose(back.centroids, m.centroids, atol=1e-6)
     assert (back.assign(x) == m.assign(x)).all()
+
+
+def test_k_table_prefers_the_true_k():
+    from imgsearch.clusters import k_table, silhouette
+
+    x, labels = blobs()
+    table = k_table(x, [2, 3, 6])
+    best = max(table, key=lambda row: row[2])
+    assert best[0] == 3 and table[0][1] > table[1][1] > table[2][1]  # inertia falls with k
+    assert silhouette(x, labels) > 0.8 and silhouette(x, np.zeros(len(x), dtype=np.int64)) == 0.0
