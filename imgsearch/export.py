@@ -96,6 +96,7 @@ async def read_events(bootstrap: str, timeout_s: float = 30.0) -> list[Personali
     import time
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
 
     from schemas import topics
     from schemas.events import InvalidEvent, parse_event
@@ -105,8 +106,13 @@ async def read_events(bootstrap: str, timeout_s: float = 30.0) -> list[Personali
     await consumer.start()
     events: list[PersonalizationEvent] = []
     try:
-        await consumer.topics()  # fetches the cluster metadata
-        parts = consumer.partitions_for_topic(name) or set()
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            described = await admin.describe_topics([name])
+        finally:
+            await admin.close()
+        parts = {p["partition"] for d in described if d.get("error_code", 0) == 0 for p in d["partitions"]}
         tps = [TopicPartition(name, p) for p in sorted(parts)]
         if not tps:
             return events
