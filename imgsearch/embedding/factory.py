@@ -1,7 +1,8 @@
 """Choose the embedder and the style describer from configuration.
 
 IMGSEARCH_EMBEDDER: ``auto`` (ConSE if its artifacts are set up, else the hash test embedder with a
-loud warning), ``conse``, ``titan`` (Bedrock; IMGSEARCH_TITAN_DIM 256/384/1024), ``hash``.
+loud warning), ``conse``, ``titan`` (Bedrock; IMGSEARCH_TITAN_DIM 256/384/1024), ``openclip``
+(IMGSEARCH_OPENCLIP_MODEL / _PRETRAINED; needs torch), ``hash``.
 IMGSEARCH_STYLE: ``auto`` (Gram statistics if the artifacts exist, else the model-free handcrafted
 descriptor), ``gram``, ``handcrafted``.
 """
@@ -44,11 +45,18 @@ def make_embedder(settings: Settings) -> Embedder:
         from imgsearch.embedding.titan import TitanEmbedder
 
         return TitanEmbedder(dimension=int(os.environ.get("IMGSEARCH_TITAN_DIM", "1024")))
+    if kind == "openclip":
+        from imgsearch.embedding.openclip import OpenClipEmbedder
+
+        return OpenClipEmbedder(
+            os.environ.get("IMGSEARCH_OPENCLIP_MODEL", "ViT-B-32"),
+            os.environ.get("IMGSEARCH_OPENCLIP_PRETRAINED") or None,
+        )
     if kind in ("auto", "hash"):
         from imgsearch.embedding.hashing import HashEmbedder
 
         return HashEmbedder()
-    raise ValueError(f"IMGSEARCH_EMBEDDER={kind!r} is not one of auto, conse, titan, hash")
+    raise ValueError(f"IMGSEARCH_EMBEDDER={kind!r} is not one of auto, conse, titan, openclip, hash")
 
 
 def make_style(settings: Settings) -> StyleDescriber:
