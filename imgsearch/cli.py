@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ex = sub.add_parser("export-personalize", help="cluster-level interactions as a Personalize dataset (CSV)")
     ex.add_argument("--out", type=Path, default=Path("personalize-export"))
     ex.add_argument("--s3", default=None, help="also upload to s3://bucket/prefix")
+    sub.add_parser("train-ranker", help="train the local ranker's offline model (cluster co-occurrence) and publish it")
     kr = sub.add_parser("k-report", help="inertia and silhouette of K-Means over a range of K (indexed vectors)")
     kr.add_argument("--k", default="2,4,8,16,32,64,100", help="comma-separated K values")
     kr.add_argument("--vector", choices=["style", "search"], default="style")
@@ -157,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(table)} interactions exported")
 
         asyncio.run(export())
+    elif args.cmd == "train-ranker":
+        from imgsearch.ranker.training import train_and_publish
+
+        asyncio.run(train_and_publish(settings))
     elif args.cmd == "k-report":
         from imgsearch.clusters import k_report
 

@@ -74,6 +74,8 @@ class Settings:
     )
     recency_weight: float = field(default_factory=lambda: _env_float("IMGSEARCH_RECENCY_WEIGHT", 0.6))
     session_decay: float = field(default_factory=lambda: _env_float("IMGSEARCH_SESSION_DECAY", 0.7))
+    neighbour_strength: float = field(default_factory=lambda: _env_float("IMGSEARCH_NEIGHBOUR_STRENGTH", 0.5))
+    new_user_policy: str = field(default_factory=lambda: _env("IMGSEARCH_NEW_USER", "relevance"))
     embed_batch: int = field(default_factory=lambda: _env_int("IMGSEARCH_EMBED_BATCH", 16))
     max_image_bytes: int = field(default_factory=lambda: _env_int("IMGSEARCH_MAX_IMAGE_BYTES", 8 * 2**20))
     max_image_pixels: int = field(default_factory=lambda: _env_int("IMGSEARCH_MAX_IMAGE_PIXELS", 40_000_000))

@@ -63,6 +63,12 @@ def centroids() -> TopicSpec:
     )
 
 
+def ranker_model() -> TopicSpec:
+    return TopicSpec(
+        _name("ranker.model"), "'current'", "the local ranker's offline model (compacted)", compacted=True, partitions=1
+    )
+
+
 def all_shared() -> list[TopicSpec]:
     """The topics created up front (reply topics are created by each search client)."""
     return [
@@ -73,4 +79,5 @@ def all_shared() -> list[TopicSpec]:
         search_requests(),
         dead_letters(),
         centroids(),
+        ranker_model(),
     ]

@@ -1,32 +1,40 @@
-"""Keeps the current centroid model, hot-reloaded from the compacted centroids topic.
-
-Every embedding worker reads the whole topic (no consumer group: each needs every version) and
-keeps the newest model; a new version published while it runs is picked up without a restart.
+"""Versioned models on compacted one-partition topics, hot-reloaded by every worker that needs them:
+the centroid model (embedding and query workers) and the local ranker's offline model (query
+workers). Each worker reads the whole topic (no consumer group: each needs every version) and keeps
+the newest value; a new version published while it runs is picked up without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from imgsearch.domain.centroids import CentroidModel
+from imgsearch.domain.cooccurrence import CooccurrenceModel
 from schemas import topics
 
 log = logging.getLogger(__name__)
+M = TypeVar("M")
 
 
-class CentroidWatcher:
-    def __init__(self, bootstrap: str) -> None:
+class LatestValueWatcher(Generic[M]):
+    """Keeps the newest value of a one-partition compacted topic (read from the start, no group)."""
+
+    def __init__(self, bootstrap: str, topic_name: str, parse: Callable[[bytes], M], what: str) -> None:
         self._bootstrap = bootstrap
-        self.current: CentroidModel | None = None
+        self._topic = topic_name
+        self._parse = parse
+        self._what = what
+        self.current: M | None = None
         self.ready = asyncio.Event()
         self._stopping = False
 
     async def run(self) -> None:
-        spec = topics.centroids()
-        tp = TopicPartition(spec.name, 0)
+        tp = TopicPartition(self._topic, 0)
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
@@ -48,16 +56,25 @@ class CentroidWatcher:
         if not value:
             return
         try:
-            model = CentroidModel.from_json(value)
+            model = self._parse(value)
         except (ValueError, KeyError) as exc:
-            log.error("ignoring an unreadable centroid model: %s", exc)
+            log.error("ignoring an unreadable %s: %s", self._what, exc)
             return
-        if self.current is None or self.current.version != model.version:
-            log.info("centroid model %s loaded (k=%d, on %s vectors)", model.version, model.k, model.vector_kind)
+        log.info("%s loaded: %s", self._what, getattr(model, "version", getattr(model, "centroid_version", "")))
         self.current = model
 
     def stop(self) -> None:
         self._stopping = True
+
+
+class CentroidWatcher(LatestValueWatcher[CentroidModel]):
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(bootstrap, topics.centroids().name, CentroidModel.from_json, "centroid model")
+
+
+class RankerModelWatcher(LatestValueWatcher[CooccurrenceModel]):
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(bootstrap, topics.ranker_model().name, CooccurrenceModel.from_json, "ranker model")
 
 
 async def current_model(bootstrap: str, timeout_s: float = 30.0) -> CentroidModel | None:
@@ -72,10 +89,14 @@ async def current_model(bootstrap: str, timeout_s: float = 30.0) -> CentroidMode
         await task
 
 
-async def publish_centroids(bootstrap: str, model: CentroidModel) -> None:
+async def publish_latest(bootstrap: str, topic_name: str, value: bytes) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 2**20)
     await producer.start()
     try:
-        await producer.send_and_wait(topics.centroids().name, key=b"current", value=model.to_json())
+        await producer.send_and_wait(topic_name, key=b"current", value=value)
     finally:
         await producer.stop()
+
+
+async def publish_centroids(bootstrap: str, model: CentroidModel) -> None:
+    await publish_latest(bootstrap, topics.centroids().name, model.to_json())

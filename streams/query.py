@@ -42,7 +42,7 @@ from schemas.events import (
     SearchResponse,
     parse_event,
 )
-from streams.centroids import CentroidWatcher
+from streams.centroids import CentroidWatcher, RankerModelWatcher
 from streams.common import DeadLetters, Offload, json_schema, make_app, topic
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,14 @@ class QueryService:
         self.embedder = embedder
         self.index = index
         self.profiles = app.Table("profiles", schema=json_schema(), partitions=settings.partitions)
+        self.ranker_model = RankerModelWatcher(settings.kafka_bootstrap)
         self.ranker: PersonalRanker = ranker or LocalProfileRanker(
-            self._profile, settings.profile_half_life_s, recency_weight=settings.recency_weight
+            self._profile,
+            settings.profile_half_life_s,
+            recency_weight=settings.recency_weight,
+            model=lambda: self.ranker_model.current,
+            neighbour_strength=settings.neighbour_strength,
+            new_user=settings.new_user_policy,
         )
         self.dlq = DeadLetters(app, settings, ROLE)
         self.offload = Offload()
@@ -258,6 +264,10 @@ def build(
     @app.task
     async def watch_centroids() -> None:
         await watcher.run()
+
+    @app.task
+    async def watch_ranker_model() -> None:
+        await service.ranker_model.run()
 
     events = topic(app, topics.personalization_events(), settings)
 

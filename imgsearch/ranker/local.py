@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from imgsearch.domain.cooccurrence import CooccurrenceModel
 from imgsearch.domain.profile import Profile, normalise
 from imgsearch.ranker.base import RankerResult
 
@@ -24,16 +25,32 @@ class LocalProfileRanker:
         half_life_s: float,
         clock: Callable[[], float] = time.time,
         recency_weight: float = 0.6,
+        model: Callable[[], CooccurrenceModel | None] = lambda: None,
+        neighbour_strength: float = 0.5,
+        new_user: str = "relevance",
     ) -> None:
+        if new_user not in ("relevance", "popularity"):
+            raise ValueError(f"new-user policy must be relevance or popularity, got {new_user!r}")
         self._get = get_profile
         self._half_life = half_life_s
         self._recency = recency_weight
+        self._model = model
+        self._strength = neighbour_strength
+        self._new_user = new_user
         self._clock = clock
 
     async def rank(self, user_id: str, cluster_ids: Sequence[int]) -> RankerResult:
         profile = Profile.from_dict(self._get(user_id))
         raw = profile.affinity(self._clock(), self._half_life, self._recency)
+        model = self._model()
+        name = self.name
+        if model is not None and raw and model.centroid_version == profile.version:
+            raw = model.neighbours(raw, self._strength)
+            name = f"{self.name}+cooccurrence"
+        elif model is not None and not raw and self._new_user == "popularity":
+            raw = model.popular()
+            name = "local-popularity"
         scores = normalise(raw, cluster_ids)
         has_signal = any(v > 0 for v in scores.values())
         drivers = {c: profile.drivers(c) for c in scores if scores[c] > 0}
-        return RankerResult(scores=scores, has_signal=has_signal, ranker=self.name, drivers=drivers)
+        return RankerResult(scores=scores, has_signal=has_signal, ranker=name, drivers=drivers)

@@ -91,3 +91,27 @@ def test_remap_carries_long_term_and_session():
     q = p.remapped({1: {7: 0.75, 8: 0.25}}, "v2", 0.0, DAY)
     assert q.version == "v2" and q.scores(0.0, DAY) == {7: 3.0, 8: 1.0}
     assert q.session == {"7": 3.0, "8": 1.0} and not q.add("a", 7, 1.0, 0.0, DAY)
+
+
+def test_local_ranker_uses_cooccurrence_and_popularity():
+    from imgsearch.domain.cooccurrence import train
+
+    rows = [(f"a{u}", 1, 3.0) for u in range(5)] + [(f"a{u}", 2, 3.0) for u in range(5)] + [("b", 3, 50.0)]
+    model = train(rows, "v1")
+    p = Profile(version="v1")
+    p.add("e1", 1, 3.0, 100.0, DAY)
+    store = {"u": p.to_dict()}
+    ranker = LocalProfileRanker(store.get, DAY, clock=lambda: 100.0, model=lambda: model)
+    res = asyncio.run(ranker.rank("u", [1, 2, 3]))
+    assert res.ranker == "local-profile+cooccurrence"
+    assert res.scores[1] > res.scores[2] > 0 and res.scores[3] == 0.0
+    # a profile on another cluster model does not mix with this one
+    store["old"] = Profile(version="v0", clusters={"1": [1.0, 100.0]}).to_dict()
+    assert asyncio.run(ranker.rank("old", [1, 2])).scores[2] == 0.0
+    # new users: relevance by default, popularity when configured
+    assert not asyncio.run(ranker.rank("new", [1, 2, 3])).has_signal
+    popular = LocalProfileRanker(store.get, DAY, model=lambda: model, new_user="popularity")
+    res = asyncio.run(popular.rank("new", [1, 2, 3]))
+    assert res.has_signal and res.ranker == "local-popularity" and max(res.scores, key=res.scores.get) == 3
+    with pytest.raises(ValueError):
+        LocalProfileRanker(store.get, DAY, new_user="random")

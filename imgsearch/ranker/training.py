@@ -1,0 +1,23 @@
+"""Train the local ranker's offline model from the cluster-level interaction stream and publish it."""
+
+from __future__ import annotations
+
+from imgsearch.config import Settings
+from imgsearch.domain.cooccurrence import CooccurrenceModel, train
+
+
+async def train_and_publish(settings: Settings) -> CooccurrenceModel:
+    from imgsearch.export import read_events, rows
+    from schemas import topics
+    from streams.centroids import current_model, publish_latest
+
+    centroids = await current_model(settings.kafka_bootstrap)
+    if centroids is None:
+        raise RuntimeError("no centroid model published yet: train clusters first")
+    table = rows(await read_events(settings.kafka_bootstrap), centroids)
+    model = train(((r[0], int(r[1]), float(r[4])) for r in table), centroids.version)
+    await publish_latest(settings.kafka_bootstrap, topics.ranker_model().name, model.to_json())
+    print(
+        f"ranker model on {centroids.version}: {len(model.clusters)} clusters from {len(table)} interactions; published"
+    )
+    return model
