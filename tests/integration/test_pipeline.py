@@ -265,3 +265,19 @@ async def test_export_cluster_interactions_for_personalize(pipeline: Pipeline, t
     assert {r[0] for r in table} >= {"user-neon-fan", "designer"}
     paths = write(table, tmp_path)
     assert (tmp_path / "interactions.csv").read_text().count("\n") == len(table) + 1 and len(paths) == 2
+
+
+async def test_offline_ranker_model_is_trained_published_and_used(pipeline: Pipeline):
+    from imgsearch.ranker.training import train_and_publish
+
+    model = await train_and_publish(pipeline.settings)
+    assert model.clusters and model.similarity.shape == (len(model.clusters), len(model.clusters))
+    query = base64.b64encode((pipeline.image_dir / "pastel/circle-0.png").read_bytes()).decode()
+    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+
+        async def uses_model():
+            r = await client.search("user-neon-fan", image_b64=query, k=10, personalization_weight=0.7)
+            return r if r.ranker == "local-profile+cooccurrence" else None
+
+        resp = await wait_for(uses_model, 30, "the query worker to hot-load the ranker model")
+    assert resp.personalized
