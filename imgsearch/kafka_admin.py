@@ -14,6 +14,17 @@ from schemas.topics import TopicSpec
 log = logging.getLogger(__name__)
 
 
+def topic_configs(spec: TopicSpec) -> dict[str, str]:
+    configs: dict[str, str] = {}
+    if spec.compacted:
+        configs["cleanup.policy"] = "compact"
+        configs["max.message.bytes"] = str(16 * 2**20)  # a model with 100 × 1024 floats is a few MB
+    if spec.retain_forever:
+        configs["retention.ms"] = "-1"
+        configs["retention.bytes"] = "-1"
+    return configs
+
+
 async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], default_partitions: int) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="imgsearch-admin")
@@ -25,7 +36,7 @@ async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], default_part
                 name=s.name,
                 num_partitions=s.partitions or default_partitions,
                 replication_factor=1,
-                topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
+                topic_configs=topic_configs(s),
             )
             for s in specs
             if s.name not in existing

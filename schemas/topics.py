@@ -19,6 +19,7 @@ class TopicSpec:
     doc: str
     compacted: bool = False
     partitions: int | None = None  # None: the configured default
+    retain_forever: bool = False  # the source of truth that re-indexing replays
 
 
 def _prefix() -> str:
@@ -30,7 +31,7 @@ def _name(suffix: str) -> str:
 
 
 def new_images() -> TopicSpec:
-    return TopicSpec(_name("images.new"), "image_id", "NewImage events from upstream apps")
+    return TopicSpec(_name("images.new"), "image_id", "NewImage events from upstream apps", retain_forever=True)
 
 
 def images_indexed() -> TopicSpec:

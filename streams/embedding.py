@@ -24,7 +24,7 @@ from imgsearch.domain.centroids import NO_CLUSTER, NO_MODEL_VERSION, CentroidMod
 from imgsearch.embedding.base import Embedder
 from imgsearch.embedding.style import StyleDescriber
 from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
-from imgsearch.index.opensearch import ImageDoc, OpenSearchIndex
+from imgsearch.index.opensearch import ImageDoc, OpenSearchIndex, model_slug
 from schemas import topics
 from schemas.events import ImageIndexed, InvalidEvent, NewImage, parse_event
 from streams.centroids import CentroidWatcher
@@ -138,11 +138,44 @@ class EmbeddingPipeline:
         self.processed += len(docs)
 
 
+async def take_over_when_caught_up(
+    settings: Settings, app: faust.App, index: OpenSearchIndex, poll_s: float = 2.0
+) -> None:
+    """Point the alias at this model's index once this model's consumer group has committed every
+    new-image event that existed when it last looked (the re-index has caught up)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    name = topics.new_images().name
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await probe.start()
+    try:
+        while True:
+            described = await admin.describe_topics([name])
+            tps = [TopicPartition(name, p["partition"]) for d in described for p in d.get("partitions", [])]
+            ends = await probe.end_offsets(tps) if tps else {}
+            committed = await admin.list_consumer_group_offsets(app.conf.id)
+            behind = sum(max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items())
+            if behind == 0:
+                await index.serve_this_index()
+                return
+            log.info("re-indexing %s: %d new-image events to go", index.index, behind)
+            await asyncio.sleep(poll_s)
+    finally:
+        await probe.stop()
+        await admin.close()
+
+
 def build(settings: Settings, embedder: Embedder, style: StyleDescriber) -> tuple[faust.App, EmbeddingPipeline]:
-    app = make_app(ROLE, settings)
+    # one consumer group per embedding model: a new model starts from the first retained new-image
+    # event, i.e. re-indexes the whole catalog into its own index, while the old model keeps serving
+    app = make_app(f"{ROLE}-{model_slug(embedder.model_id)}", settings)
     index = OpenSearchIndex(
         settings.opensearch_url,
         settings.index_name,
+        model_id=embedder.model_id,
         user=settings.opensearch_user,
         password=settings.opensearch_password,
     )
@@ -152,8 +185,16 @@ def build(settings: Settings, embedder: Embedder, style: StyleDescriber) -> tupl
 
     @app.task
     async def prepare() -> None:
-        await index.ensure(embedder.dimension, embedder.model_id)
+        serving = await index.ensure(embedder.dimension, embedder.model_id)
         pipeline.index_ready.set()
+        if not serving:
+            log.info(
+                "re-indexing into %s for model %s; the alias %s moves here once caught up",
+                index.index,
+                embedder.model_id,
+                index.alias,
+            )
+            await take_over_when_caught_up(settings, app, index)
 
     @app.task
     async def watch_centroids() -> None:

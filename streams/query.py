@@ -251,9 +251,11 @@ def build(
     ranker: PersonalRanker | None = None,
 ) -> tuple[faust.App, QueryService]:
     app = make_app(ROLE, settings)
+    # searches go to this worker's own model's index: query vectors and indexed vectors always match
     index = OpenSearchIndex(
         settings.opensearch_url,
         settings.index_name,
+        model_id=embedder.model_id,
         user=settings.opensearch_user,
         password=settings.opensearch_password,
     )

@@ -55,7 +55,7 @@ def make_embedder(settings: Settings) -> Embedder:
     if kind in ("auto", "hash"):
         from imgsearch.embedding.hashing import HashEmbedder
 
-        return HashEmbedder()
+        return HashEmbedder(dimension=int(os.environ.get("IMGSEARCH_HASH_DIM", "64")))
     raise ValueError(f"IMGSEARCH_EMBEDDER={kind!r} is not one of auto, conse, titan, openclip, hash")
 
 

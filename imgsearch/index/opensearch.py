@@ -1,14 +1,19 @@
 """The vector index: OpenSearch with the k-NN plugin (HNSW, lucene engine).
 
-The image id is the document id, so every write is an idempotent upsert. The embedder's model id
-and dimension are recorded in the index mapping's ``_meta``; opening an index built by another
-model is refused with a clear error (re-index into a new index instead).
+The image id is the document id, so every write is an idempotent upsert. Every embedding model has
+its own physical index, ``<IMGSEARCH_INDEX>.<model slug>``, with the model id and dimension in the
+mapping's ``_meta``; the name IMGSEARCH_INDEX itself is an alias that points at the index of the
+model being served. A model change therefore never mixes vectors of two models: the new model's
+embedders fill their own index (re-indexing by replaying the retained new-image topic) and move the
+alias when they have caught up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -103,19 +108,34 @@ def mapping(dimension: int, model_id: str, ef_construction: int = 128, m: int = 
     }
 
 
+def model_slug(model_id: str) -> str:
+    """An index-name-safe, collision-resistant form of a model id."""
+    clean = re.sub(r"[^a-z0-9-]+", "-", model_id.lower()).strip("-")[:60]
+    return f"{clean}-{hashlib.sha256(model_id.encode()).hexdigest()[:6]}"
+
+
+def physical_name(alias: str, model_id: str) -> str:
+    return f"{alias}.{model_slug(model_id)}"
+
+
 class OpenSearchIndex:
+    """One vector index. With ``model_id`` it is that model's physical index; without, the alias
+    (reads, scans and partial updates go to whatever index the alias points at)."""
+
     def __init__(
         self,
         url: str,
         index: str,
         *,
+        model_id: str | None = None,
         user: str = "",
         password: str = "",
         timeout_s: float = 10.0,
         client: AsyncOpenSearch | None = None,
     ) -> None:
         auth = (user, password) if user else None
-        self.index = index
+        self.alias = index
+        self.index = physical_name(index, model_id) if model_id else index
         self.client = client or AsyncOpenSearch(
             hosts=[url], http_auth=auth, timeout=timeout_s, max_retries=0, retry_on_timeout=False
         )
@@ -126,8 +146,41 @@ class OpenSearchIndex:
     async def _call(self, what: str, fn: Any, attempts: int = 8) -> Any:
         return await retry_async(fn, is_transient=is_transient, what=f"opensearch {what}", attempts=attempts)
 
-    async def ensure(self, dimension: int, model_id: str) -> None:
-        """Create the index if missing; refuse one built for another model or dimension."""
+    async def alias_targets(self) -> list[str]:
+        try:
+            resp = await self._call("get_alias", lambda: self.client.indices.get_alias(name=self.alias))
+        except NotFoundError:
+            return []
+        return sorted(resp)
+
+    async def serve_this_index(self) -> None:
+        """Point the alias at this physical index, atomically (searches never see no index)."""
+        actions: list[dict[str, Any]] = [
+            {"remove": {"index": t, "alias": self.alias}} for t in await self.alias_targets() if t != self.index
+        ]
+        actions.append({"add": {"index": self.index, "alias": self.alias}})
+        await self._call("update_aliases", lambda: self.client.indices.update_aliases(body={"actions": actions}))
+        log.info("alias %s now points at %s", self.alias, self.index)
+
+    async def ensure(self, dimension: int, model_id: str) -> bool:
+        """Create this model's index if missing (refusing one built for another model or dimension);
+        point the alias at it if the alias does not exist yet. True if the alias points here."""
+        await self._ensure_physical(dimension, model_id)
+        if self.alias == self.index:
+            return True
+        targets = await self.alias_targets()
+        if not targets:
+            concrete = await self._call("exists", lambda: self.client.indices.exists(index=self.alias))
+            if concrete:
+                raise IndexMismatch(
+                    f"{self.alias!r} is a concrete index from an older imgsearch, not an alias: "
+                    "re-index into a new IMGSEARCH_INDEX or delete it"
+                )
+            await self.serve_this_index()
+            return True
+        return targets == [self.index]
+
+    async def _ensure_physical(self, dimension: int, model_id: str) -> None:
         exists = await self._call("exists", lambda: self.client.indices.exists(index=self.index))
         if not exists:
             try:
@@ -237,5 +290,12 @@ class OpenSearchIndex:
         await self._call("refresh", lambda: self.client.indices.refresh(index=self.index))
 
     async def delete_index(self) -> None:
-        with contextlib.suppress(NotFoundError):
-            await self.client.indices.delete(index=self.index)
+        """Delete this index; for the alias, every model's physical index behind it (tests, demo reset)."""
+        names = {self.index}
+        if self.alias == self.index:
+            names = set(await self.alias_targets()) | {f"{self.alias}.*"}
+            if not names - {f"{self.alias}.*"}:
+                names.add(self.alias)
+        for name in names:
+            with contextlib.suppress(NotFoundError):
+                await self.client.indices.delete(index=name)
