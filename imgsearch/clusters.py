@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from imgsearch.config import Settings
+from imgsearch.connections import kafka_security
 from imgsearch.domain.centroids import CentroidModel, VectorKind, kmeans, model_version
 from imgsearch.images import to_rgb
 from imgsearch.index.opensearch import OpenSearchIndex
@@ -98,12 +99,7 @@ async def retrain_from_index(settings: Settings, k: int, vector_kind: VectorKind
     current model (so stored preferences follow the images to their new clusters)."""
     from streams.centroids import current_model, publish_centroids
 
-    index = OpenSearchIndex(
-        settings.opensearch_url,
-        settings.index_name,
-        user=settings.opensearch_user,
-        password=settings.opensearch_password,
-    )
+    index = OpenSearchIndex(settings.opensearch_url, settings.index_name)
     try:
         ids, vectors, old, features = await read_index_vectors(index, vector_kind)
     finally:
@@ -149,13 +145,10 @@ async def reassign_all(settings: Settings, model: CentroidModel, *, batch: int =
 
     field_name = "style" if model.vector_kind == "style" else "embedding"
     stale_query = {"bool": {"must_not": {"term": {"centroid_version": model.version}}}}
-    index = OpenSearchIndex(
-        settings.opensearch_url,
-        settings.index_name,
-        user=settings.opensearch_user,
-        password=settings.opensearch_password,
+    index = OpenSearchIndex(settings.opensearch_url, settings.index_name)
+    producer = AIOKafkaProducer(
+        **kafka_security(), bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     updated = 0
     try:
@@ -221,12 +214,7 @@ def k_table(vectors: NDArray[np.float32], ks: Sequence[int], seed: int = 0) -> l
 
 
 async def k_report(settings: Settings, ks: Sequence[int], vector_kind: VectorKind) -> list[tuple[int, float, float]]:
-    index = OpenSearchIndex(
-        settings.opensearch_url,
-        settings.index_name,
-        user=settings.opensearch_user,
-        password=settings.opensearch_password,
-    )
+    index = OpenSearchIndex(settings.opensearch_url, settings.index_name)
     try:
         _, vectors, _, _ = await read_index_vectors(index, vector_kind)
     finally:

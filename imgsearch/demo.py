@@ -22,6 +22,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from imgsearch.config import REPO_ROOT, Settings
+from imgsearch.connections import kafka_security
 from schemas.events import SearchResponse
 
 DEMO_PREFIX = "demo"
@@ -57,7 +58,7 @@ async def reset_demo_state(settings: Settings) -> None:
     from imgsearch.index.opensearch import OpenSearchIndex
     from imgsearch.kafka_admin import delete_topics
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith((f"{DEMO_PREFIX}.", f"{DEMO_PREFIX}-"))]

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from imgsearch.connections import kafka_security
 from imgsearch.domain.centroids import CentroidModel
 from schemas.events import PersonalizationEvent
 
@@ -102,11 +103,11 @@ async def read_events(bootstrap: str, timeout_s: float = 30.0) -> list[Personali
     from schemas.events import InvalidEvent, parse_event
 
     name = topics.personalization_events().name
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_security(), bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     events: list[PersonalizationEvent] = []
     try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=bootstrap)
         await admin.start()
         try:
             described = await admin.describe_topics([name])

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from imgsearch.connections import kafka_security
 from schemas.topics import TopicSpec
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def topic_configs(spec: TopicSpec) -> dict[str, str]:
 
 async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], default_partitions: int) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="imgsearch-admin")
+    admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=bootstrap, client_id="imgsearch-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -51,7 +52,7 @@ async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], default_part
 
 
 async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="imgsearch-admin")
+    admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=bootstrap, client_id="imgsearch-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

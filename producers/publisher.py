@@ -10,6 +10,7 @@ from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
 
+from imgsearch.connections import kafka_security
 from schemas import topics
 from schemas.events import Interaction, NewImage
 
@@ -17,6 +18,7 @@ from schemas.events import Interaction, NewImage
 class EventPublisher:
     def __init__(self, bootstrap: str, client_id: str = "imgsearch-publisher") -> None:
         self._producer = AIOKafkaProducer(
+            **kafka_security(),
             bootstrap_servers=bootstrap,
             client_id=client_id,
             acks="all",

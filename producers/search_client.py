@@ -15,6 +15,7 @@ from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from imgsearch.connections import kafka_security
 from imgsearch.kafka_admin import ensure_topics
 from schemas import topics
 from schemas.events import SearchRequest, SearchResponse
@@ -42,8 +43,12 @@ class SearchClient:
         self.client_id = client_id or uuid.uuid4().hex[:12]
         self.reply_topic = topics.reply_topic(self.client_id).name
         self._partitions = partitions
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_request_size=12 * 2**20)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10)
+        self._producer = AIOKafkaProducer(
+            **kafka_security(), bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_request_size=12 * 2**20
+        )
+        self._consumer = AIOKafkaConsumer(
+            **kafka_security(), bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+        )
         self._pending: dict[str, asyncio.Future[SearchResponse]] = {}
         self._reader: asyncio.Task[None] | None = None
 

@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from imgsearch.connections import kafka_security
 from imgsearch.domain.centroids import CentroidModel
 from imgsearch.domain.cooccurrence import CooccurrenceModel
 from schemas import topics
@@ -35,7 +36,7 @@ class LatestValueWatcher(Generic[M]):
 
     async def run(self) -> None:
         tp = TopicPartition(self._topic, 0)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**kafka_security(), bootstrap_servers=self._bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
             consumer.assign([tp])
@@ -90,7 +91,9 @@ async def current_model(bootstrap: str, timeout_s: float = 30.0) -> CentroidMode
 
 
 async def publish_latest(bootstrap: str, topic_name: str, value: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 2**20)
+    producer = AIOKafkaProducer(
+        **kafka_security(), bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 2**20
+    )
     await producer.start()
     try:
         await producer.send_and_wait(topic_name, key=b"current", value=value)

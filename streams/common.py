@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import faust
 
 from imgsearch.config import Settings
+from imgsearch.connections import faust_credentials
 from schemas import topics
 from schemas.events import DeadLetter
 
@@ -25,6 +26,7 @@ def make_app(role: str, settings: Settings) -> faust.App:
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id(role),
+        broker_credentials=faust_credentials(),
         broker=f"kafka://{settings.kafka_bootstrap}",
         key_serializer="raw",
         value_serializer="raw",

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from imgsearch.config import Settings
+from imgsearch.connections import kafka_security
 from imgsearch.domain.centroids import NO_CLUSTER, NO_MODEL_VERSION, CentroidModel
 from imgsearch.embedding.base import Embedder
 from imgsearch.embedding.style import StyleDescriber
@@ -147,8 +148,8 @@ async def take_over_when_caught_up(
     from aiokafka.admin import AIOKafkaAdminClient
 
     name = topics.new_images().name
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=settings.kafka_bootstrap)
+    probe = AIOKafkaConsumer(**kafka_security(), bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await admin.start()
     await probe.start()
     try:
@@ -172,13 +173,7 @@ def build(settings: Settings, embedder: Embedder, style: StyleDescriber) -> tupl
     # one consumer group per embedding model: a new model starts from the first retained new-image
     # event, i.e. re-indexes the whole catalog into its own index, while the old model keeps serving
     app = make_app(f"{ROLE}-{model_slug(embedder.model_id)}", settings)
-    index = OpenSearchIndex(
-        settings.opensearch_url,
-        settings.index_name,
-        model_id=embedder.model_id,
-        user=settings.opensearch_user,
-        password=settings.opensearch_password,
-    )
+    index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id=embedder.model_id)
     watcher = CentroidWatcher(settings.kafka_bootstrap)
     pipeline = EmbeddingPipeline(app, settings, embedder, style, index, watcher)
     source = topic(app, topics.new_images(), settings)

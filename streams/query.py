@@ -252,13 +252,7 @@ def build(
 ) -> tuple[faust.App, QueryService]:
     app = make_app(ROLE, settings)
     # searches go to this worker's own model's index: query vectors and indexed vectors always match
-    index = OpenSearchIndex(
-        settings.opensearch_url,
-        settings.index_name,
-        model_id=embedder.model_id,
-        user=settings.opensearch_user,
-        password=settings.opensearch_password,
-    )
+    index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id=embedder.model_id)
     watcher = CentroidWatcher(settings.kafka_bootstrap)
     service = QueryService(app, settings, embedder, index, ranker, watcher)
     requests = topic(app, topics.search_requests(), settings)

@@ -23,6 +23,7 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, TransportError
 from opensearchpy.helpers import async_scan
 
+from imgsearch.connections import opensearch_kwargs
 from imgsearch.domain.blend import Candidate
 from imgsearch.retry import retry_async
 
@@ -128,16 +129,13 @@ class OpenSearchIndex:
         index: str,
         *,
         model_id: str | None = None,
-        user: str = "",
-        password: str = "",
         timeout_s: float = 10.0,
         client: AsyncOpenSearch | None = None,
     ) -> None:
-        auth = (user, password) if user else None
         self.alias = index
         self.index = physical_name(index, model_id) if model_id else index
         self.client = client or AsyncOpenSearch(
-            hosts=[url], http_auth=auth, timeout=timeout_s, max_retries=0, retry_on_timeout=False
+            hosts=[url], timeout=timeout_s, max_retries=0, retry_on_timeout=False, **opensearch_kwargs(url)
         )
 
     async def close(self) -> None:

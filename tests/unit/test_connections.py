@@ -1,0 +1,73 @@
+import ssl
+
+import pytest
+
+from imgsearch.config import Settings
+from imgsearch.connections import ConfigError, faust_credentials, kafka_security, opensearch_kwargs
+
+
+def test_kafka_plaintext_default():
+    assert kafka_security({}) == {"security_protocol": "PLAINTEXT"}
+    assert faust_credentials({}) is None
+
+
+def test_kafka_sasl_ssl():
+    env = {"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SASL_USERNAME": "svc", "KAFKA_SASL_PASSWORD": "s3cret"}
+    kw = kafka_security(env)
+    assert kw["security_protocol"] == "SASL_SSL" and kw["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert isinstance(kw["ssl_context"], ssl.SSLContext) and kw["sasl_plain_username"] == "svc"
+    creds = faust_credentials(env)
+    assert creds.username == "svc" and str(creds.mechanism.value) == "SCRAM-SHA-512"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "KAFKA_SASL_USERNAME"),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "KAFKA_SASL_MECHANISM": "GSSAPI",
+                "KAFKA_SASL_USERNAME": "u",
+                "KAFKA_SASL_PASSWORD": "p",
+            },
+            "KAFKA_SASL_MECHANISM",
+        ),
+    ],
+)
+def test_kafka_config_errors(env, message):
+    with pytest.raises(ConfigError, match=message):
+        kafka_security(env)
+
+
+def test_opensearch_plain_basic_tls():
+    assert opensearch_kwargs("http://127.0.0.1:9200", {}) == {}
+    kw = opensearch_kwargs(
+        "https://search.example:443",
+        {"OPENSEARCH_USER": "admin", "OPENSEARCH_PASSWORD": "pw", "OPENSEARCH_CA_CERTS": "/etc/ca.pem"},
+    )
+    assert kw == {"use_ssl": True, "verify_certs": True, "ca_certs": "/etc/ca.pem", "http_auth": ("admin", "pw")}
+    with pytest.raises(ConfigError, match="OPENSEARCH_PASSWORD"):
+        opensearch_kwargs("http://x", {"OPENSEARCH_AUTH": "basic", "OPENSEARCH_USER": "admin"})
+
+
+def test_opensearch_sigv4(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    from opensearchpy import AsyncHttpConnection, AWSV4SignerAsyncAuth
+
+    kw = opensearch_kwargs(
+        "https://vpc-x.eu-west-1.es.amazonaws.com", {"OPENSEARCH_AUTH": "sigv4", "OPENSEARCH_AWS_REGION": "eu-west-1"}
+    )
+    assert isinstance(kw["http_auth"], AWSV4SignerAsyncAuth) and kw["connection_class"] is AsyncHttpConnection
+    assert kw["http_auth"].signer.region == "eu-west-1" and kw["http_auth"].signer.service == "es"
+    with pytest.raises(ConfigError, match="https"):
+        opensearch_kwargs("http://x", {"OPENSEARCH_AUTH": "sigv4", "OPENSEARCH_AWS_REGION": "eu-west-1"})
+
+
+def test_no_secret_in_logged_settings(monkeypatch):
+    monkeypatch.setenv("OPENSEARCH_PASSWORD", "hunter2")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "hunter3")
+    shown = repr(Settings().redacted())
+    assert "hunter2" not in shown and "hunter3" not in shown
