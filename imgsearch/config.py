@@ -67,6 +67,7 @@ class Settings:
         default_factory=lambda: _env_float("IMGSEARCH_PERSONALIZE_MAX_CALLS_PER_S", 50.0)
     )
     personalization_weight: float = field(default_factory=lambda: _env_float("IMGSEARCH_PERSONALIZATION_WEIGHT", 0.5))
+    blend_mode: str = field(default_factory=lambda: _env("IMGSEARCH_BLEND", "gated"))  # gated | linear
     candidate_multiplier: int = field(default_factory=lambda: _env_int("IMGSEARCH_CANDIDATES_MULTIPLIER", 5))
     min_candidates: int = field(default_factory=lambda: _env_int("IMGSEARCH_MIN_CANDIDATES", 50))
     profile_half_life_s: float = field(

@@ -186,7 +186,14 @@ class QueryService:
                 notes.append(f"personalization unavailable ({type(exc).__name__}); ranked by relevance only")
             if not result.has_signal and not notes:
                 notes.append("no interactions for this user yet; ranked by relevance only")
-        ranked = blend(candidates, result.scores, weight if result.has_signal else 0.0, req.k, req.max_per_cluster)
+        ranked = blend(
+            candidates,
+            result.scores,
+            weight if result.has_signal else 0.0,
+            req.k,
+            req.max_per_cluster,
+            self.settings.blend_mode,
+        )
         timings["rank"] = (time.perf_counter() - t2) * 1000
         hits = [
             SearchHit(

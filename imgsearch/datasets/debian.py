@@ -55,6 +55,23 @@ class ExtractedPackage:
             return ""
         return path.read_text(encoding="utf-8", errors="replace")
 
+    def main_license(self) -> str:
+        """The ``License:`` of the ``Files: *`` stanza of a machine-readable (DEP-5) copyright file, or ""."""
+        return main_license(self.copyright())
+
+
+def main_license(copyright_text: str) -> str:
+    """The licence of the ``Files: *`` stanza in a DEP-5 copyright file ("" if there is none)."""
+    for stanza in copyright_text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line and not line[0].isspace() and ":" in line:
+                key, _, value = line.partition(":")
+                fields[key.strip().lower()] = value.strip()
+        if fields.get("files", "").split() and fields["files"].split()[0] == "*" and fields.get("license"):
+            return fields["license"]
+    return ""
+
 
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
     try:

@@ -2,14 +2,24 @@
 
 The article blends by a weighted mean. The two scores live on different scales (OpenSearch's
 cosine score is (1+cos)/2 and bunches near the top; Personalize's scores sum to 1 over the list),
-so both are min-max normalised over the candidate list before the weighted mean. With weight 0
-the order is exactly the k-NN order (ties broken by k-NN score, then image id).
+so both are min-max normalised over the candidate list first. Two ways to combine them:
+
+- ``linear``: the article's weighted mean ``(1-w)·knn + w·personal``. A strongly preferred style can
+  then outrank a clearly better match: at w=0.5 a loosely related image of the user's style beats
+  the best match of another style.
+- ``gated`` (default): ``(1-w)·knn + w·knn·personal`` — the preference can only lift an image as
+  far as its relevance allows, so an irrelevant image of the right style stays down while, among
+  relevant images, the user's style comes first. w=1 ranks by ``knn·personal``.
+
+With weight 0 both give exactly the k-NN order (ties broken by k-NN score, then image id).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+BLEND_MODES = ("gated", "linear")
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,7 @@ def blend(
     weight: float,
     k: int,
     max_per_cluster: int | None = None,
+    mode: str = "gated",
 ) -> list[Ranked]:
     """Rank candidates by ``(1-w)·norm(knn) + w·norm(personal)`` and return the top ``k``.
 
@@ -51,6 +62,8 @@ def blend(
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"personalization weight must be in [0, 1], got {weight}")
+    if mode not in BLEND_MODES:
+        raise ValueError(f"blend mode must be one of {BLEND_MODES}, got {mode!r}")
     if not candidates:
         return []
     knn_norm = minmax([c.knn_score for c in candidates])
@@ -58,7 +71,7 @@ def blend(
     has_signal = any(p > 0 for p in personal_raw)
     personal_norm = minmax(personal_raw) if has_signal else [0.0] * len(candidates)
     ranked = [
-        Ranked(c, p_raw, (1.0 - weight) * kn + weight * pn)
+        Ranked(c, p_raw, (1.0 - weight) * kn + weight * (pn if mode == "linear" else kn * pn))
         for c, kn, pn, p_raw in zip(candidates, knn_norm, personal_norm, personal_raw, strict=True)
     ]
     ranked.sort(key=lambda r: (-r.blended_score, -r.candidate.knn_score, r.candidate.image_id))

@@ -25,12 +25,12 @@ def test_weight_zero_is_relevance_order():
 
 
 def test_weight_one_is_preference_order_then_relevance():
-    ranked = blend(cands(), {2: 0.7, 3: 0.3}, 1.0, k=5)
+    ranked = blend(cands(), {2: 0.7, 3: 0.3}, 1.0, k=5, mode="linear")
     assert [r.candidate.image_id for r in ranked] == ["b", "c", "d", "a", "e"]
 
 
 def test_mid_weight_promotes_preferred_cluster_but_keeps_relevance():
-    ranked = blend(cands(), {3: 1.0}, 0.5, k=3)
+    ranked = blend(cands(), {3: 1.0}, 0.5, k=3, mode="linear")
     ids = [r.candidate.image_id for r in ranked]
     assert ids[0] == "d"  # 0.5 * 0.45 + 0.5 * 1.0 beats a's 0.5 * 1.0
     assert "a" in ids
@@ -50,3 +50,24 @@ def test_cap_per_cluster():
 def test_bad_weight():
     with pytest.raises(ValueError):
         blend(cands(), {}, 1.5, k=3)
+
+
+def test_gated_blend_lifts_relevant_preferred_items_only():
+    cs = [
+        Candidate("best-other-style", 0.90, 1),
+        Candidate("good-my-style", 0.86, 2),
+        Candidate("weak-my-style", 0.70, 2),
+        Candidate("ok-other", 0.80, 1),
+    ]
+    gated = [r.candidate.image_id for r in blend(cs, {2: 1.0}, 0.5, k=4)]
+    linear = [r.candidate.image_id for r in blend(cs, {2: 1.0}, 0.5, k=4, mode="linear")]
+    assert gated[0] == "good-my-style" and gated.index("weak-my-style") == 3
+    assert linear.index("weak-my-style") < linear.index("ok-other")  # the article's mean lets it jump
+    assert [r.candidate.image_id for r in blend(cs, {2: 1.0}, 0.0, k=4)] == [
+        "best-other-style",
+        "good-my-style",
+        "ok-other",
+        "weak-my-style",
+    ]
+    with pytest.raises(ValueError):
+        blend(cs, {}, 0.5, k=2, mode="max")
