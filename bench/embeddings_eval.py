@@ -9,13 +9,22 @@ the caption's own image. Metrics: R@1, R@5, R@10, median rank, MRR.
 
 Stage 1 sweeps the image side (variant x pixel normalisation x resize mode) with the text side fixed;
 stage 2 sweeps the text side (prompt templates, synonyms, top-k, temperature) for the best image
-configuration of each variant. Note the choice is made on this very set (no held-out split).
+configuration of each variant (both choose on this very set: no held-out split).
+
+Stage 3 (``--stage3``, the improvements of artifact version 2) uses a fixed split of the stamps by
+sha1(relative path): half A (first byte even) to tune on, half B to report on; queries of one half
+are ranked against the whole 785-image gallery, so the numbers compare with stages 1-2 (baseline
+lite0: all 0.279, A 0.300, B 0.257 - B is the harder half). It evaluates, one factor at a time and
+combined: WordNet-gloss prompts, prior correction (class prior of the artifact = mean prediction over
+the oxygen icon theme, never the stamps), hubness centering, query expansion and a Lite0+Lite2
+ensemble, then the default artifact end to end through ConseEmbedder. ``--stage3-only`` skips 1-2.
 Needs only the serving dependencies (onnxruntime, tokenizers, numpy, Pillow).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import sys
@@ -29,12 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imgsearch.embedding.conse import (
     PROMPT_TEMPLATES,
+    ConseEmbedder,
     MiniLMOnnx,
     build_class_matrix,
     conse_combine,
     default_cache_dir,
     preprocess_images,
     read_class_names,
+    read_glosses,
     session_options,
     softmax,
     to_rgb_on_white,
@@ -58,10 +69,19 @@ def load_stamps(root: Path) -> tuple[list[str], list[Image.Image], list[str]]:
     return captions, images, names
 
 
-def metrics(q: np.ndarray, g: np.ndarray) -> dict[str, float]:
+def split_a(names: list[str]) -> np.ndarray:
+    """True for half A (tuning half): first byte of sha1(relative path) even."""
+    return np.array([hashlib.sha1(n.encode()).digest()[0] % 2 == 0 for n in names])
+
+
+def metrics(q: np.ndarray, g: np.ndarray, rows: np.ndarray | None = None) -> dict[str, float]:
+    """Query i's relevant item is gallery item i; `rows` (bool mask) restricts the queries."""
+    q, g = normalize(q), normalize(g)
     sims = q @ g.T
     own = np.diag(sims)[:, None]
     ranks = 1 + (sims > own).sum(axis=1)
+    if rows is not None:
+        ranks = ranks[rows]
     return {
         "R@1": float((ranks <= 1).mean()),
         "R@5": float((ranks <= 5).mean()),
@@ -69,6 +89,10 @@ def metrics(q: np.ndarray, g: np.ndarray) -> dict[str, float]:
         "median_rank": float(np.median(ranks)),
         "MRR": float((1.0 / ranks).mean()),
     }
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def run_classifier(sess, images, size, norm, resize, batch=16) -> tuple[np.ndarray, float, float]:
@@ -97,7 +121,11 @@ def main() -> int:
     ap.add_argument("--resize", default="pad,squash,crop,trim_pad,trim_squash")
     ap.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0 = default)")
     ap.add_argument("--out", type=Path, required=True, help="JSON results path")
+    ap.add_argument("--stage3", action="store_true", help="also run stage 3 (A/B split, v2 improvements)")
+    ap.add_argument("--stage3-only", action="store_true")
     args = ap.parse_args()
+    if args.stage3_only:
+        return stage3(args)
 
     t0 = time.time()
     captions, images, _names = load_stamps(args.stamps)
@@ -279,6 +307,113 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(f"\nwrote {args.out} ({time.time() - t0:.0f}s)")
+    if args.stage3:
+        return stage3(args, args.out.with_name(args.out.stem + "_stage3.json"))
+    return 0
+
+
+def stage3(args: argparse.Namespace, out: Path | None = None) -> int:
+    """A/B-split evaluation of the version-2 improvements (see module docstring)."""
+    import onnxruntime as ort
+
+    out = out or args.out
+    t0 = time.time()
+    captions, images, names = load_stamps(args.stamps)
+    in_a = split_a(names)
+    in_b = ~in_a
+    d0 = args.models / "conse-lite0"
+    man = json.loads((d0 / "manifest.json").read_text())
+    files = man["files"]
+    if "class_prior" not in files or "glosses" not in files:
+        raise SystemExit(f"{d0} is not a version-2 artifact (no class prior / glosses): run scripts/setup_models.sh")
+    text = MiniLMOnnx(d0 / files["text_encoder"], d0 / files["tokenizer"], intra_op_threads=args.threads or None)
+    q = text.embed(captions)
+    classes = read_class_names(d0 / files["classes"])
+    glosses = read_glosses(d0 / files["glosses"])
+    prior0 = np.load(d0 / files["class_prior"])
+    conse = man["conse"]
+    temp, k, power = float(conse["temperature"]), int(conse["top_k"]), float(conse["prior_power"])
+
+    def logits_of(variant: str) -> np.ndarray | None:
+        d = args.models / f"conse-{variant}"
+        if not (d / "manifest.json").is_file():
+            return None
+        m = json.loads((d / "manifest.json").read_text())
+        sess = ort.InferenceSession(
+            str(d / m["files"]["classifier"]), session_options(args.threads or None), providers=["CPUExecutionProvider"]
+        )
+        return run_classifier(sess, images, int(m["image_size"]), "tf", "pad")[0]
+
+    l0 = logits_of("lite0")
+    assert l0 is not None
+    m_photo = build_class_matrix(text.embed, classes, PROMPT_TEMPLATES["photo"], "joined")
+    m_gloss = build_class_matrix(text.embed, classes, PROMPT_TEMPLATES["photo_gloss"], "joined", glosses)
+    m_gloss_only = build_class_matrix(text.embed, classes, PROMPT_TEMPLATES["gloss_only"], "joined", glosses)
+    rows: list[dict] = []
+
+    def report(label: str, qq: np.ndarray, g: np.ndarray, **extra: object) -> None:
+        r = {"setting": label, **extra}
+        for part, mask in (("all", None), ("A", in_a), ("B", in_b)):
+            r[part] = metrics(qq, g, mask)
+        rows.append(r)
+        a, b, al = r["A"], r["B"], r["all"]
+        print(
+            f"{label:52} all {al['R@1']:.3f} {al['R@5']:.3f} {al['R@10']:.3f} {al['median_rank']:4.0f} | "
+            f"A {a['R@10']:.3f} {a['median_rank']:4.0f} | B {b['R@1']:.3f} {b['R@5']:.3f} {b['R@10']:.3f} "
+            f"{b['median_rank']:4.0f}",
+            flush=True,
+        )
+
+    print(f"\nstage 3: {in_a.sum()} captions in A, {in_b.sum()} in B; gallery = all {len(names)} images")
+    print(f"{'setting':52} all R@1  R@5  R@10 medR | A R@10 medR | B R@1  R@5  R@10 medR")
+    p0 = softmax(l0, temp)
+    report("v1: photo joined, T2, k20", q, conse_combine(p0, m_photo, k))
+    report("+ glosses (photo_gloss)", q, conse_combine(p0, m_gloss, k))
+    report("  gloss only", q, conse_combine(p0, m_gloss_only, k))
+    for a in (0.25, 0.5, 0.75, 1.0):
+        report(f"+ prior (icons) power {a}, no glosses", q, conse_combine(p0, m_photo, k, prior0, a))
+    for a in (0.25, 0.5, 0.75, 1.0):
+        report(f"+ glosses + prior (icons) power {a}", q, conse_combine(p0, m_gloss, k, prior0, a))
+    for tt, kk in ((1.5, 20), (1.5, 40), (2.0, 40), (3.0, 20)):
+        report(
+            f"  glosses + prior {power}, T{tt}, k{kk} (prior at T{temp})",
+            q,
+            conse_combine(softmax(l0, tt), m_gloss, kk, prior0, power),
+        )
+    mu = m_gloss.mean(axis=0)
+    g_def = conse_combine(p0, m_gloss, k, prior0, power)
+    for beta in (0.5, 1.0):
+        report(f"  + hubness centering (mean class prompt) x{beta}", q - beta * mu, g_def - beta * mu)
+    sims = normalize(q) @ m_gloss.T
+    for lam in (0.3, 1.0):
+        qc = conse_combine(softmax(sims, 0.05), m_gloss, 5)
+        report(f"  + query expansion (top-5 class prompts) x{lam}", normalize(q) + lam * qc, g_def)
+    l2 = logits_of("lite2")
+    if l2 is not None:
+        p2 = softmax(l2, temp)
+        report("  lite2 alone, glosses, no prior", q, conse_combine(p2, m_gloss, k))
+        report("  lite0+lite2 mean prob, glosses, no prior", q, conse_combine((p0 + p2) / 2, m_gloss, k))
+        report(
+            "  lite0+lite2 mean logit, glosses, no prior", q, conse_combine(softmax((l0 + l2) / 2, temp), m_gloss, k)
+        )
+
+    emb = ConseEmbedder(d0, intra_op_threads=args.threads or None)
+    emb.embed_images(images[:16])
+    t1 = time.perf_counter()
+    g_e2e = emb.embed_images(images)
+    ms = (time.perf_counter() - t1) * 1000 / len(images)
+    report(f"DEFAULT ConseEmbedder end to end ({ms:.1f} ms/image)", emb.embed_texts(captions), g_e2e, ms_per_image=ms)
+    result = {
+        "split": "A = sha1(relative path)[0] even",
+        "n_A": int(in_a.sum()),
+        "n_B": int(in_b.sum()),
+        "model_id": emb.model_id,
+        "rows": rows,
+        "seconds": round(time.time() - t0, 1),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {out} ({time.time() - t0:.0f}s)")
     return 0
 
 

@@ -6,7 +6,8 @@
 #
 # Cache: ${IMGSEARCH_CACHE:-$HOME/.cache/imgsearch}
 #   model-build-venv/    torch + weight packages (PyPI's torch is a multi-GB CUDA build; set-up only)
-#   debs/, data/         opencv-doc (ImageNet class names) and tuxpaint-stamps-default (.deb, dpkg -x)
+#   debs/, data/         opencv-doc (ImageNet class names), tuxpaint-stamps-default (style PCA reference
+#                        + evaluation set) and oxygen-icon-theme (class-prior reference) (.deb, dpkg -x)
 #   models/conse-<v>/    the artifacts serving needs (onnxruntime, tokenizers, numpy, Pillow only)
 set -euo pipefail
 
@@ -53,6 +54,11 @@ if [[ ! -f "$VENV/.complete" ]]; then
 else
   step "1/4 build venv present"
 fi
+# timm's wheel carries the ILSVRC-2012 wnids + WordNet glosses (data/_info); --no-deps: only those files are read
+if ! "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('timm') is None)"; then
+  step "1/4 adding timm (--no-deps) to the build venv for the WordNet glosses of the ImageNet classes"
+  "$VENV/bin/pip" install --no-deps "timm==1.0.31" >&2
+fi
 
 # 2. Debian packages: ImageNet class names (opencv-doc) and Tux Paint stamps (style PCA reference)
 apt_fetch() {  # apt_fetch <package>: the .deb into $CACHE/debs (apt-get update once if needed)
@@ -87,11 +93,19 @@ if [[ $STYLE_REF -eq 1 ]]; then
   fi
   STYLE_ARGS=(--style-reference "$STAMPS")
 fi
+# class-prior reference: an icon theme (flat drawings like the use case, but NOT the evaluation stamps)
+ICONS="$CACHE/data/oxygen-icon-theme/usr/share/icons/oxygen"
+if [[ ! -d "$ICONS" ]]; then
+  step "2/4 fetching oxygen-icon-theme (32 MB; reference images for the class prior)"
+  DEB=$(apt_fetch oxygen-icon-theme)
+  mkdir -p "$CACHE/data/oxygen-icon-theme"
+  dpkg -x "$DEB" "$CACHE/data/oxygen-icon-theme"
+fi
 
 # 3. export (progress on stderr), 4. print the directory
 step "3/4 exporting ConSE-$VARIANT (ONNX classifier, ONNX MiniLM, class-prompt matrix, style net)"
 PYTHONPATH="$REPO" "$VENV/bin/python" -m imgsearch.embedding.model_build \
   --variant "$VARIANT" --classes "$CLASSES" --classes-source "Debian $OPENCV_DEB" \
-  "${STYLE_ARGS[@]}" "${FORCE[@]}" >&2
+  --prior-reference "$ICONS" "${STYLE_ARGS[@]}" "${FORCE[@]}" >&2
 step "4/4 done: $(du -sh "$OUT" | cut -f1) in $OUT"
 echo "$OUT"

@@ -17,7 +17,10 @@ Artifact directory layout (written by model_build, described by ``manifest.json`
     tokenizer.json       HF tokenizers file of all-MiniLM-L6-v2
     class_text.npy       (1000,384) float32 unit rows: prompt-ensemble embedding of every class
     classes.txt          the 1000 ImageNet class names (comma-separated synonyms), one per line
-    manifest.json        variant, preprocessing, ConSE parameters, sources, versions, sha256
+    class_glosses.txt    (optional) the WordNet gloss of every class, one per line, "" if unknown
+    class_prior.npy      (optional) (1000,) mean softmax(logits / T) over a reference image set
+                         (not the evaluation images); used for prior correction p / prior**power
+    manifest.json        artifact_version, variant, preprocessing, ConSE parameters, sources, sha256
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ PROMPT_TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "drawing": ("a drawing of a {}.",),
     "bare": ("{}",),
+    # with the class's WordNet gloss ({gloss}); classes without a gloss fall back to "photo"
+    "photo_gloss": ("a photo of a {}: {gloss}.",),
+    "gloss_only": ("{gloss}",),
 }
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -179,13 +185,39 @@ def softmax(logits: NDArray[np.floating], temperature: float = 1.0) -> NDArray[n
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def conse_combine(probs: NDArray[np.floating], class_matrix: NDArray[np.floating], top_k: int | None = 10) -> Vectors:
-    """ConSE: for each row of class probabilities, the probability-weighted mean of the class
-    embeddings of its top_k classes (all classes if top_k is None or >= n_classes), unit-normalised."""
+def prior_correct(
+    probs: NDArray[np.floating], prior: NDArray[np.floating] | None, power: float = 1.0
+) -> NDArray[np.float32]:
+    """Prior correction: p / prior**power, renormalised per row. `prior` is the mean class
+    distribution over a reference image set; dividing by it damps the classes the model predicts
+    for almost anything (e.g. "envelope", "web site" for flat drawings). power 0 = no-op."""
+    p = np.asarray(probs, dtype=np.float32)
+    if prior is None or power == 0:
+        return p
+    pr = np.asarray(prior, dtype=np.float64).reshape(-1)
+    if pr.shape[0] != p.shape[1]:
+        raise ValueError(f"prior has {pr.shape[0]} classes, probabilities {p.shape[1]}")
+    scale = (np.maximum(pr, 1e-12) ** -float(power)).astype(np.float64)
+    q = p.astype(np.float64) * scale[None, :]
+    q /= np.maximum(q.sum(axis=1, keepdims=True), 1e-300)
+    return q.astype(np.float32)
+
+
+def conse_combine(
+    probs: NDArray[np.floating],
+    class_matrix: NDArray[np.floating],
+    top_k: int | None = 10,
+    prior: NDArray[np.floating] | None = None,
+    prior_power: float = 1.0,
+) -> Vectors:
+    """ConSE: for each row of class probabilities (optionally prior-corrected first, see
+    `prior_correct`), the probability-weighted mean of the class embeddings of its top_k classes
+    (all classes if top_k is None or >= n_classes), unit-normalised."""
     p = np.asarray(probs, dtype=np.float32)
     m = np.asarray(class_matrix, dtype=np.float32)
     if p.ndim != 2 or m.ndim != 2 or p.shape[1] != m.shape[0]:
         raise ValueError(f"shape mismatch: probs {p.shape} vs class matrix {m.shape}")
+    p = prior_correct(p, prior, prior_power)
     n_classes = p.shape[1]
     if top_k is not None and 0 < top_k < n_classes:
         idx = np.argpartition(-p, top_k - 1, axis=1)[:, :top_k]
@@ -198,10 +230,14 @@ def conse_combine(probs: NDArray[np.floating], class_matrix: NDArray[np.floating
     return normalize_rows(w @ m)
 
 
-def class_prompts(class_name: str, templates: Sequence[str], synonyms: str = "first") -> list[str]:
+def class_prompts(
+    class_name: str, templates: Sequence[str], synonyms: str = "first", gloss: str | None = None
+) -> list[str]:
     """Prompts of one ImageNet class line ("tabby, tabby cat").
 
     synonyms: "first" (first name only), "all" (one prompt per synonym), "joined" (the whole line).
+    Templates may use {gloss} (the class's WordNet definition); without a gloss such a template
+    degrades to "a photo of a {}." ("{gloss}" alone to the bare name).
     """
     names = [s.strip() for s in class_name.split(",") if s.strip()]
     if synonyms == "first":
@@ -210,17 +246,30 @@ def class_prompts(class_name: str, templates: Sequence[str], synonyms: str = "fi
         names = [", ".join(names)]
     elif synonyms != "all":
         raise ValueError(f"synonyms must be first|all|joined, got {synonyms!r}")
-    return [t.format(n) for t in templates for n in names]
+    gloss = (gloss or "").strip().rstrip(".")
+    out = []
+    for t in templates:
+        if "{gloss}" in t and not gloss:
+            t = "{}" if t.strip() == "{gloss}" else "a photo of a {}."
+        for n in names:
+            out.append(t.format(n, gloss=gloss) if "{gloss}" in t else t.format(n))
+    return out
 
 
 def build_class_matrix(
-    embed_texts: Any, class_names: Sequence[str], templates: Sequence[str], synonyms: str = "first"
+    embed_texts: Any,
+    class_names: Sequence[str],
+    templates: Sequence[str],
+    synonyms: str = "first",
+    glosses: Sequence[str] | None = None,
 ) -> Vectors:
     """(n_classes, d) unit rows: per class, the normalised mean of its prompts' embeddings."""
+    if glosses is not None and len(glosses) != len(class_names):
+        raise ValueError(f"{len(glosses)} glosses for {len(class_names)} classes")
     prompts: list[str] = []
     owner: list[int] = []
     for ci, name in enumerate(class_names):
-        ps = class_prompts(name, templates, synonyms)
+        ps = class_prompts(name, templates, synonyms, glosses[ci] if glosses is not None else None)
         prompts.extend(ps)
         owner.extend([ci] * len(ps))
     emb = np.asarray(embed_texts(prompts), dtype=np.float32)
@@ -232,6 +281,11 @@ def build_class_matrix(
 def read_class_names(path: str | os.PathLike[str]) -> list[str]:
     lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()]
     return [ln for ln in lines if ln]
+
+
+def read_glosses(path: str | os.PathLike[str]) -> list[str]:
+    """class_glosses.txt: one gloss per class line (empty lines = no gloss), kept positionally."""
+    return [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()]
 
 
 # --------------------------------------------------------------------------- text encoder
@@ -322,6 +376,7 @@ class ConseEmbedder(Embedder):
         temperature: float | None = None,
         pixel_norm: str | None = None,
         resize_mode: str | None = None,
+        prior_power: float | None = None,
         long_text: str = "truncate",
     ) -> None:
         self.artifact_dir = Path(artifact_dir) if artifact_dir is not None else default_artifact_dir()
@@ -336,6 +391,7 @@ class ConseEmbedder(Embedder):
             "temperature": temperature,
             "pixel_norm": pixel_norm,
             "resize_mode": resize_mode,
+            "prior_power": prior_power,
         }
         self._lock = threading.Lock()
         self._loaded = False
@@ -376,6 +432,11 @@ class ConseEmbedder(Embedder):
             self._pixel_norm = conse.get("pixel_norm", "tf")
             self._resize_mode = conse.get("resize_mode", "pad")
             self._image_size = int(manifest["image_size"])
+            self._prior_power = float(conse.get("prior_power") or 0.0)
+            self._prior: NDArray[np.float32] | None = None
+            if self._prior_power and files.get("class_prior"):
+                # NB: computed at the manifest's temperature; a temperature override reuses it.
+                self._prior = np.load(self.artifact_dir / files["class_prior"]).astype(np.float32)
 
             self._cls_sess = ort.InferenceSession(
                 str(self.artifact_dir / files["classifier"]),
@@ -403,7 +464,7 @@ class ConseEmbedder(Embedder):
         defaults = self._manifest.get("conse", {})
         diffs = [
             f"{k}={self._params[k]}"
-            for k in ("top_k", "temperature", "pixel_norm", "resize_mode")
+            for k in ("top_k", "temperature", "pixel_norm", "resize_mode", "prior_power")
             if self._params.get(k) != defaults.get(k)
         ]
         return base + ("+" + ",".join(diffs) if diffs else "")
@@ -450,7 +511,7 @@ class ConseEmbedder(Embedder):
         if not images:
             return np.zeros((0, TEXT_DIM), dtype=np.float32)
         probs = self.class_probabilities(images)
-        return conse_combine(probs, self._class_matrix, self._top_k)
+        return conse_combine(probs, self._class_matrix, self._top_k, self._prior, self._prior_power)
 
     def top_classes(self, images: Sequence[Image.Image], k: int = 5) -> list[list[tuple[str, float]]]:
         """The k most probable ImageNet classes per image (first synonym, probability): handy as

@@ -23,6 +23,8 @@ from imgsearch.embedding.conse import (
     fit_square,
     normalize_pixels,
     preprocess_images,
+    prior_correct,
+    read_glosses,
     softmax,
     to_rgb_on_white,
     trim_background,
@@ -161,6 +163,63 @@ def test_class_prompts_synonyms() -> None:
     assert class_prompts(line, ["{}"], "joined") == ["tabby, tabby cat"]
 
 
+def test_class_prompts_with_gloss() -> None:
+    line = "tabby, tabby cat"
+    gloss = "a cat with a grey or tawny coat mottled with black"
+    assert class_prompts(line, ["a photo of a {}: {gloss}."], "joined", gloss) == [
+        "a photo of a tabby, tabby cat: a cat with a grey or tawny coat mottled with black."
+    ]
+    # no gloss known: degrade to the plain photo prompt / the bare name
+    assert class_prompts(line, ["a photo of a {}: {gloss}."], "first", "") == ["a photo of a tabby."]
+    assert class_prompts(line, ["{gloss}"], "first", None) == ["tabby"]
+
+
+def test_prior_correction() -> None:
+    p = np.array([[0.6, 0.3, 0.1], [0.5, 0.25, 0.25]], dtype=np.float32)
+    prior = np.array([0.6, 0.2, 0.2], dtype=np.float32)
+    assert np.array_equal(prior_correct(p, None), p) and np.array_equal(prior_correct(p, prior, 0.0), p)
+    q = prior_correct(p, prior, 1.0)
+    assert np.allclose(q.sum(axis=1), 1.0) and q.dtype == np.float32
+    assert np.argmax(q[0]) == 1  # the over-predicted class 0 loses its lead
+    assert np.allclose(q[1], [0.25, 0.375, 0.375], atol=1e-6)
+    half = prior_correct(p, prior, 0.5)
+    assert q[0, 0] < half[0, 0] < p[0, 0]
+    # conse_combine applies it before the top-k
+    m = np.eye(3, dtype=np.float32)
+    assert np.argmax(conse_combine(p[:1], m, top_k=1, prior=prior, prior_power=1.0)) == 1
+    with pytest.raises(ValueError):
+        prior_correct(p, prior[:2])
+
+
+def test_imagenet_glosses_mapping_is_verified(tmp_path) -> None:
+    from imgsearch.embedding.model_build.glosses import imagenet_glosses
+
+    (tmp_path / "imagenet_synsets.txt").write_text("n1\nn2\nn3\n")
+    (tmp_path / "imagenet_synset_to_lemma.txt").write_text("n1\ttench, Tinca tinca\nn2\tgoldfish\nn3\tcrane\n")
+    (tmp_path / "imagenet_synset_to_definition.txt").write_text("n1\tA fish.\nn2\ta  gold fish\nn3\ta bird\n")
+    glosses, info = imagenet_glosses(["tench, Tinca tinca", "goldfish, Carassius auratus", "hen"], tmp_path)
+    assert glosses == ["A fish.", "a gold fish", ""]  # hen != crane: not verified, no gloss
+    assert info["verified"] == 2 and info["unverified_classes"] == [2]
+    with pytest.raises(ValueError):
+        imagenet_glosses(["a", "b"], tmp_path)
+
+
+def test_up_to_date_detects_old_artifact_versions(tmp_path) -> None:
+    import json
+
+    from imgsearch.embedding.model_build import ARTIFACT_VERSION
+    from imgsearch.embedding.model_build.__main__ import _up_to_date
+
+    (tmp_path / "a.bin").write_bytes(b"x")
+    manifest = {"files": {"a": "a.bin"}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert not _up_to_date(tmp_path)  # version 1 (no artifact_version): rebuild
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "artifact_version": ARTIFACT_VERSION}))
+    assert _up_to_date(tmp_path)
+    (tmp_path / "a.bin").unlink()
+    assert not _up_to_date(tmp_path)
+
+
 def test_build_class_matrix_averages_prompts() -> None:
     table = {"x a": [1.0, 0.0], "x b": [0.0, 1.0], "y a": [1.0, 0.0]}
     fake = lambda texts: np.array([table[t] for t in texts], dtype=np.float32)  # noqa: E731
@@ -234,6 +293,25 @@ def artifacts() -> None:
 
 
 needs_artifacts = pytest.mark.usefixtures("artifacts")
+
+
+@needs_artifacts
+def test_default_artifacts_are_current() -> None:
+    import json
+
+    from imgsearch.embedding.model_build import ARTIFACT_VERSION
+
+    manifest = json.loads((ARTIFACTS / "manifest.json").read_text())
+    assert manifest["artifact_version"] == ARTIFACT_VERSION, "outdated artifacts: run scripts/setup_models.sh"
+    files = manifest["files"]
+    prior = np.load(ARTIFACTS / files["class_prior"])
+    assert prior.shape == (1000,) and abs(float(prior.sum()) - 1.0) < 1e-3
+    assert manifest["conse"]["prior_power"] > 0 and manifest["conse"]["templates_name"] == "photo_gloss"
+    glosses = read_glosses(ARTIFACTS / files["glosses"])
+    assert len(glosses) == 1000 and sum(bool(g) for g in glosses) >= 990
+    e = ConseEmbedder(ARTIFACTS)
+    assert e.model_id == manifest["model_id"]
+    assert ConseEmbedder(ARTIFACTS, prior_power=0).model_id == manifest["model_id"] + "+prior_power=0"
 
 
 @needs_artifacts

