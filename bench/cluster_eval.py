@@ -72,8 +72,10 @@ def main() -> int:
     vectors["style:handcrafted"] = HandcraftedStyleDescriber().describe(images)
     emb = make_embedder(settings)
     vectors[f"search:{emb.model_id}"] = emb.embed_images(images)
-    print(f"{len(images)} images, {len(set(styles))} styles, {len(set(subjects))} subjects; "
-          f"vectors in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"{len(images)} images, {len(set(styles))} styles, {len(set(subjects))} subjects; "
+        f"vectors in {time.perf_counter() - t0:.1f}s"
+    )
     results = []
     print(f"{'vector':44s} {'k':>4} {'purity(style)':>14} {'NMI(style)':>11} {'purity(subj)':>13} {'NMI(subj)':>10}")
     for name, x in vectors.items():
@@ -84,14 +86,24 @@ def main() -> int:
                 lab = np.argmax(x @ centers.T, axis=1)
                 rows.append((purity(lab, styles), nmi(lab, styles), purity(lab, subjects), nmi(lab, subjects)))
             m = np.mean(rows, axis=0)
-            results.append({"vector": name, "k": k, "purity_style": m[0], "nmi_style": m[1],
-                            "purity_subject": m[2], "nmi_subject": m[3], "seeds": args.seeds})
+            results.append(
+                {
+                    "vector": name,
+                    "k": k,
+                    "purity_style": m[0],
+                    "nmi_style": m[1],
+                    "purity_subject": m[2],
+                    "nmi_subject": m[3],
+                    "seeds": args.seeds,
+                }
+            )
             print(f"{name[:44]:44s} {k:>4} {m[0]:>14.3f} {m[1]:>11.3f} {m[2]:>13.3f} {m[3]:>10.3f}")
     chance = Counter(styles).most_common(1)[0][1] / len(styles)
     print(f"chance purity (style, one cluster): {chance:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"images": len(images), "results": results, "chance_purity_style": chance},
-                                   indent=2))
+    args.out.write_text(
+        json.dumps({"images": len(images), "results": results, "chance_purity_style": chance}, indent=2)
+    )
     return 0
 
 

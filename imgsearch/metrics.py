@@ -153,7 +153,7 @@ def _always_ok() -> tuple[bool, dict[str, Any]]:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -249,25 +249,32 @@ def metrics_port_from_env(default: int = 0) -> int:
 def _faust_sensor_class() -> type:
     import faust
 
-    class PrometheusSensor(faust.Sensor):  # type: ignore[misc]
+    class PrometheusSensor(faust.Sensor):
         """Counts what flows through a faust app, per topic."""
 
         def __init__(self, role: str, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.role = role
+            # (topic, partition, offset) -> when the event entered a stream; batched agents
+            # (take_events) ack without the sensor state, so the start times are kept here
+            self._t0: dict[tuple[str, int, int], float] = {}
 
         def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
             EVENTS_RECEIVED.labels(self.role, tp.topic).inc()
 
         def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> dict[str, Any] | None:
-            return {"t0": time.perf_counter()}
+            if len(self._t0) > 100_000:  # events that never came out (crashed stream): forget them
+                self._t0.clear()
+            self._t0[(tp.topic, tp.partition, offset)] = time.perf_counter()
+            return None
 
         def on_stream_event_out(
             self, tp: Any, offset: int, stream: Any, event: Any, state: dict[str, Any] | None = None
         ) -> None:
             EVENTS_PROCESSED.labels(self.role, tp.topic).inc()
-            if state and "t0" in state:
-                EVENT_SECONDS.labels(self.role, tp.topic).observe(time.perf_counter() - state["t0"])
+            t0 = self._t0.pop((tp.topic, tp.partition, offset), None)
+            if t0 is not None:
+                EVENT_SECONDS.labels(self.role, tp.topic).observe(time.perf_counter() - t0)
 
         def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
             error(self.role, "send")
