@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     kr = sub.add_parser("k-report", help="inertia and silhouette of K-Means over a range of K (indexed vectors)")
     kr.add_argument("--k", default="2,4,8,16,32,64,100", help="comma-separated K values")
     kr.add_argument("--vector", choices=["style", "search"], default="style")
+    sub.add_parser("gateway", help="the HTTP gateway and web page (IMGSEARCH_GATEWAY_PORT, default 8080)")
     d = sub.add_parser("demo", help="the end-to-end demo (expects the engines running)")
     d.add_argument("--folder", type=Path, default=None, help="<style>/<subject>/<name>.png (default: icon set)")
     d.add_argument("--clusters", type=int, default=16, help="k of the style clusters")
@@ -166,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         from imgsearch.clusters import k_report
 
         asyncio.run(k_report(settings, [int(x) for x in args.k.split(",")], args.vector))
+    elif args.cmd == "gateway":
+        from imgsearch.gateway import main as gateway_main
+
+        return gateway_main([])
     elif args.cmd == "demo":
         from imgsearch.demo import run_demo
 

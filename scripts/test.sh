@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/engines.sh start
 bash scripts/setup_models.sh >/dev/null
+bash scripts/setup_browser.sh
 
 # the open_clip backend needs torch: its tests run in the (cached) model-build environment
 BUILD_VENV="${IMGSEARCH_CACHE:-$HOME/.cache/imgsearch}/model-build-venv"

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import faust
 
+from imgsearch import metrics
 from imgsearch.config import Settings
 from imgsearch.connections import faust_credentials
 from schemas import topics
@@ -44,6 +45,7 @@ def make_app(role: str, settings: Settings) -> faust.App:
         broker_commit_every=100,
         broker_commit_interval=1.0,
     )
+    metrics.instrument_faust_app(app, role)  # no-op unless IMGSEARCH_METRICS_PORT > 0
     return app
 
 
@@ -93,6 +95,7 @@ class DeadLetters:
         )
         await self._topic.send(key=source_topic.encode(), value=letter.to_bytes())
         self.count += 1
+        metrics.dead_letter(self._consumer, source_topic, code)
         log.warning("dead letter from %s[%s]@%s: %s: %s", source_topic, partition, offset, code, reason[:300])
 
     async def from_event(self, event: Any, code: str, reason: str) -> None:

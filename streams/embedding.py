@@ -19,6 +19,7 @@ import faust
 import numpy as np
 from PIL import Image
 
+from imgsearch import metrics
 from imgsearch.config import Settings
 from imgsearch.connections import kafka_security
 from imgsearch.domain.centroids import NO_CLUSTER, NO_MODEL_VERSION, CentroidModel
@@ -106,7 +107,8 @@ class EmbeddingPipeline:
             return
         await self.index_ready.wait()
         pix = [x.pixels for x in loaded]
-        search = await self.offload.run(self.embedder.embed_images, pix)
+        with metrics.timed(ROLE, "embed_images"):
+            search = await self.offload.run(self.embedder.embed_images, pix)
         style = await self.offload.run(self.style.describe, pix)
         await asyncio.wait_for(self.centroids.ready.wait(), timeout=60)
         clusters, version = assign(self.centroids.current, self.embedder.model_id, self.style.model_id, search, style)

@@ -23,6 +23,7 @@ from typing import Any
 import faust
 import numpy as np
 
+from imgsearch import metrics
 from imgsearch.config import Settings
 from imgsearch.domain.blend import blend
 from imgsearch.domain.centroids import CentroidModel
@@ -222,6 +223,7 @@ class QueryService:
             key=response.request_id.encode(), value=response.to_bytes()
         )
         self.answered += 1
+        metrics.observe_search(ROLE, response)
 
     async def handle(self, event: Any) -> None:
         payload = event.message.value

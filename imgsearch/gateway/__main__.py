@@ -1,0 +1,3 @@
+from imgsearch.gateway.app import main
+
+raise SystemExit(main())

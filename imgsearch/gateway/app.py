@@ -1,0 +1,445 @@
+"""The HTTP gateway: the web page, search over Kafka, images and thumbnails, interactions, health.
+
+One :class:`producers.SearchClient` (one reply topic) and one :class:`producers.EventPublisher` per
+gateway process. Routes:
+
+- ``GET /`` the page (``static/``); ``GET /api/config`` what the page needs to start
+- ``GET|POST /api/search`` → a Kafka search request; the reply as JSON, each hit with its image and
+  thumbnail URLs. No reply in time: 504; the worker's error reply: 4xx/5xx by error code
+- ``POST /api/interactions`` ``{"user_id", "image_id", "event_type"}`` → an Interaction event (202)
+- ``GET /images/{image_id}`` the original (``?download=1``: as an attachment), ``GET /thumbs/{image_id}``
+  a PNG thumbnail; only ``file://`` sources under ``IMGSEARCH_ALLOWED_URI_ROOTS`` are ever read
+- ``GET /healthz`` (JSON; 503 when Kafka or OpenSearch is not usable), ``GET /metrics`` (Prometheus)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import logging
+import mimetypes
+import os
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlparse
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from imgsearch import metrics
+from imgsearch.config import Settings
+from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
+from imgsearch.index.opensearch import OpenSearchIndex
+from producers import EventPublisher, SearchClient, SearchTimeout
+from producers.search_client import SearchError
+from schemas.events import MAX_K, EventType, Interaction, SearchResponse
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DEFAULT_PORT = 8080
+THUMB_SIZES = (64, 512)
+THUMB_CACHE = 1024
+
+# the worker's error codes → HTTP status
+ERROR_STATUS = {
+    "schema_violation": 400,
+    "malformed_json": 400,
+    "unknown_version": 400,
+    "wrong_type": 400,
+    "empty": 400,
+    "undecodable_image": 422,
+    "image_too_large": 413,
+    "too_many_pixels": 413,
+    "expired": 504,
+    "index_unavailable": 503,
+}
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    return default if raw == "" else float(raw)
+
+
+def json_error(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+class GatewayError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class Gateway:
+    """What one gateway process holds: the Kafka clients, the index reader, a thumbnail cache."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        search_timeout_s: float | None = None,
+        users: list[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.search_timeout_s = search_timeout_s or _env_float("IMGSEARCH_GATEWAY_SEARCH_TIMEOUT_S", 5.0)
+        self.users = users or [
+            u.strip() for u in os.environ.get("IMGSEARCH_GATEWAY_USERS", "alice,bob").split(",") if u.strip()
+        ]
+        self.roots = parse_roots(settings.allowed_uri_roots)
+        self.client_id = f"gateway-{uuid.uuid4().hex[:8]}"
+        # the Kafka and OpenSearch clients need the running loop: made in start()
+        self._client: SearchClient | None = None
+        self._publisher: EventPublisher | None = None
+        self._index: OpenSearchIndex | None = None
+        self._thumbs: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._started = False
+
+    @property
+    def client(self) -> SearchClient:
+        if self._client is None:
+            raise RuntimeError("Gateway.start() first")
+        return self._client
+
+    @property
+    def publisher(self) -> EventPublisher:
+        if self._publisher is None:
+            raise RuntimeError("Gateway.start() first")
+        return self._publisher
+
+    @property
+    def index(self) -> OpenSearchIndex:
+        if self._index is None:
+            raise RuntimeError("Gateway.start() first")
+        return self._index
+
+    async def start(self) -> None:
+        s = self.settings
+        self._client = SearchClient(s.kafka_bootstrap, client_id=self.client_id, partitions=s.partitions)
+        self._publisher = EventPublisher(s.kafka_bootstrap, client_id="imgsearch-gateway")
+        self._index = OpenSearchIndex(s.opensearch_url, s.index_name, timeout_s=5.0)  # the serving alias
+        await self.client.start()
+        await self.publisher.start()
+        self._started = True
+        log.info(
+            "gateway: Kafka %s (replies on %s), OpenSearch %s index %s, image roots %s",
+            self.settings.kafka_bootstrap,
+            self.client.reply_topic,
+            self.settings.opensearch_url,
+            self.settings.index_name,
+            self.roots or "(none: images are not served)",
+        )
+
+    async def stop(self) -> None:
+        self._started = False
+        steps: list[Callable[[], Awaitable[None]]] = []
+        if self._client is not None:
+            steps.append(self._client.stop)
+        if self._publisher is not None:
+            steps.append(self._publisher.stop)
+        if self._index is not None:
+            steps.append(self._index.close)
+        for step in steps:
+            try:
+                await step()
+            except Exception as exc:  # shutting down: report, go on with the rest
+                log.warning("gateway shutdown: %s", exc)
+
+    # ------------------------------------------------------------------ images
+    async def source_of(self, image_id: str) -> str:
+        try:
+            doc = await asyncio.wait_for(self.index.get(image_id), 5.0)
+        except TimeoutError:
+            raise GatewayError(503, "index_unavailable", "the image index did not answer in time") from None
+        except Exception as exc:
+            raise GatewayError(503, "index_unavailable", f"the image index did not answer: {exc}") from exc
+        if doc is None:
+            raise GatewayError(404, "unknown_image", f"no indexed image {image_id!r}")
+        uri = doc.get("source_uri")
+        if not uri:
+            raise GatewayError(404, "no_source", f"image {image_id!r} was sent inline; the gateway has no copy")
+        return str(uri)
+
+    def _read(self, uri: str) -> bytes:
+        if not self.roots:
+            raise GatewayError(403, "uri_not_allowed", "no IMGSEARCH_ALLOWED_URI_ROOTS: the gateway serves no files")
+        try:
+            return fetch_uri(uri, self.roots, self.settings.max_image_bytes)
+        except ImageRejected as exc:
+            status = {"uri_unreachable": 404, "image_too_large": 413}.get(exc.code, 403)
+            raise GatewayError(status, exc.code, str(exc)) from exc
+
+    async def original(self, image_id: str) -> tuple[bytes, str, str]:
+        uri = await self.source_of(image_id)
+        data = await asyncio.to_thread(self._read, uri)
+        name = Path(unquote(urlparse(uri).path)).name
+        return data, mimetypes.guess_type(name)[0] or "application/octet-stream", name
+
+    async def thumbnail(self, image_id: str, size: int) -> bytes:
+        key = (image_id, size)
+        cached = self._thumbs.get(key)
+        if cached is not None:
+            self._thumbs.move_to_end(key)
+            return cached
+        uri = await self.source_of(image_id)
+
+        def make() -> bytes:
+            data = self._read(uri)
+            try:
+                img = decode(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
+            except ImageRejected as exc:
+                raise GatewayError(422, exc.code, str(exc)) from exc
+            img.thumbnail((size, size))
+            buf = io.BytesIO()
+            img.save(buf, "PNG", optimize=True)
+            return buf.getvalue()
+
+        out = await asyncio.to_thread(make)
+        self._thumbs[key] = out
+        while len(self._thumbs) > THUMB_CACHE:
+            self._thumbs.popitem(last=False)
+        return out
+
+    # ------------------------------------------------------------------ search
+    async def search(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = str(params.get("user_id") or params.get("user") or "").strip()
+        text = params.get("text") if params.get("text") is not None else params.get("q")
+        text = str(text).strip() if text is not None else ""
+        image_b64 = params.get("image_b64") or None
+        like = params.get("like_image_id") or None
+        if like:  # "more like this": the query is that image
+            data, _, _ = await self.original(str(like))
+            image_b64 = base64.b64encode(data).decode("ascii")
+        if not user:
+            raise GatewayError(400, "invalid_request", "a user id is needed (user)")
+        if not text and not image_b64:
+            raise GatewayError(400, "invalid_request", "a search needs text (q) or an image")
+        try:
+            k = int(params.get("k") or 20)
+            weight_raw = params.get("personalization_weight", params.get("weight"))
+            weight = None if weight_raw in (None, "") else float(weight_raw)
+            cap_raw = params.get("max_per_cluster")
+            cap = None if cap_raw in (None, "", 0, "0") else int(cap_raw)
+        except (TypeError, ValueError) as exc:
+            raise GatewayError(400, "invalid_request", f"bad number: {exc}") from exc
+        t0 = time.perf_counter()
+        try:
+            resp = await self.client.search(
+                user,
+                text or None,
+                image_b64=image_b64,
+                k=min(max(k, 1), MAX_K),
+                personalization_weight=weight,
+                max_per_cluster=cap,
+                timeout_s=self.search_timeout_s,
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors())
+            raise GatewayError(400, "invalid_request", problems) from exc
+        except SearchTimeout as exc:
+            raise GatewayError(504, "search_timeout", str(exc)) from exc
+        except SearchError as exc:
+            raise GatewayError(ERROR_STATUS.get(exc.code, 502), exc.code, str(exc)) from exc
+        return self.render(resp, (time.perf_counter() - t0) * 1000)
+
+    @staticmethod
+    def render(resp: SearchResponse, took_ms: float) -> dict[str, Any]:
+        out = resp.model_dump(mode="json")
+        for hit in out["hits"]:
+            ref = quote(hit["image_id"], safe="/")
+            hit["image_url"] = f"/images/{ref}"
+            hit["thumb_url"] = f"/thumbs/{ref}"
+        out["gateway_ms"] = round(took_ms, 1)
+        return out
+
+    # ------------------------------------------------------------------ interactions
+    async def interact(self, body: dict[str, Any]) -> Interaction:
+        try:
+            event = Interaction.model_validate(
+                {
+                    "user_id": body.get("user_id"),
+                    "image_id": body.get("image_id"),
+                    "event_type": body.get("event_type"),
+                    "session_id": body.get("session_id") or None,
+                }
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise GatewayError(400, "invalid_interaction", problems) from exc
+        await self.source_of(event.image_id)  # unknown images are refused here, not dead-lettered later
+        await self.publisher.publish_interaction(event)
+        metrics.INTERACTIONS_PUBLISHED.labels(event.event_type.value).inc()
+        return event
+
+    # ------------------------------------------------------------------ health
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, Any] = {"kafka": self._started}
+        try:
+            checks["opensearch"] = bool(await asyncio.wait_for(self.index.client.ping(), 2.0))
+        except Exception:
+            checks["opensearch"] = False
+        return all(checks.values()), checks
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info
+    resource = info.route.resource if info.route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def errors_and_metrics(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    t0 = time.perf_counter()
+    route = _route_name(request)
+    try:
+        resp = await handler(request)
+    except GatewayError as exc:
+        resp = json_error(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/"):
+            metrics.HTTP_REQUESTS.labels(route, request.method, str(exc.status)).inc()
+            raise
+        resp = json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+    except Exception as exc:
+        log.exception("gateway error on %s", request.path)
+        resp = json_error(500, "internal", f"{type(exc).__name__}: {exc}")
+    metrics.HTTP_REQUESTS.labels(route, request.method, str(resp.status)).inc()
+    metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - t0)
+    return resp
+
+
+async def index_page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def config(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    return web.json_response(
+        {
+            "users": gw.users,
+            "default_weight": gw.settings.personalization_weight,
+            "k": 20,
+            "max_k": MAX_K,
+            "event_types": [e.value for e in EventType],
+            "search_timeout_s": gw.search_timeout_s,
+        }
+    )
+
+
+async def search(request: web.Request) -> web.Response:
+    params: dict[str, Any] = dict(request.query)
+    if request.method == "POST":
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise GatewayError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise GatewayError(400, "malformed_json", "the body must be a JSON object")
+        params.update(body)
+    return web.json_response(await request.app[GATEWAY].search(params))
+
+
+async def interactions(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise GatewayError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise GatewayError(400, "malformed_json", "the body must be a JSON object")
+    event = await request.app[GATEWAY].interact(body)
+    return web.json_response(
+        {
+            "event_id": event.event_id,
+            "user_id": event.user_id,
+            "image_id": event.image_id,
+            "event_type": event.event_type.value,
+        },
+        status=202,
+    )
+
+
+async def image(request: web.Request) -> web.Response:
+    data, ctype, name = await request.app[GATEWAY].original(request.match_info["image_id"])
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=300"}
+    if request.query.get("download") not in (None, "", "0"):
+        safe = "".join(c for c in name if c.isalnum() or c in "._-") or "image"
+        headers["Content-Disposition"] = f'attachment; filename="{safe}"'
+    return web.Response(body=data, content_type=ctype, headers=headers)
+
+
+async def thumb(request: web.Request) -> web.Response:
+    try:
+        size = int(request.query.get("size", "256"))
+    except ValueError:
+        raise GatewayError(400, "invalid_request", "size must be an integer") from None
+    size = min(max(size, THUMB_SIZES[0]), THUMB_SIZES[1])
+    data = await request.app[GATEWAY].thumbnail(request.match_info["image_id"], size)
+    return web.Response(body=data, content_type="image/png", headers={"Cache-Control": "public, max-age=300"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    ok, checks = await request.app[GATEWAY].health()
+    return web.json_response({"status": "ok" if ok else "unhealthy", **checks}, status=200 if ok else 503)
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    resp = web.Response(body=generate_latest())
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
+
+
+def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> web.Application:
+    app = web.Application(middlewares=[errors_and_metrics], client_max_size=12 * 2**20)
+    gw = gateway or Gateway(settings or Settings())
+    app[GATEWAY] = gw
+
+    async def lifecycle(app: web.Application) -> Any:
+        await gw.start()
+        yield
+        await gw.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/", index_page)
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    app.router.add_get("/api/config", config)
+    app.router.add_route("GET", "/api/search", search)
+    app.router.add_route("POST", "/api/search", search)
+    app.router.add_post("/api/interactions", interactions)
+    app.router.add_get("/images/{image_id:.+}", image)
+    app.router.add_get("/thumbs/{image_id:.+}", thumb)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m imgsearch.gateway", description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--host", default=os.environ.get("IMGSEARCH_GATEWAY_HOST", "127.0.0.1"))
+    ap.add_argument("--port", type=int, default=int(os.environ.get("IMGSEARCH_GATEWAY_PORT", DEFAULT_PORT)))
+    args = ap.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("IMGSEARCH_LOG_LEVEL", "INFO"),
+        format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    web.run_app(
+        create_app(Settings()),
+        host=args.host,
+        port=args.port,
+        print=lambda _: log.info("gateway on http://%s:%d/", args.host, args.port),
+    )
+    return 0

@@ -1,0 +1,84 @@
+"""What the gateway refuses: files outside the allowed roots, and a search nobody answers (504)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from imgsearch.index.opensearch import ImageDoc
+from tests.e2e.conftest import E2E, http, start_gateway, stop_process
+
+pytestmark = pytest.mark.e2e
+
+
+def test_images_outside_the_allowed_roots_are_refused(e2e: E2E) -> None:
+    outside = e2e.tmp / "secret.png"
+    outside.write_bytes((e2e.image_dir / "mono/bar-0.png").read_bytes())
+    docs = {
+        "evil-outside": outside.as_uri(),
+        "evil-passwd": "file:///etc/passwd",
+        "evil-dotdot": (e2e.image_dir / ".." / "secret.png").as_uri(),
+        "evil-http": "http://169.254.169.254/latest/meta-data",
+    }
+
+    async def plant() -> None:
+        idx = e2e.index()
+        try:
+            await idx.upsert(
+                [
+                    ImageDoc(
+                        image_id=i,
+                        embedding=[0.1] * 64,
+                        style=None,
+                        style_model_id="x",
+                        cluster_id=0,
+                        model_id="hash-v1-d64",
+                        centroid_version="x",
+                        source_uri=uri,
+                        metadata={},
+                        indexed_at=datetime.now(UTC).isoformat(),
+                    )
+                    for i, uri in docs.items()
+                ]
+            )
+            await idx.refresh()
+        finally:
+            await idx.close()
+
+    asyncio.run(plant())
+    for image_id in docs:
+        for kind in ("images", "thumbs"):
+            status, _, body = http("GET", f"{e2e.gateway_url}/{kind}/{image_id}")
+            assert status == 403, (image_id, kind, status, body[:200])
+            assert json.loads(body)["error"]["code"] in ("uri_not_allowed", "uri_scheme_not_allowed")
+
+    async def remove() -> None:
+        idx = e2e.index()
+        try:
+            for i in docs:
+                await idx.client.delete(index=idx.index, id=i, refresh=True)
+        finally:
+            await idx.close()
+
+    asyncio.run(remove())
+
+
+def test_search_without_a_query_worker_is_a_504(e2e: E2E) -> None:
+    proc, url = start_gateway(
+        e2e.env,
+        e2e.tmp / "logs" / "gateway-no-worker.log",
+        {
+            "IMGSEARCH_TOPIC_PREFIX": f"{e2e.env['IMGSEARCH_TOPIC_PREFIX']}-noworker",
+            "IMGSEARCH_GATEWAY_SEARCH_TIMEOUT_S": "1.5",
+        },
+    )
+    try:
+        status, _, body = http("GET", f"{url}/api/search?q=circle&user=alice")
+    finally:
+        stop_process(proc)
+    assert status == 504
+    err = json.loads(body)["error"]
+    assert err["code"] == "search_timeout" and "within 1.5s" in err["message"] and "query worker" in err["message"]
