@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--clusters", type=int, default=16, help="k of the style clusters")
     d.add_argument("--query", default="a printer")
     d.add_argument("--keep-workers", action="store_true", help="leave the workers running afterwards")
+    d.add_argument("--web", action="store_true", help="then serve the web page until Ctrl-C")
     args = ap.parse_args(argv)
     _setup_logging(args.verbose)
     settings = Settings()
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 k_clusters=args.clusters,
                 query=args.query,
                 keep_workers=args.keep_workers,
+                web=args.web,
             )
         )
     return 0

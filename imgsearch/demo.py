@@ -145,6 +145,21 @@ def print_ranking(user: str, resp: SearchResponse) -> None:
         )
 
 
+async def serve() -> None:
+    """Run the web gateway on the demo's pipeline until interrupted."""
+    import subprocess
+
+    port = os.environ.get("IMGSEARCH_GATEWAY_PORT", "8080")
+    proc = subprocess.Popen([sys.executable, "-m", "imgsearch.gateway", "--port", port])
+    print(f"[demo] explore it: http://127.0.0.1:{port}/  (users alice and bob; Ctrl-C to stop)")
+    try:
+        while proc.poll() is None:
+            await asyncio.sleep(1.0)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 async def run_demo(
     settings: Settings,
     folder: Path | None,
@@ -152,6 +167,7 @@ async def run_demo(
     k_clusters: int = 16,
     query: str = "a printer",
     keep_workers: bool = False,
+    web: bool = False,
 ) -> int:
     from imgsearch.cli import cmd_ingest, image_files, image_id_for
     from imgsearch.clusters import train_from_folder
@@ -243,6 +259,10 @@ async def run_demo(
         page = write_report(folder, query, results, likes)
         print(f"\n[demo] results side by side: {page} and {OUT_DIR / 'results.png'}")
         print(f"[demo] worker logs: {workers.log_dir}")
+        if web:
+            await serve()
+        else:
+            print("[demo] to explore the results in a browser: bash scripts/demo.sh --web")
     finally:
         if not keep_workers:
             workers.stop_all()
