@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,23 @@ def clamp_k(k: int, n: int) -> int:
 
 
 def fit(vectors: NDArray[np.float32], k: int, vector_kind: VectorKind, feature_id: str, seed: int = 0) -> CentroidModel:
+    """K-Means in-process (default) or on Amazon SageMaker (IMGSEARCH_KMEANS_BACKEND=sagemaker, with
+    IMGSEARCH_SAGEMAKER_ROLE_ARN, IMGSEARCH_SAGEMAKER_BUCKET, IMGSEARCH_SAGEMAKER_PREFIX, AWS_REGION)."""
     k_eff = clamp_k(k, len(vectors))
-    centers, inertia = kmeans(vectors, k_eff, seed=seed)
-    log.info("k-means: k=%d (asked %d) over %d vectors, inertia %.3f", len(centers), k, len(vectors), inertia)
+    if os.environ.get("IMGSEARCH_KMEANS_BACKEND", "local") == "sagemaker":
+        from imgsearch.sagemaker_kmeans import SageMakerKMeans
+
+        backend = SageMakerKMeans(
+            role_arn=os.environ["IMGSEARCH_SAGEMAKER_ROLE_ARN"],
+            bucket=os.environ["IMGSEARCH_SAGEMAKER_BUCKET"],
+            prefix=os.environ.get("IMGSEARCH_SAGEMAKER_PREFIX", "imgsearch/kmeans"),
+            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            image=os.environ.get("IMGSEARCH_SAGEMAKER_IMAGE") or None,
+        )
+        centers = backend.fit(vectors, k_eff, f"imgsearch-kmeans-{int(time.time())}")
+    else:
+        centers, inertia = kmeans(vectors, k_eff, seed=seed)
+        log.info("k-means: k=%d (asked %d) over %d vectors, inertia %.3f", len(centers), k, len(vectors), inertia)
     return CentroidModel(model_version(centers, feature_id), vector_kind, feature_id, centers)
 
 
