@@ -21,11 +21,12 @@ from PIL import Image
 
 from imgsearch.config import Settings
 from imgsearch.connections import kafka_security
-from imgsearch.domain.centroids import CentroidModel, VectorKind, kmeans, model_version
+from imgsearch.domain.centroids import CentroidModel, VectorKind, kmeans, minibatch_kmeans, model_version
 from imgsearch.images import to_rgb
 from imgsearch.index.opensearch import OpenSearchIndex
 
 log = logging.getLogger(__name__)
+MINIBATCH_ABOVE = 20_000  # vectors: above this, mini-batch k-means
 
 
 def clamp_k(k: int, n: int) -> int:
@@ -48,6 +49,9 @@ def fit(vectors: NDArray[np.float32], k: int, vector_kind: VectorKind, feature_i
             image=os.environ.get("IMGSEARCH_SAGEMAKER_IMAGE") or None,
         )
         centers = backend.fit(vectors, k_eff, f"imgsearch-kmeans-{int(time.time())}")
+    elif len(vectors) > MINIBATCH_ABOVE:
+        centers, inertia = minibatch_kmeans(vectors, k_eff, seed=seed)
+        log.info("mini-batch k-means: k=%d over %d vectors, inertia %.3f", len(centers), len(vectors), inertia)
     else:
         centers, inertia = kmeans(vectors, k_eff, seed=seed)
         log.info("k-means: k=%d (asked %d) over %d vectors, inertia %.3f", len(centers), k, len(vectors), inertia)

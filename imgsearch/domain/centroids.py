@@ -156,3 +156,27 @@ def kmeans(
             break
         prev = inertia
     return centers, inertia
+
+
+def minibatch_kmeans(
+    vectors: NDArray[np.float32], k: int, *, seed: int = 0, batch: int = 2048, iters: int = 100
+) -> tuple[NDArray[np.float32], float]:
+    """Spherical mini-batch k-means (Sculley 2010) for catalogs too large for full passes: seeded by
+    k-means++ on a sample, then per-centre learning rates 1/count. Returns (unit centroids, inertia)."""
+    x = np.asarray(vectors, dtype=np.float32)
+    n = x.shape[0]
+    rng = np.random.default_rng(seed)
+    sample = x[rng.choice(n, size=min(n, max(10 * k, batch)), replace=False)]
+    centers, _ = kmeans(sample, k, seed=seed, iters=10)
+    counts = np.zeros(len(centers))
+    for _ in range(iters):
+        b = x[rng.integers(0, n, size=min(batch, n))]
+        labels = np.argmax(b @ centers.T, axis=1)
+        for j in np.unique(labels):
+            members = b[labels == j]
+            counts[j] += len(members)
+            eta = len(members) / counts[j]
+            c = (1 - eta) * centers[j] + eta * members.mean(axis=0)
+            centers[j] = c / max(float(np.linalg.norm(c)), 1e-12)
+    sims = np.max(x @ centers.T, axis=1)
+    return centers, float(np.sum(2.0 - 2.0 * sims))

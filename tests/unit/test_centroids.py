@@ -64,3 +64,13 @@ def test_k_table_prefers_the_true_k():
     best = max(table, key=lambda row: row[2])
     assert best[0] == 3 and table[0][1] > table[1][1] > table[2][1]  # inertia falls with k
     assert silhouette(x, labels) > 0.8 and silhouette(x, np.zeros(len(x), dtype=np.int64)) == 0.0
+
+
+def test_minibatch_kmeans_recovers_blobs():
+    from imgsearch.domain.centroids import minibatch_kmeans
+
+    x, labels = blobs(n=400)
+    centers, inertia = minibatch_kmeans(x, 3, seed=2, batch=128, iters=30)
+    pred = np.argmax(x @ centers.T, axis=1)
+    assert all(len(set(pred[labels == b].tolist())) == 1 for b in range(3)) and len(set(pred.tolist())) == 3
+    assert np.allclose(np.linalg.norm(centers, axis=1), 1.0, atol=1e-5) and inertia / len(x) < 0.1
