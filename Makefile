@@ -1,0 +1,16 @@
+# Entry points; the scripts do the work (see README.md).
+PY ?= .venv/bin/python
+
+.PHONY: test bench bench-quick
+
+test:
+	bash scripts/test.sh
+
+# speed benchmarks on the real servers (started if needed), then cluster and personalization quality
+bench:
+	$(PY) bench/speed.py
+	$(PY) bench/cluster_eval.py
+	$(PY) bench/personalization_eval.py
+
+bench-quick:
+	$(PY) bench/speed.py --quick

@@ -1,0 +1,66 @@
+"""Smoke test of the speed benchmark: ``bench/speed.py --quick`` runs every section against the real
+servers and writes its JSON report (structure only, not speed: this machine is shared)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imgsearch.config import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+SECTIONS = ("machine", "config", "ingest", "assignment", "search", "freshness", "recall", "scale")
+
+
+@pytest.mark.timeout(600)
+def test_speed_bench_quick(engines: dict[str, str], tmp_path: Path) -> None:
+    from imgsearch.datasets.icons import dataset_dir
+
+    if not (dataset_dir() / "labels.json").exists():
+        pytest.skip("icon image set not built (bash scripts/setup_data.sh)")
+    out = tmp_path / "speed.json"
+    env = {**os.environ, **engines}
+    for key in ("IMGSEARCH_TOPIC_PREFIX", "IMGSEARCH_APP_PREFIX", "IMGSEARCH_INDEX"):
+        env.pop(key, None)  # the benchmark isolates itself
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "speed.py"), "--quick", "--out", str(out)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=570,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    res = json.loads(out.read_text())
+    assert res["mode"] == "quick"
+    for section in SECTIONS:
+        assert section in res, section
+    ing = res["ingest"]
+    for key in ("bare", "pipeline_1_embedder", "pipeline_2_embedders"):
+        assert ing[key]["images_per_s"] > 0
+    assert ing["ratio_pipeline_1_to_bare"] > 0
+    assert res["assignment"]["k100_d96_batch16_us_per_image"] > 0
+    assert res["assignment"]["k100_d384_batch16_us_per_image"] > 0
+    search = res["search"]
+    for key in ("e2e_ms", "embed_ms", "knn_ms", "rank_ms", "kafka_hops_ms"):
+        assert search["fixed_rate"][key]["p50"] is not None, key
+        assert search["unloaded"][key]["p50"] is not None, key
+    assert search["fixed_rate"]["ok"] > 0
+    assert search["sweep"] and "max_sustainable_rate" in search
+    assert res["freshness"]["trials"] > 0 and res["freshness"]["ok"] > 0
+    assert res["freshness"]["freshness_ms"]["p99"] is not None
+    for kind in ("text_queries", "image_queries_with_noise", "synthetic_mixture_queries", "all"):
+        assert 0 <= res["recall"][kind]["recall_at_10_k50"] <= 1, kind
+    assert res["recall"]["index_size"]["store_bytes"] > 0
+    assert [s["vectors"] for s in res["scale"]] == res["config"]["scale_sizes"]
+    for s in res["scale"]:
+        assert s["ingest"]["docs_per_s"] > 0 and s["knn"]["wall_ms"]["p50"] is not None
+    assert out.with_suffix(".md").exists()
+    for name in ("latency-cdf", "latency-vs-rate", "scale"):
+        assert (tmp_path / f"quick-bench-{name}.png").exists(), name
