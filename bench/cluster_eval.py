@@ -49,6 +49,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--k", default="10,16,32,64")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--dataset", type=Path, default=None, help="a labelled dataset dir (default: the icon set)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/cluster_eval.json"))
     args = ap.parse_args()
 
@@ -57,7 +58,7 @@ def main() -> int:
     from imgsearch.embedding.factory import make_embedder, make_style
     from imgsearch.embedding.style import HandcraftedStyleDescriber
 
-    labels = load_labels()
+    labels = load_labels(args.dataset)
     images = []
     for row in labels:
         with Image.open(row["file"]) as im:

@@ -123,12 +123,15 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True, help="JSON results path")
     ap.add_argument("--stage3", action="store_true", help="also run stage 3 (A/B split, v2 improvements)")
     ap.add_argument("--stage3-only", action="store_true")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N captioned stamps (smoke test)")
     args = ap.parse_args()
     if args.stage3_only:
         return stage3(args)
 
     t0 = time.time()
     captions, images, _names = load_stamps(args.stamps)
+    if args.limit:
+        captions, images = captions[: args.limit], images[: args.limit]
     print(f"{len(captions)} captioned stamps loaded in {time.time() - t0:.1f}s", flush=True)
     variants = [v for v in args.variants.split(",") if (args.models / f"conse-{v}" / "manifest.json").is_file()]
     first = args.models / f"conse-{variants[0]}"

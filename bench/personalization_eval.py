@@ -53,6 +53,8 @@ def simulate_users(labels: list[dict], styles: list[str], seed: int = 0, per_use
             else:
                 liked = rng.choice(u["likes"])
                 pool = [r for r in train if r["style"] == liked]
+            if not pool:  # a tiny set may have no training image of that style
+                continue
             row = rng.choice(pool)
             events.append((row["image_id"], rng.choice([1.0, 1.0, 3.0, 5.0])))
         u["events"] = events
@@ -69,6 +71,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--k", default="16,32")
     ap.add_argument("--candidates", type=int, default=50)
+    ap.add_argument("--dataset", type=Path, default=None, help="a labelled dataset dir (default: the icon set)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/personalization.json"))
     args = ap.parse_args()
 
@@ -76,7 +79,7 @@ def main() -> int:
     from imgsearch.datasets.icons import SUBJECTS, load_labels
     from imgsearch.embedding.factory import make_embedder, make_style
 
-    labels = load_labels()
+    labels = load_labels(args.dataset)
     ids = [r["image_id"] for r in labels]
     images = []
     for r in labels:

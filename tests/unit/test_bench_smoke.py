@@ -1,0 +1,71 @@
+"""Smoke runs of the quality benchmarks, so they cannot rot: tiny inputs, the real code paths and
+model artifacts, structure checked (the numbers themselves are in docs/benchmarks.md)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from imgsearch.embedding.conse import default_artifact_dir
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_dataset(root: Path) -> Path:
+    labels = []
+    for s, (bg, fg) in enumerate([((255, 255, 255), (200, 0, 0)), ((10, 10, 40), (0, 255, 200))]):
+        for subject in ("printer", "camera", "folder"):
+            for v in range(2):
+                im = Image.new("RGB", (64, 64), bg)
+                d = ImageDraw.Draw(im)
+                box = [8 + 4 * v, 8, 56, 40 + 8 * ("printer", "camera", "folder").index(subject)]
+                (d.rectangle if subject != "camera" else d.ellipse)(box, fill=fg)
+                rel = f"images/style{s}/{subject}/{v}.png"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                im.save(root / rel)
+                labels.append(
+                    {"image_id": f"style{s}/{subject}/{v}", "path": rel, "subject": subject, "style": f"style{s}"}
+                )
+    (root / "labels.json").write_text(json.dumps(labels))
+    return root
+
+
+def run(*args: str) -> None:
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_cluster_and_personalization_eval_smoke(tmp_path):
+    data = tiny_dataset(tmp_path / "data")
+    run(
+        "bench/cluster_eval.py", "--dataset", str(data), "--k", "2,3", "--seeds", "1", "--out", str(tmp_path / "c.json")
+    )
+    c = json.loads((tmp_path / "c.json").read_text())
+    assert c["images"] == 12 and {r["k"] for r in c["results"]} == {2, 3}
+    assert all(0 <= r["purity_style"] <= 1 and 0 <= r["nmi_subject"] <= 1 for r in c["results"])
+    run("bench/personalization_eval.py", "--dataset", str(data), "--k", "2", "--out", str(tmp_path / "p.json"))
+    p = json.loads((tmp_path / "p.json").read_text())
+    modes = {(r["vector"], r["mode"]) for r in p["results"]}
+    assert ("style", "gated") in modes and ("oracle-theme", "linear") in modes
+    assert all(len(r["curve"]) == 11 and r["curve"][0]["weight"] == 0.0 for r in p["results"])
+
+
+def test_embeddings_eval_smoke(tmp_path):
+    stamps = default_artifact_dir().parent.parent / "data/tuxpaint/usr/share/tuxpaint/stamps"
+    assert stamps.is_dir(), "scripts/setup_models.sh fetches the Tux Paint stamps"
+    run(
+        "bench/embeddings_eval.py",
+        "--variants",
+        "lite0",
+        "--norms",
+        "tf",
+        "--resize",
+        "pad",
+        "--limit",
+        "40",
+        "--out",
+        str(tmp_path / "e.json"),
+    )
+    assert json.loads((tmp_path / "e.json").read_text())
