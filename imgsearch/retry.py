@@ -33,7 +33,7 @@ async def retry_async(
                 raise
             delay = min(max_s, base_s * 2 ** min(attempt - 1, 20)) * (0.5 + random.random() / 2)
             log.warning(
-                "%s failed (%s: %s); retry %d/%d in %.2fs",
+                "%s failed (%s: %s); retry %d/%s in %.2fs",
                 what,
                 type(exc).__name__,
                 exc,

@@ -16,12 +16,14 @@ import asyncio
 import base64
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import numpy as np
+from pydantic import TypeAdapter
 
 from imgsearch import metrics
 from imgsearch.config import Settings
@@ -36,6 +38,7 @@ from imgsearch.ranker.local import LocalProfileRanker
 from schemas import topics
 from schemas.events import (
     ErrorInfo,
+    Id,
     InvalidEvent,
     PersonalizationEvent,
     SearchHit,
@@ -51,14 +54,22 @@ ROLE = "query"
 RANKER_TIMEOUT_S = 0.5
 
 
+_ID = TypeAdapter(Id)
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
 def _reply_target(payload: bytes | None) -> tuple[str, str, str] | None:
-    """Best effort (request id, user id, reply topic) from an invalid request, to send it an error."""
+    """Best effort (request id, user id, reply topic) from an invalid request, to send it an error.
+    Only ids a response can carry and a legal topic name: an error reply that cannot be built or
+    sent would crash the agent or stall it (the producer retries an illegal topic name forever)."""
     try:
         raw = json.loads(payload or b"")
         rid, uid, rt = raw.get("request_id"), raw.get("user_id"), raw.get("reply_topic")
-        if all(isinstance(x, str) and 0 < len(x) <= 249 for x in (rid, uid, rt)):
+        _ID.validate_python(rid)
+        _ID.validate_python(uid)
+        if isinstance(rt, str) and _TOPIC_NAME.fullmatch(rt) and rt not in (".", ".."):
             return rid, uid, rt
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError):  # pydantic's ValidationError is a ValueError
         pass
     return None
 
@@ -149,7 +160,9 @@ class QueryService:
         v = np.mean(vectors, axis=0)
         return v / max(float(np.linalg.norm(v)), 1e-12)
 
-    async def answer(self, req: SearchRequest) -> SearchResponse:
+    async def answer(self, req: SearchRequest, event: Any = None) -> SearchResponse:
+        """The response to a valid request; a refused query image (``event`` given) is also
+        dead-lettered, like every other invalid input."""
         timings: dict[str, float] = {}
         notes: list[str] = []
         weight = (
@@ -164,6 +177,8 @@ class QueryService:
         try:
             vector = await self.offload.run(self._embed_query, req)
         except ImageRejected as exc:
+            if event is not None:
+                await self.dlq.from_event(event, exc.code, str(exc))
             return SearchResponse(**base, error=ErrorInfo(code=exc.code, message=str(exc)))
         t1 = time.perf_counter()
         timings["embed"] = (t1 - t0) * 1000
@@ -250,7 +265,7 @@ class QueryService:
                 ),
             )
         else:
-            response = await self.answer(req)
+            response = await self.answer(req, event)
         await self.reply(req.reply_topic, response)
 
 

@@ -141,7 +141,7 @@ class OpenSearchIndex:
     async def close(self) -> None:
         await self.client.close()
 
-    async def _call(self, what: str, fn: Any, attempts: int = 8) -> Any:
+    async def _call(self, what: str, fn: Any, attempts: int | None = 8) -> Any:
         return await retry_async(fn, is_transient=is_transient, what=f"opensearch {what}", attempts=attempts)
 
     async def alias_targets(self) -> list[str]:
@@ -223,7 +223,9 @@ class OpenSearchIndex:
                 raise err
             return resp
 
-        await self._call("bulk", bulk)
+        # transient faults (an outage) are retried until they pass: a raise here would crash the
+        # embedding agent, and faust acks a crashed agent's batch, so its images would be lost
+        await self._call("bulk", bulk, attempts=None)
 
     async def update_clusters(self, assignments: dict[str, tuple[int, str]]) -> None:
         """Partial update of cluster id and centroid version (re-clustering); the search vectors and
