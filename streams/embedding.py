@@ -91,6 +91,19 @@ class EmbeddingPipeline:
         return decode(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
 
     async def process(self, events: list[Any]) -> None:
+        """Process one batch. Transient faults are retried inside; anything else that fails the batch
+        dead-letters each of its events with the reason (a raise here would crash the agent, and
+        faust would count the batch as done: the images would be lost without a trace)."""
+        try:
+            await self._process(events)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("batch of %d new-image events failed", len(events))
+            for event in events:
+                await self.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
+
+    async def _process(self, events: list[Any]) -> None:
         loaded: list[Loaded] = []
         for event in events:
             try:
@@ -110,7 +123,10 @@ class EmbeddingPipeline:
         with metrics.timed(ROLE, "embed_images"):
             search = await self.offload.run(self.embedder.embed_images, pix)
         style = await self.offload.run(self.style.describe, pix)
-        await asyncio.wait_for(self.centroids.ready.wait(), timeout=60)
+        try:
+            await asyncio.wait_for(self.centroids.ready.wait(), timeout=60)
+        except TimeoutError:
+            log.error("centroid topic not readable after 60 s: indexing this batch unclustered")
         clusters, version = assign(self.centroids.current, self.embedder.model_id, self.style.model_id, search, style)
         now = datetime.now(UTC)
         docs = [

@@ -179,7 +179,9 @@ class OpenSearchIndex:
         return targets == [self.index]
 
     async def _ensure_physical(self, dimension: int, model_id: str) -> None:
-        exists = await self._call("exists", lambda: self.client.indices.exists(index=self.index))
+        exists = await self._call(
+            "exists", lambda: self.client.indices.exists(index=self.index), attempts=None
+        )  # at start-up, wait for OpenSearch as long as it takes
         if not exists:
             try:
                 await self._call(
