@@ -15,7 +15,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from imgsearch.domain.centroids import kmeans
 
@@ -54,15 +53,12 @@ def main() -> int:
     args = ap.parse_args()
 
     from imgsearch.config import Settings
-    from imgsearch.datasets.icons import load_labels
+    from imgsearch.datasets.icons import load_labels, open_images
     from imgsearch.embedding.factory import make_embedder, make_style
     from imgsearch.embedding.style import HandcraftedStyleDescriber
 
     labels = load_labels(args.dataset)
-    images = []
-    for row in labels:
-        with Image.open(row["file"]) as im:
-            images.append(im.convert("RGB"))
+    images = open_images(labels)
     styles = [r["style"] for r in labels]
     subjects = [r["subject"] for r in labels]
     settings = Settings()

@@ -23,7 +23,6 @@ import random
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from imgsearch.domain.blend import Candidate, blend
 from imgsearch.domain.centroids import kmeans
@@ -76,15 +75,12 @@ def main() -> int:
     args = ap.parse_args()
 
     from imgsearch.config import Settings
-    from imgsearch.datasets.icons import SUBJECTS, load_labels
+    from imgsearch.datasets.icons import SUBJECTS, load_labels, open_images
     from imgsearch.embedding.factory import make_embedder, make_style
 
     labels = load_labels(args.dataset)
     ids = [r["image_id"] for r in labels]
-    images = []
-    for r in labels:
-        with Image.open(r["file"]) as im:
-            images.append(im.convert("RGB"))
+    images = open_images(labels)
     settings = Settings()
     emb = make_embedder(settings)
     style_desc = make_style(settings)

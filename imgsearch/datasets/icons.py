@@ -716,6 +716,15 @@ def load_labels(root: Path | None = None) -> list[dict]:
     return sorted(labels, key=lambda lab: lab["image_id"])
 
 
+def open_images(labels: Sequence[dict]) -> list[Image.Image]:
+    """The RGB images of ``load_labels`` rows, in the same order."""
+    images = []
+    for row in labels:
+        with Image.open(row["file"]) as im:
+            images.append(im.convert("RGB"))
+    return images
+
+
 def subset(
     labels: Sequence[dict] | None = None,
     max_per_cell: int = 1,

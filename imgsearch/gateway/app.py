@@ -340,27 +340,25 @@ async def config(request: web.Request) -> web.Response:
     )
 
 
-async def search(request: web.Request) -> web.Response:
-    params: dict[str, Any] = dict(request.query)
-    if request.method == "POST":
-        try:
-            body = await request.json()
-        except ValueError as exc:
-            raise GatewayError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise GatewayError(400, "malformed_json", "the body must be a JSON object")
-        params.update(body)
-    return web.json_response(await request.app[GATEWAY].search(params))
-
-
-async def interactions(request: web.Request) -> web.Response:
+async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError as exc:
         raise GatewayError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise GatewayError(400, "malformed_json", "the body must be a JSON object")
-    event = await request.app[GATEWAY].interact(body)
+    return body
+
+
+async def search(request: web.Request) -> web.Response:
+    params: dict[str, Any] = dict(request.query)
+    if request.method == "POST":
+        params.update(await _json_object(request))
+    return web.json_response(await request.app[GATEWAY].search(params))
+
+
+async def interactions(request: web.Request) -> web.Response:
+    event = await request.app[GATEWAY].interact(await _json_object(request))
     return web.json_response(
         {
             "event_id": event.event_id,

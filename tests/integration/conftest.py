@@ -5,6 +5,7 @@ prefix (consumer groups) and index name."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import time
@@ -67,6 +68,21 @@ def synthetic_folder(root: Path, variants: int = 3) -> dict[str, str]:
     return labels
 
 
+@contextlib.contextmanager
+def environment(extra: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration (workers inherit the test process's environment)."""
+    old = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def engines() -> dict[str, str]:
     return ensure_engines()
@@ -109,16 +125,8 @@ def pipeline_env(
     image_dir = tmp / "images"
     # a test module may set EMBEDDER = "conse"; the default is the fast hash test embedder
     env = _isolated_env(engines, tmp, image_dir, getattr(request.module, "EMBEDDER", "hash"))
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         yield env, tmp
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 async def wait_for(predicate, timeout: float, what: str, interval: float = 0.3, workers: Workers | None = None):

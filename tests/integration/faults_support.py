@@ -9,7 +9,6 @@ directory for the workers, which is not where the engines keep their pid files.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import random
@@ -17,7 +16,7 @@ import struct
 import subprocess
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -41,21 +40,6 @@ FAST_FAILOVER = {
     "BROKER_HEARTBEAT_INTERVAL": "1",
     "BROKER_REBALANCE_TIMEOUT": "20",
 }
-
-
-@contextlib.contextmanager
-def environment(extra: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration (workers inherit the test process's environment)."""
-    old = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # ---------------------------------------------------------------- engines

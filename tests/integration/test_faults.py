@@ -25,7 +25,7 @@ from imgsearch.runner import WorkerProcess
 from producers import EventPublisher, SearchClient
 from schemas import topics
 from schemas.events import EventType, ImageIndexed, Interaction, NewImage, SearchResponse
-from tests.integration.conftest import Pipeline, ingest_all, search_until_ready, wait_for
+from tests.integration.conftest import Pipeline, environment, ingest_all, search_until_ready, wait_for
 from tests.integration.faults_support import (
     FAST_FAILOVER,
     assert_no_agent_crash,
@@ -33,7 +33,6 @@ from tests.integration.faults_support import (
     count_ids,
     engines_sh,
     ensure_engines_up,
-    environment,
     kill9,
     log_text,
     only,

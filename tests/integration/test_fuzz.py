@@ -35,12 +35,11 @@ from schemas.events import (
     parse_event,
 )
 from streams.query import _reply_target
-from tests.integration.conftest import Pipeline, ingest_all, search_until_ready, wait_for
+from tests.integration.conftest import Pipeline, environment, ingest_all, search_until_ready, wait_for
 from tests.integration.faults_support import (
     FAST_FAILOVER,
     assert_no_agent_crash,
     bomb_png,
-    environment,
     noise_png,
     publish,
     read_to_end,

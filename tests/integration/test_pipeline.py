@@ -18,7 +18,7 @@ from schemas.events import (
     NewImage,
     SearchRequest,
 )
-from tests.integration.conftest import Pipeline, ingest_all, read_topic, search_until_ready, wait_for
+from tests.integration.conftest import Pipeline, environment, ingest_all, read_topic, search_until_ready, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -169,21 +169,12 @@ async def test_invalid_search_gets_an_error_reply(pipeline: Pipeline):
 
 async def test_search_without_query_worker_times_out_clearly(engines, tmp_path):
     """No worker consumes this prefix's requests: the client gives up at its deadline, no hang."""
-    import os
-
-    old = os.environ.get("IMGSEARCH_TOPIC_PREFIX")
-    os.environ["IMGSEARCH_TOPIC_PREFIX"] = "t-no-worker"
-    try:
+    with environment({"IMGSEARCH_TOPIC_PREFIX": "t-no-worker"}):
         async with SearchClient(engines["KAFKA_BOOTSTRAP"]) as client:
             t0 = time.monotonic()
             with pytest.raises(SearchTimeout, match=r"no reply to search .* within 1\.5s: is a query worker running"):
                 await client.search("u", "cat", timeout_s=1.5)
             assert 1.4 < time.monotonic() - t0 < 4.0
-    finally:
-        if old is None:
-            os.environ.pop("IMGSEARCH_TOPIC_PREFIX")
-        else:
-            os.environ["IMGSEARCH_TOPIC_PREFIX"] = old
 
 
 async def test_style_switch_mid_session_is_followed(pipeline: Pipeline):
