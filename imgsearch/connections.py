@@ -6,10 +6,11 @@ Environment (none of these has a secret default; secrets are never logged):
 - ``KAFKA_SECURITY_PROTOCOL``: PLAINTEXT (default), SSL, SASL_PLAINTEXT, SASL_SSL
 - ``KAFKA_SSL_CAFILE``, ``KAFKA_SSL_CERTFILE``, ``KAFKA_SSL_KEYFILE`` (TLS and mutual TLS)
 - ``KAFKA_SASL_MECHANISM`` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; default SCRAM-SHA-512),
-  ``KAFKA_SASL_USERNAME``, ``KAFKA_SASL_PASSWORD``
-- ``OPENSEARCH_AUTH``: none (default), basic (``OPENSEARCH_USER`` / ``OPENSEARCH_PASSWORD``),
-  sigv4 (AWS credentials from the standard chain; ``OPENSEARCH_AWS_REGION``, ``OPENSEARCH_AWS_SERVICE``
-  ``es`` for managed domains or ``aoss`` for serverless)
+  ``KAFKA_SASL_USERNAME``, ``KAFKA_SASL_PASSWORD`` (or ``KAFKA_SASL_PASSWORD_FILE``)
+- ``OPENSEARCH_AUTH``: none (default), basic (``OPENSEARCH_USER`` / ``OPENSEARCH_PASSWORD`` or
+  ``OPENSEARCH_PASSWORD_FILE``), sigv4 (AWS credentials from the standard chain;
+  ``OPENSEARCH_AWS_REGION``, ``OPENSEARCH_AWS_SERVICE`` ``es`` for managed domains or ``aoss`` for
+  serverless)
 - ``OPENSEARCH_CA_CERTS`` (a CA bundle for https URLs), ``OPENSEARCH_VERIFY_CERTS`` (default true)
 """
 
@@ -26,6 +27,21 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 class ConfigError(ValueError):
     """A connection setting that cannot work; the message names the variable."""
+
+
+def secret(env: Mapping[str, str], name: str) -> str:
+    """A secret from ``NAME`` or from the file named by ``NAME_FILE`` (mounted secrets; the value then
+    never appears in the environment of the process or in ``settings`` listings)."""
+    if env.get(name):
+        return env[name]
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE={path}: cannot read it ({exc.strerror})") from None
 
 
 def _ssl_context(env: Mapping[str, str]) -> ssl.SSLContext:
@@ -51,9 +67,9 @@ def kafka_security(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         mechanism = env.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").upper()
         if mechanism not in SASL_MECHANISMS:
             raise ConfigError(f"KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, got {mechanism!r}")
-        user, password = env.get("KAFKA_SASL_USERNAME", ""), env.get("KAFKA_SASL_PASSWORD", "")
+        user, password = env.get("KAFKA_SASL_USERNAME", ""), secret(env, "KAFKA_SASL_PASSWORD")
         if not user or not password:
-            raise ConfigError(f"{protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+            raise ConfigError(f"{protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (or _FILE)")
         kw.update(sasl_mechanism=mechanism, sasl_plain_username=user, sasl_plain_password=password)
     return kw
 
@@ -89,9 +105,9 @@ def opensearch_kwargs(url: str, env: Mapping[str, str] | None = None) -> dict[st
     if mode == "none":
         return kw
     if mode == "basic":
-        user, password = env.get("OPENSEARCH_USER", ""), env.get("OPENSEARCH_PASSWORD", "")
+        user, password = env.get("OPENSEARCH_USER", ""), secret(env, "OPENSEARCH_PASSWORD")
         if not user or not password:
-            raise ConfigError("OPENSEARCH_AUTH=basic needs OPENSEARCH_USER and OPENSEARCH_PASSWORD")
+            raise ConfigError("OPENSEARCH_AUTH=basic needs OPENSEARCH_USER and OPENSEARCH_PASSWORD (or _FILE)")
         kw["http_auth"] = (user, password)
         return kw
     if mode == "sigv4":

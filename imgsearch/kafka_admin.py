@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from imgsearch.connections import kafka_security
 from schemas.topics import TopicSpec
@@ -44,11 +44,26 @@ async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], default_part
         ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently elsewhere
-                await admin.create_topics(new, timeout_ms=30_000)
+                response = await admin.create_topics(new, timeout_ms=30_000)
+                raise_topic_errors(response)
             log.info("created topics: %s", ", ".join(t.name for t in new))
         return [t.name for t in new]
     finally:
         await admin.close()
+
+
+def raise_topic_errors(response: object) -> None:
+    """CreateTopics answers per topic; a refusal (not authorized, invalid config, ...) must not pass
+    silently, or the caller would wait on a topic that never comes."""
+    failures: list[tuple[int, str]] = []
+    for entry in getattr(response, "topic_errors", ()):
+        name, code = entry[0], entry[1]
+        message = entry[2] if len(entry) > 2 and entry[2] else ""
+        if code and code != TopicAlreadyExistsError.errno:
+            failures.append((code, f"{name}: {for_code(code).__name__} {message}".strip()))
+    if failures:
+        error: type[KafkaError] = for_code(failures[0][0])
+        raise error("could not create topics: " + "; ".join(text for _, text in failures))
 
 
 async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:

@@ -3,6 +3,11 @@
 Each client owns one reply topic (``imgsearch.search.replies.<client_id>``), created on start. A
 request carries its correlation id (request id) and the reply topic; the client waits for the reply
 with that id, never longer than the timeout (faust's ``ask`` has none): then ``SearchTimeout``.
+Replies with a correlation id this client did not send are ignored.
+
+On a secured cluster the client id starts with the client's SASL principal
+(``<principal>.<random>``), so one prefixed ACL per principal (``imgsearch.search.replies.<principal>.``)
+lets it create and read its own reply topics and no one else's (docs/operations.md, Security).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from types import TracebackType
 
@@ -37,10 +43,17 @@ class SearchError(RuntimeError):
         self.code = response.error.code
 
 
+def default_client_id(kind: str = "") -> str:
+    """``<principal>.<kind><random>`` when authenticated by SASL, else ``<kind><random>``."""
+    principal = os.environ.get("KAFKA_SASL_USERNAME", "")
+    own = f"{kind}{uuid.uuid4().hex[:12]}"
+    return f"{principal}.{own}" if principal else own
+
+
 class SearchClient:
     def __init__(self, bootstrap: str, client_id: str | None = None, partitions: int = 4) -> None:
         self.bootstrap = bootstrap
-        self.client_id = client_id or uuid.uuid4().hex[:12]
+        self.client_id = client_id or default_client_id()
         self.reply_topic = topics.reply_topic(self.client_id).name
         self._partitions = partitions
         self._producer = AIOKafkaProducer(
@@ -53,9 +66,13 @@ class SearchClient:
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await ensure_topics(self.bootstrap, [topics.reply_topic(self.client_id)], 1)
-        await self._producer.start()
-        await self._consumer.start()
+        try:  # e.g. not authorized to create its reply topic: fail, do not wait for it
+            await ensure_topics(self.bootstrap, [topics.reply_topic(self.client_id)], 1)
+            await self._producer.start()
+            await self._consumer.start()
+        except BaseException:
+            await self.stop()
+            raise
         tp = TopicPartition(self.reply_topic, 0)
         self._consumer.assign([tp])
         await self._consumer.seek_to_end(tp)

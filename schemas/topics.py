@@ -50,8 +50,13 @@ def search_requests() -> TopicSpec:
     return TopicSpec(_name("search.requests"), "user_id", "SearchRequest from search clients")
 
 
+def reply_prefix() -> str:
+    """Every reply topic starts with this; query workers answer to no other topic."""
+    return _name("search.replies.")
+
+
 def reply_topic(client_id: str) -> TopicSpec:
-    return TopicSpec(_name(f"search.replies.{client_id}"), "request_id", "SearchResponse for one client", partitions=1)
+    return TopicSpec(reply_prefix() + client_id, "request_id", "SearchResponse for one client", partitions=1)
 
 
 def dead_letters() -> TopicSpec:

@@ -7,12 +7,19 @@
 #   scripts/engines.sh stop   [engine]    graceful stop (SIGTERM, then SIGKILL after a timeout)
 #   scripts/engines.sh status [engine]    exit 0 only if the engine(s) are healthy
 #   scripts/engines.sh reset  [engine]    stop and delete the data dir (the cache is kept)
-#   scripts/engines.sh env                print KAFKA_BOOTSTRAP=... / OPENSEARCH_URL=... (eval-able)
+#   scripts/engines.sh env [principal]    print the client settings (eval-able): KAFKA_BOOTSTRAP=...,
+#                                         OPENSEARCH_URL=... (+ TLS/SASL/auth settings when secured)
+#   scripts/engines.sh grant <role> <principal>   secured instance only: create a SCRAM user and its
+#       ACLs; role: worker (all imgsearch topics/groups), publisher (write images.new, interactions),
+#       search-client (write search.requests; own reply topics <prefix>.search.replies.<principal>.*)
 #   scripts/engines.sh kafka-tool <class> [args]   run a Kafka CLI class on the broker's classpath, e.g.
 #       org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 #   engine: kafka | opensearch (default: both)
 #
 # Environment:
+#   IMGSEARCH_SECURE (0)  1 = the secured instance: Kafka only over SASL_SSL (SCRAM-SHA-512, ACLs, deny
+#       by default), OpenSearch with the security plugin (TLS, basic auth, roles); its own CA and random
+#       passwords in <data>/secrets; defaults: ports 9094/9095/9201/9301, data <repo>/.engines-secure
 #   IMGSEARCH_CACHE (~/.cache/imgsearch)  artifacts: $IMGSEARCH_CACHE/engines, maven repo: .../m2
 #   IMGSEARCH_DATA  (<repo>/.engines)     data, logs, pid files
 #   KAFKA_PORT (9092) KAFKA_CONTROLLER_PORT (9093) OPENSEARCH_PORT (9200) OPENSEARCH_TRANSPORT_PORT (9300)
@@ -29,7 +36,16 @@ OPS=$REPO/ops
 CACHE=${IMGSEARCH_CACHE:-$HOME/.cache/imgsearch}
 ENG_CACHE=$CACHE/engines
 M2=$CACHE/m2
-DATA=${IMGSEARCH_DATA:-$REPO/.engines}
+SECURE=${IMGSEARCH_SECURE:-0}
+if [[ $SECURE == 1 ]]; then
+  DATA=${IMGSEARCH_DATA:-$REPO/.engines-secure}
+  KAFKA_PORT=${KAFKA_PORT:-9094}; KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9095}
+  OPENSEARCH_PORT=${OPENSEARCH_PORT:-9201}; OPENSEARCH_TRANSPORT_PORT=${OPENSEARCH_TRANSPORT_PORT:-9301}
+else
+  DATA=${IMGSEARCH_DATA:-$REPO/.engines}
+fi
+SECRETS=$DATA/secrets
+TOPIC_PREFIX=${IMGSEARCH_TOPIC_PREFIX:-imgsearch}
 
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
@@ -43,15 +59,19 @@ STOP_TIMEOUT=${ENGINES_STOP_TIMEOUT:-30}
 
 KAFKA_POM=$OPS/kafka/pom.xml
 OS_POM=$OPS/opensearch/pom.xml
+OS_SEC=$OPS/opensearch/security
 
 # single source of truth for versions: the poms
 pom_prop() { sed -n "s:.*<$2>\(.*\)</$2>.*:\1:p" "$1" | head -n1; }
 KAFKA_VERSION=$(pom_prop "$KAFKA_POM" kafka.version)
 OS_VERSION=$(pom_prop "$OS_POM" opensearch.version)
 KNN_VERSION=$(pom_prop "$OS_POM" knn.version)
+SECURITY_VERSION=$(pom_prop "$OS_SEC/pom.xml" security.version)
 
 KAFKA_HOME=$ENG_CACHE/kafka-$KAFKA_VERSION          # lib/*.jar
 OS_CACHE=$ENG_CACHE/opensearch-$OS_VERSION          # artifacts/, dist/ (assembled, k-NN installed)
+OS_DIST=dist; OS_STAMP=.installed                    # dist-secure/, .installed-secure: + security plugin
+if [[ $SECURE == 1 ]]; then OS_DIST=dist-secure; OS_STAMP=.installed-secure; fi
 KAFKA_DATA=$DATA/kafka
 OS_DATA=$DATA/opensearch
 
@@ -182,17 +202,84 @@ install_opensearch() {
   log "opensearch $OS_VERSION + k-NN $KNN_VERSION: installed in $OS_CACHE/dist ($(( $(now) - t0 ))s)"
 }
 
+install_opensearch_security() { # dist-secure = dist + the security plugin (only for IMGSEARCH_SECURE=1)
+  install_opensearch
+  opensearch_java_home
+  local stamp=$OS_CACHE/.installed-secure want
+  want="$(cat "$OS_CACHE/.installed") security-$SECURITY_VERSION $(sha "$OS_SEC/pom.xml")"
+  if [[ -f $stamp && $(cat "$stamp") == "$want" && -d $OS_CACHE/dist-secure/plugins/opensearch-security ]]; then
+    log "opensearch security plugin $SECURITY_VERSION: already installed ($OS_CACHE/dist-secure)"; return 0
+  fi
+  local t0; t0=$(now) art=$OS_CACHE/security-artifacts
+  log "opensearch: resolving the security plugin $SECURITY_VERSION from Maven Central ..."
+  rm -rf "$art.tmp"
+  mvn -q -B -Dstyle.color=never -f "$OS_SEC/pom.xml" -Dmaven.repo.local="$M2" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$art.tmp" \
+      >"$OS_CACHE/mvn-security.log" 2>&1 \
+    || { cat "$OS_CACHE/mvn-security.log" >&2; die "mvn failed to resolve the security plugin (pom: $OS_SEC/pom.xml)"; }
+  rm -rf "$art"; mv "$art.tmp" "$art"
+  local home=$OS_CACHE/dist-secure.tmp
+  rm -rf "$home"; cp -a "$OS_CACHE/dist" "$home"
+  OPENSEARCH_JAVA_HOME=$OS_JAVA_HOME OPENSEARCH_PATH_CONF=$home/config \
+    "$home/bin/opensearch-plugin" install --batch "file://$art/opensearch-security-$SECURITY_VERSION.zip" >"$OS_CACHE/plugin-security.log" 2>&1 \
+    || { cat "$OS_CACHE/plugin-security.log" >&2; die "opensearch-plugin install of the security plugin failed"; }
+  [[ -d $home/plugins/opensearch-security && -f $home/config/opensearch-security/action_groups.yml ]] \
+    || die "security plugin files missing after install (see $OS_CACHE/plugin-security.log)"
+  rm -rf "$OS_CACHE/dist-secure"; mv "$home" "$OS_CACHE/dist-secure"
+  echo "$want" >"$stamp"
+  log "opensearch security plugin $SECURITY_VERSION: installed in $OS_CACHE/dist-secure ($(( $(now) - t0 ))s)"
+}
+
+# ---------------------------------------------------------------- secrets (secured instance)
+secret() { cat "$SECRETS/$1.password"; }
+
+new_password() { # principal: a random password, kept in the secrets dir only
+  [[ -s $SECRETS/$1.password ]] || (umask 077; openssl rand -hex 24 >"$SECRETS/$1.password")
+}
+
+make_secrets() { # a private CA, the node's certificate (SAN 127.0.0.1, localhost) and the service passwords
+  [[ -f $SECRETS/.complete ]] && return 0
+  need_cmd openssl "apt-get install openssl"
+  rm -rf "$SECRETS"; mkdir -p "$SECRETS"; chmod 700 "$SECRETS"
+  local ext=$SECRETS/node.ext
+  printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' 'basicConstraints=CA:FALSE' \
+    'keyUsage=digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth,clientAuth' >"$ext"
+  ( cd "$SECRETS" && umask 077 \
+    && openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/O=imgsearch/CN=imgsearch-local-ca" \
+         -keyout ca-key.pem -out ca.pem \
+    && openssl req -newkey rsa:2048 -nodes -subj "/O=imgsearch/CN=imgsearch-node" -keyout node-key.tmp -out node.csr \
+    && openssl pkcs8 -topk8 -nocrypt -in node-key.tmp -out node-key.pem \
+    && openssl x509 -req -in node.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 825 -extfile node.ext -out node.pem \
+    && cat node-key.pem node.pem >kafka-node.pem && rm -f node-key.tmp node.csr ) >"$DATA/secrets.log" 2>&1 \
+    || { cat "$DATA/secrets.log" >&2; die "openssl failed to create the instance's certificates"; }
+  chmod 644 "$SECRETS/ca.pem"
+  new_password admin; new_password imgsearch-worker
+  ( umask 077
+    { echo "security.protocol=SASL_SSL"; echo "sasl.mechanism=SCRAM-SHA-512"
+      echo "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(secret admin)\";"
+      echo "ssl.truststore.type=PEM"; echo "ssl.truststore.location=$SECRETS/ca.pem"; } >"$SECRETS/kafka-admin.properties"
+    echo "machine 127.0.0.1 login admin password $(secret admin)" >"$SECRETS/opensearch-admin.netrc" )
+  touch "$SECRETS/.complete"
+  log "secured instance: created a private CA, the node certificate and service passwords in $SECRETS"
+}
+
 # ---------------------------------------------------------------- kafka
 KAFKA_PIDFILE=$KAFKA_DATA/kafka.pid
 KAFKA_CONF=$KAFKA_DATA/config/server.properties
 
 kafka_pid() { local p; p=$(read_pid "$KAFKA_PIDFILE"); pid_alive "$p" && grep -qa 'kafka.Kafka' "/proc/$p/cmdline" 2>/dev/null && echo "$p" || true; }
 
-kafka_healthy() { # the broker answers an ApiVersions(v0) request with error_code 0
-  local out
-  out=$( (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT" || exit 1
-          printf '\x00\x00\x00\x0a\x00\x12\x00\x00\x00\x00\x00\x2a\xff\xff' >&3
-          timeout 5 head -c 10 <&3 | od -An -tx1 | tr -d ' \n') 2>/dev/null) || return 1
+kafka_healthy() { # the broker answers an ApiVersions(v0) request with error_code 0 (over TLS when secured)
+  local out req='\x00\x00\x00\x0a\x00\x12\x00\x00\x00\x00\x00\x2a\xff\xff'
+  if [[ $SECURE == 1 ]]; then # ApiVersions is answered before SASL authentication
+    [[ -f $SECRETS/ca.pem ]] || return 1
+    out=$( (printf "$req"; sleep 1) | timeout 5 openssl s_client -quiet -no_ign_eof -verify_return_error -CAfile "$SECRETS/ca.pem" \
+            -verify_ip 127.0.0.1 -connect "127.0.0.1:$KAFKA_PORT" 2>/dev/null | head -c 10 | od -An -tx1 | tr -d ' \n') || true
+  else
+    out=$( (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT" || exit 1
+            printf "$req" >&3
+            timeout 5 head -c 10 <&3 | od -An -tx1 | tr -d ' \n') 2>/dev/null) || return 1
+  fi
   # bytes: size(4) correlation_id(4)=0x2a error_code(2)=0
   [[ ${out:8:8} == 0000002a && ${out:16:4} == 0000 ]]
 }
@@ -218,13 +305,22 @@ start_kafka() {
       fi
     done
     mkdir -p "$KAFKA_DATA/config" "$KAFKA_DATA/data" "$KAFKA_DATA/logs"
-    sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
-        -e "s#@LOG_DIRS@#$KAFKA_DATA/data#g" "$OPS/kafka/server.properties.template" >"$KAFKA_CONF"
+    local template=$OPS/kafka/server.properties.template scram=()
+    if [[ $SECURE == 1 ]]; then
+      make_secrets
+      template=$OPS/kafka/server-secure.properties.template
+      # the service users exist from the first start (SCRAM credentials bootstrapped into the metadata)
+      scram=(--add-scram "SCRAM-SHA-512=[name=admin,password=$(secret admin)]"
+             --add-scram "SCRAM-SHA-512=[name=imgsearch-worker,password=$(secret imgsearch-worker)]")
+    fi
+    (umask 077; sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+        -e "s#@LOG_DIRS@#$KAFKA_DATA/data#g" -e "s#@SECRETS@#$SECRETS#g" \
+        -e "s#@ADMIN_PASSWORD@#$( [[ $SECURE == 1 ]] && secret admin)#g" "$template" >"$KAFKA_CONF")
     if [[ ! -f $KAFKA_DATA/data/meta.properties ]]; then
       local cid; cid=$(kafka_tool kafka.tools.StorageTool random-uuid | tail -n1)
       [[ -n $cid ]] || die "kafka: StorageTool random-uuid failed"
       # static controller.quorum.voters -> format WITHOUT --standalone
-      kafka_tool kafka.tools.StorageTool format -t "$cid" -c "$KAFKA_CONF" --ignore-formatted >"$KAFKA_DATA/logs/format.out" 2>&1 \
+      kafka_tool kafka.tools.StorageTool format -t "$cid" -c "$KAFKA_CONF" --ignore-formatted "${scram[@]}" >"$KAFKA_DATA/logs/format.out" 2>&1 \
         || { cat "$KAFKA_DATA/logs/format.out" >&2; die "kafka: storage format failed"; }
       log "kafka: formatted KRaft storage (cluster id $cid)"
     fi
@@ -250,6 +346,42 @@ wait_kafka() {
     sleep 0.5
   done
   log "kafka: healthy on 127.0.0.1:$KAFKA_PORT (pid $(kafka_pid), $(( $(now) - t0 ))s)"
+  if [[ $SECURE == 1 && ! -f $KAFKA_DATA/.acls-v1 ]]; then
+    grant_kafka worker imgsearch-worker && touch "$KAFKA_DATA/.acls-v1"
+  fi
+}
+
+acl() { # AclCommand as the admin user: acl --add --allow-principal User:x --operation Write --topic t ...
+  kafka_tool org.apache.kafka.tools.AclCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+    --command-config "$SECRETS/kafka-admin.properties" "$@" >>"$KAFKA_DATA/logs/acls.out" 2>&1 \
+    || { tail -n 20 "$KAFKA_DATA/logs/acls.out" >&2; die "kafka: AclCommand $* failed"; }
+}
+
+grant_kafka() { # role principal: SCRAM user (unless bootstrapped) + the role's ACLs
+  local role=$1 p=$2 u="User:$2"
+  [[ $SECURE == 1 ]] || die "grant: only for the secured instance (IMGSEARCH_SECURE=1)"
+  [[ $p =~ ^[A-Za-z0-9_-]+$ ]] || die "grant: principal '$p' must be letters, digits, '-' or '_'"
+  if [[ ! -s $SECRETS/$p.password ]]; then
+    new_password "$p"
+    kafka_tool kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+      --command-config "$SECRETS/kafka-admin.properties" --alter --entity-type users --entity-name "$p" \
+      --add-config "SCRAM-SHA-512=[password=$(secret "$p")]" >>"$KAFKA_DATA/logs/acls.out" 2>&1 \
+      || { rm -f "$SECRETS/$p.password"; tail -n 20 "$KAFKA_DATA/logs/acls.out" >&2; die "kafka: could not create user $p"; }
+  fi
+  case $role in
+    worker) # the workers own every topic and consumer group under the prefix (faust creates its own)
+      acl --add --allow-principal "$u" --operation All --resource-pattern-type prefixed \
+        --topic "$TOPIC_PREFIX" --group "$TOPIC_PREFIX" ;;
+    publisher) # upstream apps: write new images and interactions, nothing else
+      acl --add --allow-principal "$u" --operation Write --operation Describe \
+        --topic "$TOPIC_PREFIX.images.new" --topic "$TOPIC_PREFIX.interactions" ;;
+    search-client) # write requests; create and read only its own reply topics
+      acl --add --allow-principal "$u" --operation Write --operation Describe --topic "$TOPIC_PREFIX.search.requests"
+      acl --add --allow-principal "$u" --operation Create --operation Read --operation Describe \
+        --resource-pattern-type prefixed --topic "$TOPIC_PREFIX.search.replies.$p." ;;
+    *) die "grant: unknown role '$role' (worker | publisher | search-client)" ;;
+  esac
+  log "kafka: granted '$role' to $u (password in $SECRETS/$p.password)"
 }
 
 # ---------------------------------------------------------------- opensearch
@@ -259,7 +391,15 @@ OS_CONF=$OS_DATA/config
 
 opensearch_pid() { local p; p=$(read_pid "$OS_PIDFILE"); pid_alive "$p" && grep -qa 'org.opensearch.bootstrap.OpenSearch' "/proc/$p/cmdline" 2>/dev/null && echo "$p" || true; }
 
-opensearch_health() { curl -s -m 5 "http://127.0.0.1:$OPENSEARCH_PORT/_cluster/health" 2>/dev/null | sed -n 's/.*"status":"\([a-z]*\)".*/\1/p'; }
+os_url() { if [[ $SECURE == 1 ]]; then echo "https://127.0.0.1:$OPENSEARCH_PORT"; else echo "http://127.0.0.1:$OPENSEARCH_PORT"; fi; }
+opensearch_health() {
+  local auth=()
+  if [[ $SECURE == 1 ]]; then
+    [[ -f $SECRETS/opensearch-admin.netrc ]] || return 0
+    auth=(--cacert "$SECRETS/ca.pem" --netrc-file "$SECRETS/opensearch-admin.netrc")
+  fi
+  curl -s -m 5 "${auth[@]}" "$(os_url)/_cluster/health" 2>/dev/null | sed -n 's/.*"status":"\([a-z]*\)".*/\1/p'
+}
 opensearch_healthy() { local s; s=$(opensearch_health); [[ $s == green || $s == yellow ]]; }
 
 as_os_user() { # run a command as the OpenSearch user (it refuses to run as root)
@@ -280,10 +420,10 @@ ensure_os_user() {
 prepare_opensearch_home() {
   # The cache usually sits under /root (mode 700), unreadable for the OpenSearch user: run from a
   # copy under the data dir, owned by that user. Refreshed when the cached install changes.
-  local want; want=$(cat "$OS_CACHE/.installed")
+  local want; want=$(cat "$OS_CACHE/$OS_STAMP")
   if [[ ! -f $OS_DATA/.home-stamp || $(cat "$OS_DATA/.home-stamp") != "$want" ]]; then
     rm -rf "$OS_HOME"; mkdir -p "$OS_DATA"
-    cp -a "$OS_CACHE/dist" "$OS_HOME"
+    cp -a "$OS_CACHE/$OS_DIST" "$OS_HOME"
     echo "$want" >"$OS_DATA/.home-stamp"
   fi
   mkdir -p "$OS_CONF/jvm.options.d" "$OS_DATA/data" "$OS_DATA/logs" "$OS_DATA/run"
@@ -291,11 +431,30 @@ prepare_opensearch_home() {
   sed -e "s#@OPENSEARCH_PORT@#$OPENSEARCH_PORT#g" -e "s#@OPENSEARCH_TRANSPORT_PORT@#$OPENSEARCH_TRANSPORT_PORT#g" \
       -e "s#@DATA_DIR@#$OS_DATA/data#g" -e "s#@LOGS_DIR@#$OS_DATA/logs#g" \
       "$OPS/opensearch/opensearch.yml.template" >"$OS_CONF/opensearch.yml"
+  if [[ $SECURE == 1 ]]; then secure_opensearch_conf; fi
   if [[ $EUID -eq 0 ]]; then
     chown -R "$OS_USER:" "$OS_DATA"
     as_os_user test -r "$OS_HOME/bin/opensearch" \
       || die "user '$OS_USER' cannot read $OS_HOME (a parent directory is not traversable); set IMGSEARCH_DATA to e.g. /var/tmp/imgsearch-engines"
   fi
+}
+
+secure_opensearch_conf() { # TLS material, security plugin settings and users (hashes of the random passwords)
+  make_secrets
+  cat "$OS_SEC/opensearch-secure.yml.template" >>"$OS_CONF/opensearch.yml"
+  cp "$SECRETS/ca.pem" "$SECRETS/node.pem" "$SECRETS/node-key.pem" "$OS_CONF/"
+  local sc=$OS_CONF/opensearch-security f
+  rm -rf "$sc"; mkdir -p "$sc"
+  for f in action_groups.yml allowlist.yml audit.yml nodes_dn.yml tenants.yml whitelist.yml; do
+    cp "$OS_HOME/config/opensearch-security/$f" "$sc/"
+  done
+  cp "$OS_SEC/config.yml" "$OS_SEC/roles.yml" "$OS_SEC/roles_mapping.yml" "$sc/"
+  local cp="$OS_HOME/plugins/opensearch-security/*:$OS_HOME/plugins/opensearch-security/deps/*:$OS_HOME/lib/*"
+  hash_of() { IMGSEARCH_PW=$(secret "$1") "$OS_JAVA_HOME/bin/java" -cp "$cp" org.opensearch.security.tools.Hasher -env IMGSEARCH_PW | tail -n1; }
+  local ah wh; ah=$(hash_of admin); wh=$(hash_of imgsearch-worker)
+  [[ $ah == \$2* && $wh == \$2* ]] || die "opensearch: could not hash the passwords (security plugin Hasher)"
+  (umask 077; sed -e "s#@ADMIN_HASH@#$ah#" -e "s#@WORKER_HASH@#$wh#" "$OS_SEC/internal_users.yml.template" >"$sc/internal_users.yml")
+  chmod 600 "$OS_CONF/node-key.pem"
 }
 
 start_opensearch() {
@@ -333,7 +492,7 @@ wait_opensearch() {
     (( $(now) - t0 < START_TIMEOUT )) || die "opensearch: not healthy after ${START_TIMEOUT}s; logs: $OS_DATA/logs/imgsearch-local.log"
     sleep 1
   done
-  log "opensearch: healthy ($(opensearch_health)) on http://127.0.0.1:$OPENSEARCH_PORT (pid $(opensearch_pid), $(( $(now) - t0 ))s)"
+  log "opensearch: healthy ($(opensearch_health)) on $(os_url) (pid $(opensearch_pid), $(( $(now) - t0 ))s)"
 }
 
 # ---------------------------------------------------------------- stop / status
@@ -375,28 +534,50 @@ status_opensearch() {
   local pid s h=unhealthy rc=1; pid=$(opensearch_pid); s=$(opensearch_health)
   if [[ $s == green || $s == yellow ]]; then h="healthy($s)"; rc=0; fi
   if [[ -z $pid && $rc -eq 0 ]]; then h="$h (not started by this script)"; fi
-  printf 'opensearch  %-10s %s  url=http://127.0.0.1:%s pid=%s log=%s\n' \
-    "$([[ -n $pid ]] && echo running || echo stopped)" "$h" "$OPENSEARCH_PORT" "${pid:--}" "$OS_DATA/logs/imgsearch-local.log"
+  printf 'opensearch  %-10s %s  url=%s pid=%s log=%s\n' \
+    "$([[ -n $pid ]] && echo running || echo stopped)" "$h" "$(os_url)" "${pid:--}" "$OS_DATA/logs/imgsearch-local.log"
   return $rc
 }
 
 ensure_gitignore() {
   [[ -z ${IMGSEARCH_DATA:-} ]] || return 0
-  local gi=$REPO/.gitignore
-  if [[ ! -f $gi ]] || ! grep -qxF '.engines/' "$gi"; then
+  local gi=$REPO/.gitignore entry; entry="$(basename "$DATA")/"
+  if [[ ! -f $gi ]] || ! grep -qxF "$entry" "$gi"; then
     [[ -s $gi && $(tail -c1 "$gi") != "" ]] && echo >>"$gi"
-    echo '.engines/' >>"$gi"
+    echo "$entry" >>"$gi"
   fi
 }
 
+install_engine() { if [[ $1 == opensearch && $SECURE == 1 ]]; then install_opensearch_security; else "install_$1"; fi; }
+
 # ---------------------------------------------------------------- main
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 verb=${1:-}; shift || true
 if [[ $verb == kafka-tool ]]; then # e.g. kafka-tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
   [[ $# -ge 1 ]] || die "usage: $0 kafka-tool <main class> [args...]"
   install_kafka
   kafka_tool "$@"; exit $?
+fi
+if [[ $verb == grant ]]; then
+  [[ $# -eq 2 ]] || die "usage: IMGSEARCH_SECURE=1 $0 grant <worker|publisher|search-client> <principal>"
+  install_kafka; kafka_healthy || die "kafka (secured) is not running: IMGSEARCH_SECURE=1 $0 start"
+  grant_kafka "$1" "$2"; exit 0
+fi
+if [[ $verb == env ]]; then # eval-able client settings; secrets as *_FILE paths, never their values
+  echo "KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
+  echo "OPENSEARCH_URL=$(os_url)"
+  if [[ $SECURE == 1 ]]; then
+    p=${1:-imgsearch-worker}
+    [[ -s $SECRETS/$p.password ]] || die "no principal '$p' (IMGSEARCH_SECURE=1 $0 grant <role> $p)"
+    echo "KAFKA_SECURITY_PROTOCOL=SASL_SSL"; echo "KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+    echo "KAFKA_SASL_USERNAME=$p"; echo "KAFKA_SASL_PASSWORD_FILE=$SECRETS/$p.password"
+    echo "KAFKA_SSL_CAFILE=$SECRETS/ca.pem"; echo "OPENSEARCH_CA_CERTS=$SECRETS/ca.pem"
+    if [[ $p == imgsearch-worker ]]; then
+      echo "OPENSEARCH_AUTH=basic"; echo "OPENSEARCH_USER=$p"; echo "OPENSEARCH_PASSWORD_FILE=$SECRETS/$p.password"
+    fi
+  fi
+  exit 0
 fi
 engines=("$@")
 [[ ${#engines[@]} -gt 0 ]] || engines=(kafka opensearch)
@@ -407,12 +588,12 @@ done
 case $verb in
   install)
     t0=$(now)
-    for e in "${engines[@]}"; do "install_$e"; done
+    for e in "${engines[@]}"; do install_engine "$e"; done
     log "install done in $(( $(now) - t0 ))s (cache: $ENG_CACHE)" ;;
   start)
     t0=$(now)
     ensure_gitignore
-    for e in "${engines[@]}"; do "install_$e"; done
+    for e in "${engines[@]}"; do install_engine "$e"; done
     for e in "${engines[@]}"; do "start_$e"; done   # launch both, then wait (they boot in parallel)
     for e in "${engines[@]}"; do "wait_$e"; done
     log "start done in $(( $(now) - t0 ))s; data+logs: $DATA" ;;
@@ -420,7 +601,7 @@ case $verb in
     for e in "${engines[@]}"; do "stop_$e"; done ;;
   restart)
     for e in "${engines[@]}"; do "stop_$e"; done
-    for e in "${engines[@]}"; do "install_$e"; done
+    for e in "${engines[@]}"; do install_engine "$e"; done
     for e in "${engines[@]}"; do "start_$e"; done
     for e in "${engines[@]}"; do "wait_$e"; done ;;
   status)
@@ -431,9 +612,6 @@ case $verb in
     for e in "${engines[@]}"; do "stop_$e"; done
     if [[ ${#engines[@]} -eq 2 ]]; then rm -rf "$DATA"; log "deleted $DATA (cache kept: $ENG_CACHE)"
     else for e in "${engines[@]}"; do rm -rf "${DATA:?}/$e"; log "deleted $DATA/$e"; done; fi ;;
-  env)
-    echo "KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
-    echo "OPENSEARCH_URL=http://127.0.0.1:$OPENSEARCH_PORT" ;;
   -h|--help|help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

@@ -58,6 +58,13 @@ _ID = TypeAdapter(Id)
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
+def _reply_allowed(topic: str) -> bool:
+    """Replies go only to reply topics: a request must not make the worker write into images.new or
+    any other topic it can write to."""
+    prefix = topics.reply_prefix()
+    return topic.startswith(prefix) and len(topic) > len(prefix)
+
+
 def _reply_target(payload: bytes | None) -> tuple[str, str, str] | None:
     """Best effort (request id, user id, reply topic) from an invalid request, to send it an error.
     Only ids a response can carry and a legal topic name: an error reply that cannot be built or
@@ -67,7 +74,7 @@ def _reply_target(payload: bytes | None) -> tuple[str, str, str] | None:
         rid, uid, rt = raw.get("request_id"), raw.get("user_id"), raw.get("reply_topic")
         _ID.validate_python(rid)
         _ID.validate_python(uid)
-        if isinstance(rt, str) and _TOPIC_NAME.fullmatch(rt) and rt not in (".", ".."):
+        if isinstance(rt, str) and _TOPIC_NAME.fullmatch(rt) and _reply_allowed(rt):
             return rid, uid, rt
     except (ValueError, AttributeError):  # pydantic's ValidationError is a ValueError
         pass
@@ -253,6 +260,11 @@ class QueryService:
                     rt,
                     SearchResponse(request_id=rid, user_id=uid, error=ErrorInfo(code=exc.code, message=exc.message)),
                 )
+            return
+        if not _reply_allowed(req.reply_topic):
+            await self.dlq.from_event(
+                event, "reply_topic_not_allowed", f"replies go only to topics starting with {topics.reply_prefix()!r}"
+            )
             return
         age_ms = (datetime.now(UTC) - req.sent_at).total_seconds() * 1000
         if age_ms > req.timeout_ms:

@@ -22,7 +22,6 @@ import logging
 import mimetypes
 import os
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,7 +37,7 @@ from imgsearch.config import Settings
 from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
 from imgsearch.index.opensearch import OpenSearchIndex
 from producers import EventPublisher, SearchClient, SearchTimeout
-from producers.search_client import SearchError
+from producers.search_client import SearchError, default_client_id
 from schemas.events import MAX_K, EventType, Interaction, SearchResponse
 
 log = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ class Gateway:
             u.strip() for u in os.environ.get("IMGSEARCH_GATEWAY_USERS", "alice,bob").split(",") if u.strip()
         ]
         self.roots = parse_roots(settings.allowed_uri_roots)
-        self.client_id = f"gateway-{uuid.uuid4().hex[:8]}"
+        self.client_id = default_client_id("gateway-")
         # the Kafka and OpenSearch clients need the running loop: made in start()
         self._client: SearchClient | None = None
         self._publisher: EventPublisher | None = None

@@ -14,13 +14,14 @@ import contextlib
 import hashlib
 import logging
 import re
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, TransportError
+from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, SSLError, TransportError
 from opensearchpy.helpers import async_scan
 
 from imgsearch.connections import opensearch_kwargs
@@ -34,7 +35,26 @@ class IndexMismatch(RuntimeError):
     """The index exists but was built for another embedder (model id or dimension)."""
 
 
+def _tls_failure(exc: BaseException) -> bool:
+    """The async transport wraps a failed TLS handshake in a plain ConnectionError: look at the cause."""
+    from aiohttp import ClientSSLError
+
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError | ClientSSLError):
+            return True
+        info = getattr(seen, "info", None) if isinstance(seen, TransportError) else None
+        seen = info if isinstance(info, BaseException) else (seen.__cause__ or seen.__context__)
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the server is unreachable or overloaded. Not: a TLS failure (an untrusted or
+    wrong certificate does not heal by waiting), 401/403 (credentials, permissions), 4xx in general."""
+    if isinstance(exc, SSLError) or _tls_failure(exc):
+        return False
     if isinstance(exc, OSConnectionError | ConnectionTimeout):
         return True
     if isinstance(exc, TransportError):
@@ -146,7 +166,11 @@ class OpenSearchIndex:
 
     async def alias_targets(self) -> list[str]:
         try:
-            resp = await self._call("get_alias", lambda: self.client.indices.get_alias(name=self.alias))
+            # only among this alias's own physical indices (<alias>.<model>): a role limited to
+            # imgsearch* indices may not look up an alias across all indices (403 with security on)
+            resp = await self._call(
+                "get_alias", lambda: self.client.indices.get_alias(index=f"{self.alias}.*", name=self.alias)
+            )
         except NotFoundError:
             return []
         return sorted(resp)

@@ -71,3 +71,43 @@ def test_no_secret_in_logged_settings(monkeypatch):
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", "hunter3")
     shown = repr(Settings().redacted())
     assert "hunter2" not in shown and "hunter3" not in shown
+
+
+def test_passwords_from_files(tmp_path):
+    (tmp_path / "kafka.pw").write_text("from-a-file\n")
+    (tmp_path / "os.pw").write_text("os-secret")
+    env = {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_SASL_USERNAME": "svc",
+        "KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "kafka.pw"),
+    }
+    assert kafka_security(env)["sasl_plain_password"] == "from-a-file"
+    kw = opensearch_kwargs("http://x", {"OPENSEARCH_USER": "svc", "OPENSEARCH_PASSWORD_FILE": str(tmp_path / "os.pw")})
+    assert kw["http_auth"] == ("svc", "os-secret")
+    with pytest.raises(ConfigError, match=r"KAFKA_SASL_PASSWORD_FILE=.*cannot read"):
+        kafka_security({**env, "KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "missing")})
+
+
+def test_opensearch_faults_worth_retrying():
+    from opensearchpy.exceptions import AuthenticationException, AuthorizationException, SSLError, TransportError
+    from opensearchpy.exceptions import ConnectionError as OSConnectionError
+
+    from imgsearch.index.opensearch import is_transient
+
+    assert is_transient(OSConnectionError("N/A", "connection refused", OSError()))
+    assert is_transient(TransportError(503, "unavailable", {})) and is_transient(TransportError(429, "busy", {}))
+    # waiting does not fix a certificate, a password or a permission: fail with the reason instead
+    assert not is_transient(SSLError("N/A", "certificate verify failed", OSError()))
+    assert not is_transient(AuthenticationException(401, "Unauthorized", {}))
+    assert not is_transient(AuthorizationException(403, "no permissions", {}))
+
+
+def test_a_wrapped_tls_handshake_failure_is_not_retried():
+    import ssl
+
+    from opensearchpy.exceptions import ConnectionError as OSConnectionError
+
+    from imgsearch.index.opensearch import is_transient
+
+    cause = ssl.SSLCertVerificationError(1, "certificate verify failed: unable to get local issuer certificate")
+    assert not is_transient(OSConnectionError("N/A", "Cannot connect to host", cause))
