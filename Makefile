@@ -11,6 +11,7 @@ bench:
 	$(PY) bench/speed.py
 	$(PY) bench/cluster_eval.py
 	$(PY) bench/personalization_eval.py
+	$(PY) bench/styled_users_eval.py
 
 bench-quick:
 	$(PY) bench/speed.py --quick

@@ -100,7 +100,9 @@ class Pipeline:
         return OpenSearchIndex(self.settings.opensearch_url, self.settings.index_name)
 
 
-def _isolated_env(engines: dict[str, str], tmp: Path, image_dir: Path, embedder: str) -> dict[str, str]:
+def _isolated_env(
+    engines: dict[str, str], tmp: Path, image_dir: Path, embedder: str, style: str = "handcrafted"
+) -> dict[str, str]:
     tag = f"t{uuid.uuid4().hex[:8]}"
     return {
         **engines,
@@ -109,7 +111,7 @@ def _isolated_env(engines: dict[str, str], tmp: Path, image_dir: Path, embedder:
         "IMGSEARCH_INDEX": f"{tag}-images",
         "IMGSEARCH_DATA": str(tmp / "data"),
         "IMGSEARCH_EMBEDDER": embedder,
-        "IMGSEARCH_STYLE": "handcrafted",
+        "IMGSEARCH_STYLE": style,
         "IMGSEARCH_ALLOWED_URI_ROOTS": str(image_dir),
         "IMGSEARCH_UNKNOWN_IMAGE_WAIT_S": "2",
         "IMGSEARCH_PARTITIONS": "2",
@@ -123,8 +125,12 @@ def pipeline_env(
 ) -> Iterator[tuple[dict[str, str], Path]]:
     tmp = tmp_path_factory.mktemp("pipeline")
     image_dir = tmp / "images"
-    # a test module may set EMBEDDER = "conse"; the default is the fast hash test embedder
-    env = _isolated_env(engines, tmp, image_dir, getattr(request.module, "EMBEDDER", "hash"))
+    # a test module may set EMBEDDER = "conse" and STYLE = "auto"; the defaults are the fast hash
+    # test embedder and the handcrafted style descriptor
+    module = request.module
+    env = _isolated_env(
+        engines, tmp, image_dir, getattr(module, "EMBEDDER", "hash"), getattr(module, "STYLE", "handcrafted")
+    )
     with environment(env):
         yield env, tmp
 

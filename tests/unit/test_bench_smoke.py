@@ -72,3 +72,11 @@ def test_embeddings_eval_smoke(tmp_path):
         str(tmp_path / "e.json"),
     )
     assert json.loads((tmp_path / "e.json").read_text())
+
+
+def test_styled_users_eval_smoke(tmp_path):
+    run("bench/styled_users_eval.py", "--seeds", "1", "--k", "10", "--out", str(tmp_path / "s.json"))
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert len(s["runs"]) == 1 and set(s["runs"][0]["tops"]) == {"sepia", "sketch", "pop"}
+    assert all(len(t) == 10 for t in s["runs"][0]["tops"].values())
+    assert set(s["summary"]) == {"subject", "lift", "distinct", "first", "all_of_the_issue"}
