@@ -175,16 +175,20 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "demo":
         from imgsearch.demo import run_demo
 
-        return asyncio.run(
-            run_demo(
-                settings,
-                args.folder,
-                k_clusters=args.clusters,
-                query=args.query,
-                keep_workers=args.keep_workers,
-                web=args.web,
+        try:
+            return asyncio.run(
+                run_demo(
+                    settings,
+                    args.folder,
+                    k_clusters=args.clusters,
+                    query=args.query,
+                    keep_workers=args.keep_workers,
+                    web=args.web,
+                )
             )
-        )
+        except (asyncio.CancelledError, KeyboardInterrupt):  # SIGTERM / Ctrl-C: workers already stopped
+            print("[demo] stopped", file=sys.stderr)
+            return 130
     return 0
 
 

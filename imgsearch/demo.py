@@ -14,6 +14,7 @@ import html
 import io
 import os
 import random
+import signal
 import sys
 import time
 from collections import Counter
@@ -177,6 +178,12 @@ async def run_demo(
     from producers import EventPublisher, SearchClient, SearchTimeout
     from schemas import topics
     from schemas.events import EventType, Interaction
+
+    # SIGTERM (e.g. `kill`, a service manager) stops the demo like Ctrl-C: the main task is
+    # cancelled, so the finally blocks stop the workers and the gateway instead of orphaning them
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
     folder = (folder or default_folder()).resolve()
     files = image_files(folder) if folder.is_dir() else []
