@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +24,62 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class ActivePartitions:
+    """A live view of the consumer's set of active (not paused) partitions that is never "empty" to
+    aiokafka.
+
+    faust hands aiokafka's ``Fetcher.fetched_records(partitions)`` its live set of active partitions,
+    and a fetch waits there up to a second while rebalances and table recovery pause and resume
+    partitions in that set. aiokafka reads an empty ``partitions`` as "every assigned partition": when
+    a rebalance paused everything, a fetch already under way drained the changelog records that
+    recovery had just sought to, and faust threw them away because the flow was stopped (it rewinds
+    only partitions with committed offsets, which changelogs have none of). Recovery then waited
+    forever for records it would never see again. Through this view an empty set means "none".
+    """
+
+    def __init__(self, live: AbstractSet[Any]) -> None:
+        self._live = live
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self._live
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(set(self._live))
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"ActivePartitions({set(self._live)!r})"
+
+
+def fetch_only_active_partitions() -> None:
+    """Make faust's aiokafka consumer thread fetch only from its active partitions (see
+    ``ActivePartitions``); idempotent."""
+    from faust.transport.drivers import aiokafka as driver
+
+    thread = driver.AIOKafkaConsumerThread
+    original = thread._fetch_records
+    if getattr(original, "_imgsearch_active_only", False):
+        return
+
+    @functools.wraps(original)
+    async def _fetch_records(
+        self: Any, consumer: Any, active_partitions: Any, timeout: float | None = None, max_records: int | None = None
+    ) -> Any:
+        if active_partitions is not None:  # None: a client-only app, which fetches everything
+            active_partitions = ActivePartitions(active_partitions)
+        return await original(self, consumer, active_partitions, timeout=timeout, max_records=max_records)
+
+    _fetch_records._imgsearch_active_only = True  # type: ignore[attr-defined]
+    thread._fetch_records = _fetch_records  # type: ignore[method-assign]
+
+
 def make_app(role: str, settings: Settings) -> faust.App:
+    fetch_only_active_partitions()
     datadir = Path(settings.data_dir) / "faust" / settings.app_id(role)
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -41,7 +98,11 @@ def make_app(role: str, settings: Settings) -> faust.App:
         web_port=settings.web_port or 6066,
         web_host="127.0.0.1",
         producer_acks=-1,
-        stream_wait_empty=False,
+        # Before it commits on shutdown (SIGTERM) or gives up partitions in a rebalance, a worker
+        # waits until the events its agents hold are done. Without this, faust cancels an agent in
+        # the middle of an event and its stream iterator acks that event as it closes, so the final
+        # commit skips it: a search request taken just before SIGTERM was never answered by anyone.
+        stream_wait_empty=True,
         broker_commit_every=100,
         broker_commit_interval=1.0,
     )

@@ -402,13 +402,6 @@ async def wait_assigned(p: Pipeline, wp: WorkerProcess, topic: str, timeout: flo
     await wait_for(assigned, timeout, f"a {wp.role} worker assigned partitions of {topic}", workers=p.workers)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="faust-streaming table recovery can stall after the second rebalance of the scale-down: the "
-    "remaining query worker logs 'Restoring state from changelog topics... Resuming flow' and never "
-    "'Recovery complete', so searches on the moved partitions wait > 30 s (seen once in CI, passed in "
-    "three other runs); issue 7 stays open for it",
-)
 async def test_adding_and_removing_workers_under_traffic_loses_nothing(pipeline: Pipeline):
     settings = pipeline.settings
     ids = [f"sc-{i:03d}" for i in range(400)]
