@@ -9,6 +9,7 @@ can run beside other pipelines on the same servers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -18,7 +19,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from imgsearch.index.opensearch import OpenSearchIndex
 from imgsearch.kafka_admin import ensure_topics
 from imgsearch.runner import Workers, ensure_engines
 from schemas import topics
-from tests.integration.conftest import synthetic_folder
+from tests.integration.conftest import _isolated_env, environment, synthetic_folder
 
 CHROMIUM = os.environ.get("IMGSEARCH_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("IMGSEARCH_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -142,24 +142,13 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     engines = ensure_engines()
     tmp = tmp_path_factory.mktemp("e2e")
     image_dir = tmp / "images"
-    tag = f"ui{uuid.uuid4().hex[:8]}"
     env = {
-        **engines,
-        "IMGSEARCH_TOPIC_PREFIX": tag,
-        "IMGSEARCH_APP_PREFIX": tag,
-        "IMGSEARCH_INDEX": f"{tag}-images",
-        "IMGSEARCH_DATA": str(tmp / "data"),
-        "IMGSEARCH_EMBEDDER": "hash",
-        "IMGSEARCH_STYLE": "handcrafted",
-        "IMGSEARCH_ALLOWED_URI_ROOTS": str(image_dir),
-        "IMGSEARCH_UNKNOWN_IMAGE_WAIT_S": "2",
-        "IMGSEARCH_PARTITIONS": "2",
-        "IMGSEARCH_LOG_LEVEL": "INFO",
+        **_isolated_env(engines, tmp, image_dir, "hash"),
         "IMGSEARCH_GATEWAY_USERS": "alice,bob",
         "IMGSEARCH_GATEWAY_SEARCH_TIMEOUT_S": "5",
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    restore = contextlib.ExitStack()
+    restore.enter_context(environment(env))
     settings = Settings()
     labels = synthetic_folder(image_dir)
     workers = Workers(tmp / "logs", env)
@@ -221,11 +210,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
             await idx.close()
 
         asyncio.run(cleanup())
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore.close()
 
 
 @pytest.fixture(scope="session")

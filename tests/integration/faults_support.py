@@ -16,7 +16,7 @@ import struct
 import subprocess
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from PIL import Image
 
 from imgsearch.config import REPO_ROOT
+from imgsearch.connections import kafka_security
 from imgsearch.index.opensearch import OpenSearchIndex
 from imgsearch.runner import WorkerProcess, Workers
 
@@ -193,9 +194,13 @@ async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int,
     return {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic and om.offset >= 0}
 
 
-async def read_to_end(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Any]:
-    """Every message of ``topic`` up to its end offsets at the time of the call."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+async def read_to_end(
+    bootstrap: str, topic: str, timeout: float = 30.0, env: Mapping[str, str] | None = None
+) -> list[Any]:
+    """Every message of ``topic`` up to its end offsets at the time of the call (as the client that
+    ``env``'s connection settings describe, e.g. a SASL principal; default: plaintext)."""
+    security = kafka_security(env) if env is not None else {}
+    consumer = AIOKafkaConsumer(**security, bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     out: list[Any] = []
     try:

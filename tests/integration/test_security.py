@@ -29,6 +29,7 @@ from schemas import topics
 from schemas.events import DeadLetter, NewImage, SearchRequest, SearchResponse
 
 from .conftest import environment, search_until_ready, synthetic_folder, wait_for
+from .faults_support import read_to_end
 
 ENGINES = str(REPO_ROOT / "scripts" / "engines.sh")
 
@@ -368,29 +369,7 @@ async def test_pipeline_runs_secured_and_replies_reach_only_their_client(secure:
 
 
 async def read_all(env: dict[str, str], bootstrap: str, topic: str, decode) -> list:
-    c = AIOKafkaConsumer(**kafka_security(env), bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await c.start()
-    out: list = []
-    try:
-        parts = c.partitions_for_topic(topic) or await _partitions(c, topic)
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        c.assign(tps)
-        await c.seek_to_beginning(*tps)
-        end = await c.end_offsets(tps)
-        async def behind() -> bool:
-            return any([await c.position(tp) < end[tp] for tp in tps])
-
-        while await behind():
-            for msgs in (await c.getmany(*tps, timeout_ms=1000)).values():
-                out.extend(decode(m.value) for m in msgs)
-    finally:
-        await c.stop()
-    return out
-
-
-async def _partitions(c: AIOKafkaConsumer, topic: str) -> set[int]:
-    await c._client.force_metadata_update()
-    return c.partitions_for_topic(topic) or {0}
+    return [decode(m.value) for m in await read_to_end(bootstrap, topic, env=env)]
 
 
 async def _contains(env: dict[str, str], bootstrap: str, topic: str, request_id: str) -> bool:
