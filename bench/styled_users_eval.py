@@ -36,7 +36,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from imgsearch.config import Settings
-    from imgsearch.datasets.styled_photos import make_images, style_of, subject_of
+    from imgsearch.datasets.styled_photos import make_images, style_of, subject_of, teaching_events
     from imgsearch.domain.blend import Candidate, blend
     from imgsearch.domain.centroids import kmeans
     from imgsearch.domain.profile import Profile, normalise
@@ -63,12 +63,21 @@ def main() -> int:
             base = [r.candidate.image_id for r in blend(cands, {}, 0.0, 10)]
             tops: dict[str, list[str]] = {}
             for style in styles:
-                liked = sorted(i for i in ids if style_of(i) == style and subject_of(i) != "cat")[:9]
                 p = Profile(version="eval")
-                for n, image_id in enumerate(liked):
-                    p.add(f"e{n}", int(cluster[ids.index(image_id)]), [2.0, 3.0, 1.0][n % 3], 1000.0 + n, 7 * 86400.0)
+                events = teaching_events(ids, style)
+                for n, (image_id, kind) in enumerate(events):
+                    p.add(
+                        f"e{n}",
+                        int(cluster[ids.index(image_id)]),
+                        settings.event_weights[kind],
+                        1000.0 + n,
+                        settings.profile_half_life_s,
+                        session_decay=settings.session_decay,
+                    )
+                now = 1000.0 + len(events)
                 scores = normalise(
-                    p.affinity(1010.0, 7 * 86400.0, settings.recency_weight), [c.cluster_id for c in cands]
+                    p.affinity(now, settings.profile_half_life_s, settings.recency_weight),
+                    [c.cluster_id for c in cands],
                 )
                 tops[style] = [r.candidate.image_id for r in blend(cands, scores, weight, 10)]
             row = {

@@ -7,12 +7,14 @@ embedder must recognise; styles are what users prefer. Used by the personalizati
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+from schemas.events import EventType
 
 # subject -> skimage.data loader name (scikit-image is a dev/bench dependency: imported when used)
 PHOTOS: dict[str, str] = {
@@ -86,3 +88,13 @@ def subject_of(image_id: str) -> str:
 
 def style_of(image_id: str) -> str:
     return image_id.split("/", 1)[0]
+
+
+def teaching_events(
+    image_ids: Iterable[str], style: str, avoid: str = "cat", n: int = 9
+) -> list[tuple[str, EventType]]:
+    """The scenario's interactions of a user who likes ``style``: ``n`` pictures of that style, none
+    of the ``avoid`` subject, as favourite, download, view, ... (the last one a view)."""
+    liked = sorted(i for i in image_ids if style_of(i) == style and subject_of(i) != avoid)[:n]
+    kinds = (EventType.FAVORITE, EventType.DOWNLOAD, EventType.VIEW)
+    return [(image_id, kinds[k % 3]) for k, image_id in enumerate(liked)]

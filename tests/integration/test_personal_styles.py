@@ -16,7 +16,7 @@ import base64
 
 import pytest
 
-from imgsearch.datasets.styled_photos import make_images, style_of, subject_of
+from imgsearch.datasets.styled_photos import make_images, style_of, subject_of, teaching_events
 from producers import EventPublisher, SearchClient
 from schemas.events import EventType, Interaction, SearchResponse
 from tests.integration.conftest import Pipeline, ingest_all, search_until_ready, wait_for
@@ -34,13 +34,12 @@ __all__ = ["make_images"]  # the pipeline fixture builds the corpus with it
 async def teach(pipeline: Pipeline, client: SearchClient, user: str, style: str) -> None:
     """Eight interactions with non-cat pictures of ``style``, then a marker view; returns when the
     query worker has applied the marker (a user's events are applied in order)."""
-    liked = sorted(i for i in pipeline.labels if style_of(i) == style and subject_of(i) != "cat")
-    *history, marker = liked[:9]
-    kinds = [EventType.FAVORITE, EventType.DOWNLOAD, EventType.VIEW]
+    *history, (marker, marker_kind) = teaching_events(pipeline.labels, style)
+    assert marker_kind == EventType.VIEW
     async with EventPublisher(pipeline.settings.kafka_bootstrap) as pub:
-        for n, image_id in enumerate(history):
+        for n, (image_id, kind) in enumerate(history):
             await pub.publish_interaction(
-                Interaction(user_id=user, image_id=image_id, event_type=kinds[n % 3], event_id=f"{user}-{n}")
+                Interaction(user_id=user, image_id=image_id, event_type=kind, event_id=f"{user}-{n}")
             )
         await pub.publish_interaction(
             Interaction(user_id=user, image_id=marker, event_type=EventType.VIEW, event_id=f"{user}-marker")
