@@ -74,6 +74,19 @@ OS_DIST=dist; OS_STAMP=.installed                    # dist-secure/, .installed-
 if [[ $SECURE == 1 ]]; then OS_DIST=dist-secure; OS_STAMP=.installed-secure; fi
 KAFKA_DATA=$DATA/kafka
 OS_DATA=$DATA/opensearch
+others_can_enter() { # every existing directory on the way to $1 lets other users through (o+x)
+  local d=$1 perm
+  while [[ $d != / && -n $d ]]; do
+    if [[ -d $d ]]; then perm=$(stat -c %A "$d"); [[ ${perm:9:1} == [xt] ]] || return 1; fi
+    d=$(dirname "$d")
+  done
+}
+# OpenSearch runs as its own user (it refuses root): when the data dir sits under a directory that
+# user cannot enter (a clone under /root or in a `mktemp -d` dir, mode 700), keep OpenSearch's part
+# under /var/tmp instead, at a path derived from the data dir (so stop/status/reset find it again)
+if [[ $EUID -eq 0 ]] && ! others_can_enter "$DATA"; then
+  OS_DATA=/var/tmp/imgsearch-opensearch-$(printf '%s' "$DATA" | sha256sum | cut -c1-12)
+fi
 
 log()  { printf '[engines] %s\n' "$*" >&2; }
 die()  { printf '[engines] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -436,6 +449,7 @@ prepare_opensearch_home() {
     chown -R "$OS_USER:" "$OS_DATA"
     as_os_user test -r "$OS_HOME/bin/opensearch" \
       || die "user '$OS_USER' cannot read $OS_HOME (a parent directory is not traversable); set IMGSEARCH_DATA to e.g. /var/tmp/imgsearch-engines"
+    [[ $OS_DATA == "$DATA/opensearch" ]] || log "opensearch: data under $OS_DATA ('$OS_USER' cannot enter $DATA)"
   fi
 }
 
@@ -611,7 +625,10 @@ case $verb in
   reset)
     for e in "${engines[@]}"; do "stop_$e"; done
     if [[ ${#engines[@]} -eq 2 ]]; then rm -rf "$DATA"; log "deleted $DATA (cache kept: $ENG_CACHE)"
-    else for e in "${engines[@]}"; do rm -rf "${DATA:?}/$e"; log "deleted $DATA/$e"; done; fi ;;
+    else for e in "${engines[@]}"; do rm -rf "${DATA:?}/$e"; log "deleted $DATA/$e"; done; fi
+    if [[ " ${engines[*]} " == *" opensearch "* && $OS_DATA != "$DATA/opensearch" ]]; then
+      rm -rf "$OS_DATA"; log "deleted $OS_DATA"
+    fi ;;
   -h|--help|help) usage ;;
   *) usage >&2; exit 2 ;;
 esac
