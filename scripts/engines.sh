@@ -144,6 +144,24 @@ read_pid() { [[ -f $1 ]] && tr -dc '0-9' <"$1" || true; }
 sha() { cat "$@" | sha256sum | cut -c1-64; }
 
 # ---------------------------------------------------------------- install
+mvn_resolve() { # pom outdir log what: the pom's runtime dependencies from Maven Central (local repo
+  # $M2) into outdir, replaced whole only when mvn succeeded
+  local pom=$1 out=$2 mlog=$3 what=$4
+  mkdir -p "$M2"
+  rm -rf "$out.tmp"
+  mvn -q -B -Dstyle.color=never -f "$pom" -Dmaven.repo.local="$M2" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out.tmp" \
+      >"$mlog" 2>&1 \
+    || { cat "$mlog" >&2; die "mvn failed to resolve $what (output above; pom: $pom)"; }
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+install_plugin() { # home zip log what: an OpenSearch plugin from a local zip, offline
+  OPENSEARCH_JAVA_HOME=$OS_JAVA_HOME OPENSEARCH_PATH_CONF=$1/config \
+    "$1/bin/opensearch-plugin" install --batch "file://$2" >"$3" 2>&1 \
+    || { cat "$3" >&2; die "opensearch-plugin install of $4 failed"; }
+}
+
 install_kafka() {
   local stamp=$KAFKA_HOME/.installed want
   want="kafka-$KAFKA_VERSION $(sha "$KAFKA_POM")"
@@ -154,14 +172,9 @@ install_kafka() {
   kafka_java
   local t0; t0=$(now)
   log "kafka $KAFKA_VERSION: resolving runtime jars from Maven Central into $KAFKA_HOME/lib ..."
-  mkdir -p "$KAFKA_HOME" "$M2"
-  rm -rf "$KAFKA_HOME/lib.tmp"
-  mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" -Dmaven.repo.local="$M2" \
-      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME/lib.tmp" \
-      >"$KAFKA_HOME/mvn.log" 2>&1 \
-    || { cat "$KAFKA_HOME/mvn.log" >&2; die "mvn failed to resolve Kafka artifacts (output above; pom: $KAFKA_POM)"; }
-  [[ -f $KAFKA_HOME/lib.tmp/kafka_2.13-$KAFKA_VERSION.jar ]] || die "kafka_2.13-$KAFKA_VERSION.jar missing after mvn"
-  rm -rf "$KAFKA_HOME/lib"; mv "$KAFKA_HOME/lib.tmp" "$KAFKA_HOME/lib"
+  mkdir -p "$KAFKA_HOME"
+  mvn_resolve "$KAFKA_POM" "$KAFKA_HOME/lib" "$KAFKA_HOME/mvn.log" "Kafka artifacts"
+  [[ -f $KAFKA_HOME/lib/kafka_2.13-$KAFKA_VERSION.jar ]] || die "kafka_2.13-$KAFKA_VERSION.jar missing after mvn"
   echo "$want" >"$stamp"
   log "kafka $KAFKA_VERSION: installed ($(ls "$KAFKA_HOME/lib" | wc -l) jars, $(( $(now) - t0 ))s)"
 }
@@ -178,13 +191,8 @@ install_opensearch() {
   local t0; t0=$(now)
   local art=$OS_CACHE/artifacts
   log "opensearch $OS_VERSION: resolving distribution, k-NN $KNN_VERSION and lang-painless jars from Maven Central ..."
-  mkdir -p "$OS_CACHE" "$M2"
-  rm -rf "$art.tmp"
-  mvn -q -B -Dstyle.color=never -f "$OS_POM" -Dmaven.repo.local="$M2" \
-      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$art.tmp" \
-      >"$OS_CACHE/mvn.log" 2>&1 \
-    || { cat "$OS_CACHE/mvn.log" >&2; die "mvn failed to resolve OpenSearch artifacts (output above; pom: $OS_POM)"; }
-  rm -rf "$art"; mv "$art.tmp" "$art"
+  mkdir -p "$OS_CACHE"
+  mvn_resolve "$OS_POM" "$art" "$OS_CACHE/mvn.log" "OpenSearch artifacts"
 
   local build=$OS_CACHE/dist.tmp
   rm -rf "$build"; mkdir -p "$build"
@@ -206,9 +214,7 @@ install_opensearch() {
   cp "$OPS/opensearch/lang-painless.plugin-security.policy" "$pl/plugin-security.policy"
 
   log "opensearch: installing k-NN plugin offline from $art/opensearch-knn-$KNN_VERSION.zip ..."
-  OPENSEARCH_JAVA_HOME=$OS_JAVA_HOME OPENSEARCH_PATH_CONF=$home/config \
-    "$home/bin/opensearch-plugin" install --batch "file://$art/opensearch-knn-$KNN_VERSION.zip" >"$build/plugin-install.log" 2>&1 \
-    || { cat "$build/plugin-install.log" >&2; die "opensearch-plugin install of k-NN failed"; }
+  install_plugin "$home" "$art/opensearch-knn-$KNN_VERSION.zip" "$build/plugin-install.log" "k-NN"
   [[ -d $home/plugins/opensearch-knn ]] || die "k-NN plugin dir missing after install"
   rm -rf "$OS_CACHE/dist"; mv "$home" "$OS_CACHE/dist"; rm -rf "$build"
   echo "$want" >"$stamp"
@@ -225,17 +231,10 @@ install_opensearch_security() { # dist-secure = dist + the security plugin (only
   fi
   local t0; t0=$(now) art=$OS_CACHE/security-artifacts
   log "opensearch: resolving the security plugin $SECURITY_VERSION from Maven Central ..."
-  rm -rf "$art.tmp"
-  mvn -q -B -Dstyle.color=never -f "$OS_SEC/pom.xml" -Dmaven.repo.local="$M2" \
-      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$art.tmp" \
-      >"$OS_CACHE/mvn-security.log" 2>&1 \
-    || { cat "$OS_CACHE/mvn-security.log" >&2; die "mvn failed to resolve the security plugin (pom: $OS_SEC/pom.xml)"; }
-  rm -rf "$art"; mv "$art.tmp" "$art"
+  mvn_resolve "$OS_SEC/pom.xml" "$art" "$OS_CACHE/mvn-security.log" "the security plugin"
   local home=$OS_CACHE/dist-secure.tmp
   rm -rf "$home"; cp -a "$OS_CACHE/dist" "$home"
-  OPENSEARCH_JAVA_HOME=$OS_JAVA_HOME OPENSEARCH_PATH_CONF=$home/config \
-    "$home/bin/opensearch-plugin" install --batch "file://$art/opensearch-security-$SECURITY_VERSION.zip" >"$OS_CACHE/plugin-security.log" 2>&1 \
-    || { cat "$OS_CACHE/plugin-security.log" >&2; die "opensearch-plugin install of the security plugin failed"; }
+  install_plugin "$home" "$art/opensearch-security-$SECURITY_VERSION.zip" "$OS_CACHE/plugin-security.log" "the security plugin"
   [[ -d $home/plugins/opensearch-security && -f $home/config/opensearch-security/action_groups.yml ]] \
     || die "security plugin files missing after install (see $OS_CACHE/plugin-security.log)"
   rm -rf "$OS_CACHE/dist-secure"; mv "$home" "$OS_CACHE/dist-secure"
