@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -10,6 +11,8 @@ import faust
 from faust.worker import Worker
 
 from imgsearch.config import Settings
+from imgsearch.kafka_admin import ensure_topics
+from streams.common import changelog_topics
 
 
 def run(role: str, build: Callable[[Settings], faust.App]) -> None:
@@ -22,4 +25,11 @@ def run(role: str, build: Callable[[Settings], faust.App]) -> None:
         {k: settings.redacted()[k] for k in ("kafka_bootstrap", "opensearch_url", "index_name", "partitions")},
     )
     app = build(settings)
+    # faust creates its tables' changelogs itself, and subscribes right after: created here first,
+    # and visible in the broker's metadata, the worker cannot miss them (see ensure_topics)
+    loop = asyncio.new_event_loop()  # not the current loop: faust's worker makes its own
+    try:
+        loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, changelog_topics(app), settings.partitions))
+    finally:
+        loop.close()
     Worker(app, loglevel=level, quiet=True).execute_from_commandline()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,8 +28,16 @@ def topic_configs(spec: TopicSpec) -> dict[str, str]:
     return configs
 
 
-async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], default_partitions: int) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created."""
+async def ensure_topics(
+    bootstrap: str, specs: Sequence[TopicSpec], default_partitions: int, visible_within_s: float = 30.0
+) -> list[str]:
+    """Create the topics that do not exist yet and wait until the broker's metadata lists them;
+    returns the names created.
+
+    CreateTopics answers once the controller has the topic; the broker's metadata can lag behind. A
+    faust worker that subscribes in that gap does not see the topic until its next metadata refresh:
+    a table whose changelog was missing made every update crash (PartitionsMismatch).
+    """
     admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=bootstrap, client_id="imgsearch-admin")
     await admin.start()
     try:
@@ -47,6 +57,13 @@ async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], default_part
                 response = await admin.create_topics(new, timeout_ms=30_000)
                 raise_topic_errors(response)
             log.info("created topics: %s", ", ".join(t.name for t in new))
+            deadline = time.monotonic() + visible_within_s
+            while missing := {t.name for t in new} - set(await admin.list_topics()):
+                if time.monotonic() > deadline:
+                    raise KafkaError(
+                        f"topics not in the broker's metadata {visible_within_s:g}s after creation: {missing}"
+                    )
+                await asyncio.sleep(0.1)
         return [t.name for t in new]
     finally:
         await admin.close()

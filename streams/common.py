@@ -147,6 +147,20 @@ def topic(app: faust.App, spec: topics.TopicSpec, settings: Settings) -> faust.T
     )
 
 
+def changelog_topics(app: faust.App) -> list[topics.TopicSpec]:
+    """The changelog topics of the app's tables, as faust names and partitions them (compacted)."""
+    return [
+        topics.TopicSpec(
+            name=table.changelog_topic.get_topic_name(),
+            key="the table's key",
+            doc=f"changelog of the {table.name} table",
+            compacted=True,
+            partitions=table.partitions or app.conf.topic_partitions,
+        )
+        for table in app.tables.values()
+    ]
+
+
 def json_schema() -> faust.Schema:
     """Tables keep JSON keys and values (the app's topics carry raw bytes)."""
     return faust.Schema(key_serializer="json", value_serializer="json")
