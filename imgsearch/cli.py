@@ -75,6 +75,17 @@ async def cmd_interact(settings: Settings, user: str, image: str, event_type: st
         await pub.publish_interaction(Interaction(user_id=user, image_id=image, event_type=EventType(event_type)))
 
 
+def parse_likes(raw: str) -> dict[str, list[str]]:
+    """'alice=papirus,bob=moka+paper' -> {'alice': ['papirus'], 'bob': ['moka', 'paper']}"""
+    out = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        user, _, styles = part.partition("=")
+        if not user or not styles:
+            raise SystemExit(f"--likes: expected user=style[+style], got {part!r}")
+        out[user.strip()] = [s.strip() for s in styles.split("+") if s.strip()]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="imgsearch", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -111,10 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     kr.add_argument("--k", default="2,4,8,16,32,64,100", help="comma-separated K values")
     kr.add_argument("--vector", choices=["style", "search"], default="style")
     sub.add_parser("gateway", help="the HTTP gateway and web page (IMGSEARCH_GATEWAY_PORT, default 8080)")
+    th = sub.add_parser("train-heads", help="learn the search and style heads (imgsearch train-heads -- --help)")
+    th.add_argument("args", nargs=argparse.REMAINDER)
     d = sub.add_parser("demo", help="the end-to-end demo (expects the engines running)")
     d.add_argument("--folder", type=Path, default=None, help="<style>/<subject>/<name>.png (default: icon set)")
-    d.add_argument("--clusters", type=int, default=16, help="k of the style clusters")
+    d.add_argument("--clusters", type=int, default=None, help="k of the style clusters (default: one per style)")
     d.add_argument("--query", default="a printer")
+    d.add_argument("--subject", default=None, help="the query's subject folder (default: its last word)")
+    d.add_argument(
+        "--likes", default=None, help="who likes which styles, e.g. 'alice=papirus,bob=moka+paper' (the default)"
+    )
     d.add_argument("--keep-workers", action="store_true", help="leave the workers running afterwards")
     d.add_argument("--web", action="store_true", help="then serve the web page until Ctrl-C")
     args = ap.parse_args(argv)
@@ -168,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         from imgsearch.clusters import k_report
 
         asyncio.run(k_report(settings, [int(x) for x in args.k.split(",")], args.vector))
+    elif args.cmd == "train-heads":
+        from imgsearch.train_heads import main as train_heads_main
+
+        return train_heads_main([a for a in args.args if a != "--"])
     elif args.cmd == "gateway":
         from imgsearch.gateway import main as gateway_main
 
@@ -182,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.folder,
                     k_clusters=args.clusters,
                     query=args.query,
+                    subject=args.subject,
+                    likes=parse_likes(args.likes) if args.likes else None,
                     keep_workers=args.keep_workers,
                     web=args.web,
                 )

@@ -60,6 +60,8 @@ class Settings:
     embedder: str = field(default_factory=lambda: _env("IMGSEARCH_EMBEDDER", "auto"))
     style: str = field(default_factory=lambda: _env("IMGSEARCH_STYLE", "auto"))
     model_dir: str = field(default_factory=lambda: _env("IMGSEARCH_MODEL_DIR", ""))  # "": the set-up default
+    # the learned heads (search + style), without suffix; "": the trained heads shipped in the package
+    heads_path: str = field(default_factory=lambda: _env("IMGSEARCH_HEADS", ""))
     ranker: str = field(default_factory=lambda: _env("IMGSEARCH_RANKER", "local"))  # local | personalize
     personalize_tracking_id: str = field(default_factory=lambda: _env("IMGSEARCH_PERSONALIZE_TRACKING_ID", ""))
     personalize_campaign_arn: str = field(default_factory=lambda: _env("IMGSEARCH_PERSONALIZE_CAMPAIGN_ARN", ""))

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import html
 import io
+import json
 import os
 import random
 import signal
@@ -27,6 +28,7 @@ from imgsearch.connections import kafka_security
 from schemas.events import SearchResponse
 
 DEMO_PREFIX = "demo"
+DEFAULT_LIKES = {"alice": ["papirus"], "bob": ["moka"]}
 OUT_DIR = REPO_ROOT / "demo-output"
 
 
@@ -81,51 +83,90 @@ def thumb_b64(path: Path, size: int = 96) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def write_report(folder: Path, query: str, results: dict[str, SearchResponse], likes: dict[str, str]) -> Path:
+def results_json(
+    query: str, subject: str, results: dict[str, SearchResponse], likes: dict[str, list[str]], ids: list[str]
+) -> dict[str, object]:
+    """What the demo showed, for machines: per user the preferred styles, how many on-subject images
+    of those styles the collection holds, and the hits with their scores."""
+    users = []
+    for user, resp in results.items():
+        prefers = likes.get(user, [])
+        available = sum(1 for i in ids if labels_from_path(i)[1] == subject and labels_from_path(i)[0] in prefers)
+        hits = []
+        for h in resp.hits:
+            style, subj = labels_from_path(h.image_id)
+            hits.append(
+                {
+                    "image_id": h.image_id,
+                    "style": style,
+                    "subject": subj,
+                    "knn_score": h.knn_score,
+                    "personal_score": h.personal_score,
+                    "blended_score": h.blended_score,
+                }
+            )
+        users.append({"user": user, "prefers": prefers, "available": available, "hits": hits})
+    return {"query": query, "subject": subject, "users": users}
+
+
+def write_report(
+    folder: Path, query: str, subject: str, results: dict[str, SearchResponse], likes: dict[str, list[str]],
+    ids: list[str],
+) -> Path:
     OUT_DIR.mkdir(exist_ok=True)
+    (OUT_DIR / "results.json").write_text(json.dumps(results_json(query, subject, results, likes, ids), indent=2))
     cols = []
     for user, resp in results.items():
         cells = []
         for h in resp.hits:
-            style, subject = labels_from_path(h.image_id)
+            style, subj = labels_from_path(h.image_id)
             path = folder / f"{h.image_id}.png"
             img = f'<img src="data:image/png;base64,{thumb_b64(path)}">' if path.exists() else ""
             tip = html.escape(
                 f"{h.image_id}\nk-NN {h.knn_score:.3f} · personal {h.personal_score:.3f} · "
                 f"blended {h.blended_score:.3f} · cluster {h.cluster_id}\n" + ", ".join(h.drivers)
             )
+            mine = " class=mine" if style in likes.get(user, []) else ""
             cells.append(
-                f'<figure title="{tip}">{img}<figcaption>#{h.rank} {html.escape(style)}<br>'
-                f"{html.escape(subject)}</figcaption></figure>"
+                f'<figure title="{tip}"{mine}>{img}<figcaption>#{h.rank} {html.escape(style)}<br>'
+                f"{html.escape(subj)}</figcaption></figure>"
             )
-        likes_txt = f"likes the {likes[user]} style" if user in likes else "no history"
+        likes_txt = f"likes {' and '.join(likes[user])}" if likes.get(user) else "no history"
         cols.append(
             f"<section><h2>{html.escape(user)} <small>({html.escape(likes_txt)})</small></h2>"
             f"<div class=grid>{''.join(cells)}</div></section>"
         )
     page = f"""<!doctype html><meta charset=utf-8><title>imgsearch demo: {html.escape(query)}</title>
-<style>body{{font-family:sans-serif;margin:1em}} .row{{display:flex;gap:2em}}
-.grid{{display:grid;grid-template-columns:repeat(5,110px);gap:6px}} figure{{margin:0;text-align:center;font-size:11px}}
-img{{width:96px;height:96px;object-fit:contain;border:1px solid #ddd;background:#fff}}</style>
+<style>body{{font-family:sans-serif;margin:1em}} .row{{display:flex;flex-direction:column;gap:1em}}
+.grid{{display:grid;grid-template-columns:repeat(10,104px);gap:6px}} figure{{margin:0;text-align:center;font-size:11px}}
+img{{width:96px;height:96px;object-fit:contain;border:1px solid #ddd;background:#fff}}
+figure.mine img{{border:3px solid #2a7}}</style>
 <h1>Same query, different users: “{html.escape(query)}”</h1>
-<p>Hover a result for its scores and the interactions behind them.</p><div class=row>{"".join(cols)}</div>"""
+<p>Green frame: an image in a style the user likes. Hover a result for its scores and the interactions
+behind them.</p><div class=row>{"".join(cols)}</div>"""
     out = OUT_DIR / "index.html"
     out.write_text(page)
     # the same as a picture
     rows = len(results)
     k = max(len(r.hits) for r in results.values())
-    sheet = Image.new("RGB", (160 + k * 100, rows * 120 + 10), "white")
+    sheet = Image.new("RGB", (170 + k * 100, rows * 124 + 10), "white")
     draw = ImageDraw.Draw(sheet)
     for r, (user, resp) in enumerate(results.items()):
-        draw.text((6, r * 120 + 50), f"{user}\n({likes.get(user, 'new user')})", fill="black")
+        liked = likes.get(user, [])
+        draw.text((6, r * 124 + 46), f"{user}\n({', '.join(liked) if liked else 'new user'})", fill="black")
         for i, h in enumerate(resp.hits):
             path = folder / f"{h.image_id}.png"
+            x, y = 170 + i * 100, r * 124 + 5
+            style = labels_from_path(h.image_id)[0]
+            if style in liked:
+                draw.rectangle((x - 3, y - 3, x + 92, y + 92), outline=(34, 170, 119), width=3)
             if path.exists():
                 with Image.open(path) as src:
                     im = src.convert("RGB")
                 im.thumbnail((90, 90))
-                sheet.paste(im, (160 + i * 100, r * 120 + 5))
-            draw.text((160 + i * 100, r * 120 + 98), labels_from_path(h.image_id)[0][:14], fill="black")
+                sheet.paste(im, (x, y))
+            draw.text((x, y + 95), f"#{h.rank} {style[:13]}", fill="black")
+            draw.text((x, y + 107), labels_from_path(h.image_id)[1][:15], fill="gray")
     sheet.save(OUT_DIR / "results.png")
     return out
 
@@ -165,8 +206,10 @@ async def run_demo(
     settings: Settings,
     folder: Path | None,
     *,
-    k_clusters: int = 16,
+    k_clusters: int | None = None,
     query: str = "a printer",
+    subject: str | None = None,
+    likes: dict[str, list[str]] | None = None,
     keep_workers: bool = False,
     web: bool = False,
 ) -> int:
@@ -207,6 +250,13 @@ async def run_demo(
     await reset_demo_state(settings)
     await ensure_topics(settings.kafka_bootstrap, topics.all_shared(), settings.partitions)
 
+    likes = likes or dict(DEFAULT_LIKES)
+    missing = sorted({s for styles_ in likes.values() for s in styles_} - set(styles))
+    if missing:
+        print(f"[demo] styles {missing} are not in {folder} (it has {sorted(styles)}): pass --likes", file=sys.stderr)
+        return 2
+    subject = subject or query.split()[-1]
+    k_clusters = k_clusters or len(styles)
     print(f"[demo] 2/6 training style clusters (k={k_clusters}) on the images' style vectors")
     await train_from_folder(settings, folder, k_clusters, "style")
 
@@ -233,15 +283,15 @@ async def run_demo(
             await asyncio.sleep(1.0)
         await idx.close()
 
-        # two users who like different styles
-        (style_a, _), (style_b, _) = styles.most_common(2)
-        likes = {"alice": style_a, "bob": style_b}
-        print(f"[demo] 5/6 interactions: alice likes {style_a}, bob likes {style_b}")
+        print(
+            "[demo] 5/6 interactions: "
+            + ", ".join(f"{user} likes {' and '.join(styles_)}" for user, styles_ in likes.items())
+            + f" (on pictures of anything but {subject})"
+        )
         rng = random.Random(7)
-        query_subject = query.split()[-1]
         async with EventPublisher(settings.kafka_bootstrap) as pub:
-            for user, style in likes.items():
-                mine = [i for i in ids if labels_from_path(i)[0] == style and query_subject not in i]
+            for user, liked in likes.items():
+                mine = [i for i in ids if labels_from_path(i)[0] in liked and labels_from_path(i)[1] != subject]
                 for image_id in rng.sample(mine, min(12, len(mine))):
                     etype = rng.choice([EventType.VIEW, EventType.FAVORITE, EventType.DOWNLOAD])
                     await pub.publish_interaction(Interaction(user_id=user, image_id=image_id, event_type=etype))
@@ -250,7 +300,7 @@ async def run_demo(
         async with SearchClient(settings.kafka_bootstrap) as client:
             results: dict[str, SearchResponse] = {}
             deadline = time.monotonic() + 60
-            for user in ("alice", "bob", "new-user"):
+            for user in [*likes, "new-user"]:
                 while True:
                     try:
                         resp = await client.search(user, query, k=10, timeout_s=10)
@@ -263,7 +313,7 @@ async def run_demo(
                     await asyncio.sleep(0.5)  # the profile is updating from the stream
                 results[user] = resp
                 print_ranking(user, resp)
-        page = write_report(folder, query, results, likes)
+        page = write_report(folder, query, subject, results, likes, ids)
         print(f"\n[demo] results side by side: {page} and {OUT_DIR / 'results.png'}")
         print(f"[demo] worker logs: {workers.log_dir}")
         if web:

@@ -494,24 +494,51 @@ class ConseEmbedder(Embedder):
 
     def class_probabilities(self, images: Sequence[Image.Image]) -> NDArray[np.float32]:
         """softmax(logits / T) over the 1000 ImageNet classes, (n,1000)."""
+        return self._run_classifier(images, with_features=False)[0]
+
+    def _run_classifier(
+        self, images: Sequence[Image.Image], with_features: bool
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
         images = list(images)
-        if not images:
-            return np.zeros((0, len(self.class_names)), dtype=np.float32)
         self._load()
-        out = []
+        names = ["logits", "features"] if with_features else ["logits"]
+        probs, feats = [], []
         for start in range(0, len(images), self.image_batch_size):
             chunk = images[start : start + self.image_batch_size]
             x = preprocess_images(chunk, self._image_size, self._pixel_norm, self._resize_mode)
-            logits = self._cls_sess.run(["logits"], {"pixels": x})[0]
-            out.append(softmax(logits, self._temperature))
-        return np.concatenate(out, axis=0)
+            outs = self._cls_sess.run(names, {"pixels": x})
+            probs.append(softmax(outs[0], self._temperature))
+            if with_features:
+                feats.append(np.asarray(outs[1], dtype=np.float32))
+        if not images:
+            return np.zeros((0, len(self._class_names)), dtype=np.float32), (
+                np.zeros((0, self.feature_dimension), dtype=np.float32) if with_features else None
+            )
+        return np.concatenate(probs, axis=0), (np.concatenate(feats, axis=0) if with_features else None)
+
+    @property
+    def feature_dimension(self) -> int:
+        """Width of the classifier's pooled features (the input of its last layer), e.g. 1280."""
+        self._load()
+        return int(self._cls_sess.get_outputs()[1].shape[1]) if len(self._cls_sess.get_outputs()) > 1 else 0
+
+    def image_outputs(self, images: Sequence[Image.Image]) -> tuple[Vectors, NDArray[np.float32]]:
+        """The ConSE vectors and the classifier's pooled features of the same images, from one run of
+        the classifier (the learned heads read both)."""
+        probs, feats = self._run_classifier(images, with_features=True)
+        assert feats is not None
+        return self._combine(probs), feats
+
+    def _combine(self, probs: NDArray[np.float32]) -> Vectors:
+        if not len(probs):
+            return np.zeros((0, TEXT_DIM), dtype=np.float32)
+        return conse_combine(probs, self._class_matrix, self._top_k, self._prior, self._prior_power)
 
     def embed_images(self, images: Sequence[Image.Image]) -> Vectors:
         images = list(images)
         if not images:
             return np.zeros((0, TEXT_DIM), dtype=np.float32)
-        probs = self.class_probabilities(images)
-        return conse_combine(probs, self._class_matrix, self._top_k, self._prior, self._prior_power)
+        return self._combine(self.class_probabilities(images))
 
     def top_classes(self, images: Sequence[Image.Image], k: int = 5) -> list[list[tuple[str, float]]]:
         """The k most probable ImageNet classes per image (first synonym, probability): handy as

@@ -1,21 +1,29 @@
 """Choose the embedder and the style describer from configuration.
 
-IMGSEARCH_EMBEDDER: ``auto`` (ConSE if its artifacts are set up, else the hash test embedder with a
-loud warning), ``conse``, ``titan`` (Bedrock; IMGSEARCH_TITAN_DIM 256/384/1024), ``openclip``
-(IMGSEARCH_OPENCLIP_MODEL / _PRETRAINED; needs torch), ``hash``.
-IMGSEARCH_STYLE: ``auto`` (Gram statistics if the artifacts exist, else the model-free handcrafted
-descriptor), ``gram``, ``handcrafted``.
+IMGSEARCH_EMBEDDER: ``auto`` (the learned heads over ConSE if the artifacts and the heads are there,
+else ConSE alone if its artifacts are set up, else the hash test embedder with a loud warning),
+``learned`` (ConSE + the search head of IMGSEARCH_HEADS), ``conse``, ``titan`` (Bedrock;
+IMGSEARCH_TITAN_DIM 256/384/1024), ``openclip`` (IMGSEARCH_OPENCLIP_MODEL / _PRETRAINED; needs torch), ``hash``.
+IMGSEARCH_STYLE: ``auto`` (the learned style head if the heads and artifacts are there, else the
+Gram statistics' PCA if the artifacts exist, else the model-free handcrafted descriptor), ``learned``,
+``gram``, ``handcrafted``.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imgsearch.config import Settings
 from imgsearch.embedding.base import Embedder
 from imgsearch.embedding.style import GramStyleDescriber, HandcraftedStyleDescriber, StyleDescriber
+
+if TYPE_CHECKING:
+    from imgsearch.embedding.learned import LearnedEmbedder, LearnedStyleDescriber
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +34,44 @@ def _artifact_dir(settings: Settings) -> Path:
     return Path(settings.model_dir) if settings.model_dir else default_artifact_dir()
 
 
+def _heads_path(settings: Settings) -> Path:
+    from imgsearch.embedding.learned import PACKAGED_HEADS
+
+    return Path(settings.heads_path) if settings.heads_path else PACKAGED_HEADS
+
+
+def learned_available(settings: Settings) -> bool:
+    """The learned heads need the heads file and artifacts whose classifier has the pooled features."""
+    from imgsearch.embedding.learned import heads_available
+
+    try:
+        manifest = json.loads((_artifact_dir(settings) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return "features" in manifest.get("classifier_outputs", []) and heads_available(_heads_path(settings))
+
+
+@functools.lru_cache(maxsize=4)
+def _learned(artifact_dir: Path, heads: Path) -> tuple[LearnedEmbedder, LearnedStyleDescriber]:
+    from imgsearch.embedding.learned import load_learned
+
+    return load_learned(artifact_dir, heads)
+
+
+def learned_pair(settings: Settings) -> tuple[LearnedEmbedder, LearnedStyleDescriber]:
+    """The learned embedder and style describer of these settings, sharing one feature extractor (one
+    run of the networks per image) - the same objects for every call with the same paths."""
+    if not learned_available(settings):
+        raise FileNotFoundError(
+            f"no learned heads for {_artifact_dir(settings)} / {_heads_path(settings)}: run scripts/setup_models.sh"
+        )
+    return _learned(_artifact_dir(settings), _heads_path(settings))
+
+
 def make_embedder(settings: Settings) -> Embedder:
     kind = settings.embedder
+    if kind == "learned" or (kind == "auto" and learned_available(settings)):
+        return learned_pair(settings)[0]
     if kind in ("auto", "conse"):
         path = _artifact_dir(settings)
         if (path / "manifest.json").exists():
@@ -56,11 +100,13 @@ def make_embedder(settings: Settings) -> Embedder:
         from imgsearch.embedding.hashing import HashEmbedder
 
         return HashEmbedder(dimension=int(os.environ.get("IMGSEARCH_HASH_DIM", "64")))
-    raise ValueError(f"IMGSEARCH_EMBEDDER={kind!r} is not one of auto, conse, titan, openclip, hash")
+    raise ValueError(f"IMGSEARCH_EMBEDDER={kind!r} is not one of auto, learned, conse, titan, openclip, hash")
 
 
 def make_style(settings: Settings) -> StyleDescriber:
     kind = settings.style
+    if kind == "learned" or (kind == "auto" and learned_available(settings)):
+        return learned_pair(settings)[1]
     if kind in ("auto", "gram"):
         path = _artifact_dir(settings)
         if GramStyleDescriber.available(path):
@@ -69,4 +115,4 @@ def make_style(settings: Settings) -> StyleDescriber:
             raise FileNotFoundError(f"no Gram style artifacts in {path}: run scripts/setup_models.sh")
     if kind in ("auto", "handcrafted"):
         return HandcraftedStyleDescriber()
-    raise ValueError(f"IMGSEARCH_STYLE={kind!r} is not one of auto, gram, handcrafted")
+    raise ValueError(f"IMGSEARCH_STYLE={kind!r} is not one of auto, learned, gram, handcrafted")

@@ -1,0 +1,419 @@
+"""``imgsearch train-heads``: learn the search head and the style head from the subject x style sets.
+
+Protocol (docs/embeddings.md "Learned heads", docs/datasets.md for the split):
+* every image belongs to a style family, and every family to one split (train / val / test), fixed in
+  `imgsearch.datasets.splits`; subjects whose evaluation group is held out never reach training;
+* heads are fitted on the train families only; every choice (architecture, temperature, the mix
+  with ConSE, the style head's settings) is made on the val families; the test families are scored
+  once, at the end, and written into the manifest beside the val figures;
+* the Tux Paint captions are never read here (they stay the held-out caption benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+from tqdm import tqdm
+
+from imgsearch.domain.centroids import kmeans
+from imgsearch.embedding.base import normalize_rows
+from imgsearch.embedding.heads import (
+    SearchHead,
+    SearchTrainConfig,
+    StyleHead,
+    StyleTrainConfig,
+    save_heads,
+    train_search_head,
+    train_style_head,
+)
+from imgsearch.embedding.learned import PACKAGED_HEADS, FeatureExtractor, Features
+from imgsearch.quality import nmi, purity, recall_and_precision, top_k
+
+log = logging.getLogger(__name__)
+
+# Emoji are one subject per emoji, but a query such as "a cat" has many relevant emoji per vendor
+# (cat, cat face, grinning cat ...). Evaluation groups for emoji: a query and the words any of which,
+# in an emoji's name or short names, makes it relevant. Concrete, drawable subjects only.
+EMOJI_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "cat": ("a cat", ("cat", "kitten")),
+    "dog": ("a dog", ("dog", "puppy", "poodle")),
+    "heart": ("a heart", ("heart",)),
+    "car": ("a car", ("car", "automobile", "taxi")),
+    "tree": ("a tree", ("tree",)),
+    "flower": ("a flower", ("flower", "blossom", "rose", "tulip", "sunflower", "hibiscus")),
+    "fish": ("a fish", ("fish",)),
+    "bird": ("a bird", ("bird", "chicken", "penguin", "dove", "eagle", "owl", "parrot", "duck", "chick")),
+    "moon": ("the moon", ("moon",)),
+    "sun": ("the sun", ("sun", "sunny")),
+    "star": ("a star", ("star",)),
+    "monkey": ("a monkey", ("monkey",)),
+    "clock": ("a clock", ("clock", "oclock", "o’clock")),
+    "phone": ("a telephone", ("phone", "telephone")),
+    "book": ("a book", ("book", "books", "notebook")),
+    "ball": ("a ball", ("ball", "football", "soccer", "basketball", "baseball", "volleyball")),
+    "train": ("a train", ("train", "locomotive", "railway", "tram")),
+    "house": ("a house", ("house", "home")),
+    "hand": ("a hand", ("hand", "hands")),
+    "fruit": ("a piece of fruit", ("apple", "pear", "banana", "grapes", "cherries", "strawberry", "peach", "lemon")),
+    "music": ("music", ("music", "musical", "guitar", "violin", "trumpet", "saxophone", "piano")),
+    "money": ("money", ("money", "dollar", "euro", "yen", "pound", "banknote", "coin")),
+    "key": ("a key", ("key",)),
+    "mail": ("an envelope, e-mail", ("envelope", "mail", "mailbox", "e-mail", "email")),
+    "camera": ("a camera", ("camera",)),
+    "cloud": ("a cloud", ("cloud",)),
+    "snow": ("snow", ("snow", "snowflake", "snowman")),
+    "fire": ("fire", ("fire", "flame")),
+    "bug": ("an insect", ("bug", "bee", "beetle", "ant", "butterfly", "ladybug", "ladybird", "cricket", "honeybee")),
+    "boat": ("a boat", ("boat", "ship", "sailboat", "canoe", "speedboat", "ferry")),
+    "plane": ("an airplane", ("airplane", "aeroplane", "plane")),
+    "bike": ("a bicycle", ("bicycle", "bike")),
+}
+
+
+@dataclass(frozen=True)
+class EvalGroup:
+    """One evaluation query and which images are relevant to it."""
+
+    name: str  # e.g. "icon:printer", "emoji:cat"
+    query: str
+    kind: str
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,:;()'\"").lower() for w in text.replace("-", " ").replace("_", " ").split()}
+
+
+def eval_group_of(label: Mapping[str, Any]) -> str | None:
+    """The evaluation group of an image: its curated subject (icons), its keyword group (emoji)."""
+    if label.get("kind") == "icon":
+        cur = label.get("curated_subject")
+        return f"icon:{cur}" if cur else None
+    if label.get("kind") == "emoji":
+        words = _words(label.get("text", ""))
+        for kw in label.get("keywords", []):
+            words |= _words(str(kw))
+        for group, (_, keys) in EMOJI_GROUPS.items():
+            if words & set(keys):
+                return f"emoji:{group}"
+    return None
+
+
+def eval_groups(labels: Sequence[Mapping[str, Any]]) -> list[EvalGroup]:
+    seen: dict[str, EvalGroup] = {}
+    for lab in labels:
+        g = eval_group_of(lab)
+        if g is None or g in seen:
+            continue
+        if g.startswith("icon:"):
+            seen[g] = EvalGroup(g, str(lab.get("query") or g[5:]), "icon")
+        else:
+            seen[g] = EvalGroup(g, EMOJI_GROUPS[g[6:]][0], "emoji")
+    return [seen[k] for k in sorted(seen)]
+
+
+def held_out_group(group: str) -> bool:
+    """Evaluation groups never trained on (one in five, by a hash of the name): "held-out subjects"."""
+    return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 5 == 0
+
+
+# ----------------------------------------------------------------------------- data + features
+def load_labels(root: Path) -> list[dict[str, Any]]:
+    labels = json.loads((root / "labels.json").read_text())
+    for lab in labels:
+        lab["file"] = str(root / lab["path"])
+        lab["group"] = eval_group_of(lab)
+    return labels
+
+
+def extract_features(
+    labels: Sequence[Mapping[str, Any]], extractor: FeatureExtractor, cache: Path | None, batch: int = 64
+) -> Features:
+    """Features of every labelled image, cached in `cache` (an .npz keyed by the image ids and the
+    frozen models' ids)."""
+    ids = [str(lab["image_id"]) for lab in labels]
+    key = hashlib.sha256(("\n".join(ids) + extractor.conse.model_id + extractor.gram.model_id).encode()).hexdigest()[
+        :16
+    ]
+    path = cache / f"features-{key}.npz" if cache else None
+    if path is not None and path.is_file():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    parts: dict[str, list[np.ndarray]] = {}
+    for s in tqdm(range(0, len(labels), batch), desc="features", unit="batch", file=sys.stderr):
+        imgs = []
+        for lab in labels[s : s + batch]:
+            with Image.open(lab["file"]) as im:
+                imgs.append(im.convert("RGB"))
+        for k, v in extractor.extract(imgs).items():
+            parts.setdefault(k, []).append(v)
+    feats = {k: np.concatenate(v, axis=0).astype(np.float32) for k, v in parts.items()}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **feats)  # type: ignore[arg-type]
+        tmp.rename(path)
+    return feats
+
+
+def take(features: Features, idx: NDArray[np.int64]) -> Features:
+    return {k: v[idx] for k, v in features.items()}
+
+
+# ----------------------------------------------------------------------------- evaluation
+def search_metrics(
+    vectors: NDArray[np.float32],
+    labels: Sequence[Mapping[str, Any]],
+    groups: Sequence[EvalGroup],
+    query_vectors: Mapping[str, NDArray[np.float32]],
+) -> dict[str, Any]:
+    """Cross-style recall@50 and subject P@10, per kind, over the given gallery."""
+    out: dict[str, Any] = {}
+    gal_groups = np.array([lab.get("group") or "" for lab in labels])
+    for kind in ("icon", "emoji"):
+        gs = [g for g in groups if g.kind == kind and (gal_groups == g.name).sum() >= 2]
+        if not gs:
+            continue
+        q = np.stack([query_vectors[g.query] for g in gs])
+        ranked = top_k(q, vectors, 50)
+        rel = [gal_groups == g.name for g in gs]
+        rec, prec = recall_and_precision(ranked, rel)
+        held = np.array([held_out_group(g.name) for g in gs])
+        out[kind] = {
+            "queries": len(gs),
+            "recall@50": float(np.nanmean(rec)),
+            "p@10": float(np.nanmean(prec)),
+            "held_out_queries": int(held.sum()),
+            "held_out_recall@50": float(np.nanmean(rec[held])) if held.any() else None,
+            "held_out_p@10": float(np.nanmean(prec[held])) if held.any() else None,
+            "per_query": {g.name: [float(r), float(p)] for g, r, p in zip(gs, rec, prec, strict=True)},
+        }
+    return out
+
+
+def style_metrics(vectors: NDArray[np.float32], labels: Sequence[Mapping[str, Any]], seeds: int = 3) -> dict[str, Any]:
+    """K-Means (the product's spherical k-means) at K = number of styles: purity vs style, NMI vs subject."""
+    styles = [str(lab["style"]) for lab in labels]
+    subjects = [str(lab["subject"]) for lab in labels]
+    k = len(set(styles))
+    pur, nmi_style, nmi_subj = [], [], []
+    for seed in range(seeds):
+        centroids, _ = kmeans(vectors, k, seed=seed)
+        assign = np.argmax(vectors @ centroids.T, axis=1)
+        pur.append(purity(styles, assign))
+        nmi_style.append(nmi(styles, assign))
+        nmi_subj.append(nmi(subjects, assign))
+    return {
+        "k": k,
+        "purity": float(np.mean(pur)),
+        "nmi_style": float(np.mean(nmi_style)),
+        "nmi_subject": float(np.mean(nmi_subj)),
+        "seeds": seeds,
+    }
+
+
+# ----------------------------------------------------------------------------- the job
+@dataclass
+class TrainResult:
+    search: SearchHead
+    style: StyleHead
+    report: dict[str, Any]
+
+
+def _split_idx(
+    labels: Sequence[Mapping[str, Any]], split: str, kinds: Sequence[str] | None = None
+) -> NDArray[np.int64]:
+    return np.array(
+        [i for i, lab in enumerate(labels) if lab["split"] == split and (kinds is None or lab["kind"] in kinds)],
+        dtype=np.int64,
+    )
+
+
+def train(
+    labels: Sequence[dict[str, Any]],
+    features: Features,
+    embed_texts: Callable[[Sequence[str]], NDArray[np.float32]],
+    *,
+    search_grid: Sequence[SearchTrainConfig],
+    style_grid: Sequence[StyleTrainConfig],
+    mixes: Sequence[float] = (0.5, 0.65, 0.8, 0.9, 1.0),
+) -> TrainResult:
+    report: dict[str, Any] = {"search_candidates": [], "style_candidates": []}
+    groups = eval_groups(labels)
+    qvec = dict(zip([g.query for g in groups], embed_texts([g.query for g in groups]), strict=True))
+
+    # training rows: train families, minus everything in a held-out evaluation group
+    train_rows = np.array(
+        [
+            i
+            for i, lab in enumerate(labels)
+            if lab["split"] == "train" and not (lab["group"] and held_out_group(lab["group"]))
+        ],
+        dtype=np.int64,
+    )
+    subjects = sorted({labels[i]["subject"] for i in train_rows})
+    pos = {s: j for j, s in enumerate(subjects)}
+    text_of: dict[str, str] = {}
+    for i in train_rows:
+        text_of.setdefault(labels[i]["subject"], labels[i]["text"])
+    class_text = embed_texts([text_of[s] for s in subjects])
+    targets = np.array([pos[labels[i]["subject"]] for i in train_rows], dtype=np.int64)
+    train_feats = take(features, train_rows)
+    report["train_images"], report["train_subjects"] = len(train_rows), len(subjects)
+
+    val = _split_idx(labels, "val")
+    val_labels = [labels[i] for i in val]
+    val_feats = take(features, val)
+
+    def score(m: Mapping[str, Any]) -> float:
+        parts = [m[k]["recall@50"] + m[k]["p@10"] for k in ("icon", "emoji") if k in m]
+        return float(np.mean(parts)) if parts else 0.0
+
+    best: tuple[float, SearchHead, dict[str, Any]] | None = None
+    for cfg in search_grid:
+        t0 = time.monotonic()
+        bar = tqdm(total=cfg.epochs, desc=f"search head h={cfg.hidden} T={cfg.temperature}", file=sys.stderr)
+
+        def prog(epoch: int, loss: float, bar: Any = bar) -> None:
+            bar.set_postfix(loss=f"{loss:.3f}")
+            bar.update(1)
+
+        head = train_search_head(train_feats, targets, class_text, cfg, progress=prog)
+        bar.close()
+        for mix in mixes:
+            m = search_metrics(head.embed(val_feats, mix), val_labels, groups, qvec)
+            s = score(m)
+            row = {"config": _cfg_dict(cfg), "mix": mix, "val": _brief(m), "score": s, "seconds": time.monotonic() - t0}
+            report["search_candidates"].append(row)
+            log.info("search head %s mix=%.2f: val %s", _cfg_dict(cfg), mix, _brief(m))
+            if best is None or s > best[0]:
+                best = (s, replace(head, mix=mix), row)
+    assert best is not None
+    search = best[1]
+    report["search_chosen"] = best[2]
+    report["conse_val"] = _brief(search_metrics(normalize_rows(val_feats["conse"]), val_labels, groups, qvec))
+
+    style_train = _split_idx(labels, "train")
+    st_feats = take(features, style_train)
+    st_styles = [labels[i]["style"] for i in style_train]
+    st_subjects = [labels[i]["subject"] for i in style_train]
+    best_style: tuple[float, StyleHead, dict[str, Any]] | None = None
+    for scfg in style_grid:
+        head_s = train_style_head(st_feats, st_styles, st_subjects, scfg)
+        m = {
+            kind: style_metrics(head_s.describe(take(val_feats, idx)), [val_labels[i] for i in idx])
+            for kind, idx in _kind_rows(val_labels).items()
+        }
+        s = float(np.mean([v["purity"] - v["nmi_subject"] for v in m.values()]))
+        report["style_candidates"].append({"config": _cfg_dict(scfg), "val": m, "score": s})
+        log.info("style head %s: val %s", _cfg_dict(scfg), m)
+        if best_style is None or s > best_style[0]:
+            best_style = (s, head_s, report["style_candidates"][-1])
+    assert best_style is not None
+    report["style_chosen"] = best_style[2]
+    return TrainResult(search, best_style[1], report)
+
+
+def _kind_rows(labels: Sequence[Mapping[str, Any]]) -> dict[str, NDArray[np.int64]]:
+    out: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        out.setdefault(str(lab["kind"]), []).append(i)
+    return {k: np.array(v, dtype=np.int64) for k, v in out.items() if len({labels[i]["style"] for i in v}) >= 2}
+
+
+def _cfg_dict(cfg: Any) -> dict[str, Any]:
+    d = asdict(cfg)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+def _brief(m: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: {kk: vv for kk, vv in v.items() if kk != "per_query"} for k, v in m.items()}
+
+
+def test_report(
+    result: TrainResult,
+    labels: Sequence[dict[str, Any]],
+    features: Features,
+    embed_texts: Callable[[Sequence[str]], NDArray[np.float32]],
+) -> dict[str, Any]:
+    """Once, after every choice is made: the test families, the chosen heads vs ConSE / the Gram PCA."""
+    groups = eval_groups(labels)
+    qvec = dict(zip([g.query for g in groups], embed_texts([g.query for g in groups]), strict=True))
+    test = _split_idx(labels, "test")
+    t_labels = [labels[i] for i in test]
+    t_feats = take(features, test)
+    out: dict[str, Any] = {
+        "search": search_metrics(result.search.embed(t_feats), t_labels, groups, qvec),
+        "search_conse": _brief(search_metrics(normalize_rows(t_feats["conse"]), t_labels, groups, qvec)),
+        "style": {},
+    }
+    for kind, idx in _kind_rows(t_labels).items():
+        out["style"][kind] = style_metrics(result.style.describe(take(t_feats, idx)), [t_labels[i] for i in idx])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from imgsearch.embedding.conse import default_artifact_dir
+
+    p = argparse.ArgumentParser(prog="imgsearch train-heads", description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", type=Path, required=True, help="a styles dataset directory (labels.json)")
+    p.add_argument("--model-dir", type=Path, default=None, help="ConSE artifacts (default: the set-up's)")
+    p.add_argument("--out", type=Path, default=PACKAGED_HEADS, help="heads path without suffix")
+    p.add_argument("--cache", type=Path, default=None, help="feature cache dir (default: <dataset>/features)")
+    p.add_argument("--quick", action="store_true", help="a small grid and few epochs (smoke runs)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    labels = load_labels(args.dataset)
+    extractor = FeatureExtractor.from_artifacts(args.model_dir or default_artifact_dir())
+    feats = extract_features(labels, extractor, args.cache or args.dataset / "features")
+    epochs = 2 if args.quick else 30
+    search_grid = [
+        SearchTrainConfig(hidden=h, temperature=t, epochs=epochs)
+        for h in ((0,) if args.quick else (0, 1024))
+        for t in ((0.05,) if args.quick else (0.03, 0.07))
+    ]
+    style_grid = [
+        StyleTrainConfig(subject_dirs=r, shrinkage=s, dims=d)
+        for r in ((16,) if args.quick else (0, 16, 64))
+        for s in ((0.1,) if args.quick else (0.01, 0.1, 0.5))
+        for d in ((16,) if args.quick else (16, 48))
+    ]
+    embed = extractor.conse.embed_texts
+    result = train(labels, feats, embed, search_grid=search_grid, style_grid=style_grid)
+    report = result.report
+    report["test"] = test_report(result, labels, feats, embed)
+    manifest = {
+        "dataset": json.loads((args.dataset / "manifest.json").read_text()),
+        "frozen_models": {"conse": extractor.conse.model_id, "gram": extractor.gram.model_id},
+        "command": "imgsearch train-heads --dataset " + str(args.dataset.name) + (" --quick" if args.quick else ""),
+        "report": report,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    heads = save_heads(args.out, result.search, result.style, manifest)
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "sha256": heads.digest,
+                "test": _brief(report["test"]["search"]),
+                "test_style": report["test"]["style"],
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
