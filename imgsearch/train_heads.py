@@ -34,6 +34,7 @@ from imgsearch.embedding.heads import (
     SearchTrainConfig,
     StyleHead,
     StyleTrainConfig,
+    as_stored,
     save_heads,
     train_search_head,
     train_style_head,
@@ -121,6 +122,38 @@ def eval_groups(labels: Sequence[Mapping[str, Any]]) -> list[EvalGroup]:
         else:
             seen[g] = EvalGroup(g, EMOJI_GROUPS[g[6:]][0], "emoji")
     return [seen[k] for k in sorted(seen)]
+
+
+# A small slice of the test families that is cheap to fetch (Debian papirus + suru, npm openmoji: ~30 MB):
+# the manifest records the shipped heads' figures on it, and a test recomputes them from the images.
+SMOKE_FAMILIES = ("papirus", "suru", "openmoji")
+
+
+def smoke_rows(labels: Sequence[Mapping[str, Any]]) -> list[int]:
+    """The smoke slice: images of SMOKE_FAMILIES that belong to an evaluation group."""
+    return [i for i, lab in enumerate(labels) if lab["family"] in SMOKE_FAMILIES and lab.get("group")]
+
+
+def smoke_report(
+    search: SearchHead,
+    style: StyleHead,
+    labels: Sequence[Mapping[str, Any]],
+    features: Features,
+    embed_texts: Callable[[Sequence[str]], NDArray[np.float32]],
+) -> dict[str, Any]:
+    """The figures of the smoke slice (labels and features of that slice only)."""
+    groups = eval_groups(labels)
+    qvec = dict(zip([g.query for g in groups], embed_texts([g.query for g in groups]), strict=True))
+    out: dict[str, Any] = {
+        "families": list(SMOKE_FAMILIES),
+        "images": len(labels),
+        "image_ids_sha256": hashlib.sha256("\n".join(str(lab["image_id"]) for lab in labels).encode()).hexdigest(),
+        "search": _brief(search_metrics(search.embed(features), labels, groups, qvec)),
+    }
+    icons_idx = np.array([i for i, lab in enumerate(labels) if lab["kind"] == "icon"], dtype=np.int64)
+    if len({labels[i]["style"] for i in icons_idx}) >= 2:
+        out["style_icon"] = style_metrics(style.describe(take(features, icons_idx)), [labels[i] for i in icons_idx])
+    return out
 
 
 def held_out_group(group: str) -> bool:
@@ -391,8 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     embed = extractor.conse.embed_texts
     result = train(labels, feats, embed, search_grid=search_grid, style_grid=style_grid)
+    result.search, result.style = as_stored(result.search, result.style)
     report = result.report
     report["test"] = test_report(result, labels, feats, embed)
+    rows = np.array(smoke_rows(labels), dtype=np.int64)
+    report["smoke"] = smoke_report(result.search, result.style, [labels[i] for i in rows], take(feats, rows), embed)
     manifest = {
         "dataset": json.loads((args.dataset / "manifest.json").read_text()),
         "frozen_models": {"conse": extractor.conse.model_id, "gram": extractor.gram.model_id},

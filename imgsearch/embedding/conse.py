@@ -12,7 +12,8 @@ Serving needs only onnxruntime, tokenizers, numpy and Pillow; the artifacts are 
 
 Artifact directory layout (written by model_build, described by ``manifest.json``)::
 
-    classifier.onnx      input "pixels" (n,3,S,S) float32, already normalised -> "logits" (n,1000)
+    classifier.onnx      input "pixels" (n,3,S,S) float32, already normalised -> "logits" (n,1000) and
+                         (version >= 3) "features" (n,1280), the pooled activations the last layer maps to logits
     text_encoder.onnx    input_ids/attention_mask/token_type_ids (n,L) int64 -> "sentence_embedding" (n,384)
     tokenizer.json       HF tokenizers file of all-MiniLM-L6-v2
     class_text.npy       (1000,384) float32 unit rows: prompt-ensemble embedding of every class
@@ -443,6 +444,10 @@ class ConseEmbedder(Embedder):
                 session_options(self.intra_op_threads),
                 providers=["CPUExecutionProvider"],
             )
+            outputs = {o.name: o for o in self._cls_sess.get_outputs()}
+            self._cls_outputs = set(outputs)
+            feat_shape = outputs["features"].shape if "features" in outputs else [None, 0]
+            self._feature_dim = int(feat_shape[1]) if isinstance(feat_shape[1], int) else 0
             self._text = MiniLMOnnx(
                 self.artifact_dir / files["text_encoder"],
                 self.artifact_dir / files["tokenizer"],
@@ -494,51 +499,53 @@ class ConseEmbedder(Embedder):
 
     def class_probabilities(self, images: Sequence[Image.Image]) -> NDArray[np.float32]:
         """softmax(logits / T) over the 1000 ImageNet classes, (n,1000)."""
-        return self._run_classifier(images, with_features=False)[0]
-
-    def _run_classifier(
-        self, images: Sequence[Image.Image], with_features: bool
-    ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
         images = list(images)
+        if not images:
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
         self._load()
-        names = ["logits", "features"] if with_features else ["logits"]
-        probs, feats = [], []
+        out = []
         for start in range(0, len(images), self.image_batch_size):
             chunk = images[start : start + self.image_batch_size]
             x = preprocess_images(chunk, self._image_size, self._pixel_norm, self._resize_mode)
-            outs = self._cls_sess.run(names, {"pixels": x})
-            probs.append(softmax(outs[0], self._temperature))
-            if with_features:
-                feats.append(np.asarray(outs[1], dtype=np.float32))
-        if not images:
-            return np.zeros((0, len(self._class_names)), dtype=np.float32), (
-                np.zeros((0, self.feature_dimension), dtype=np.float32) if with_features else None
-            )
-        return np.concatenate(probs, axis=0), (np.concatenate(feats, axis=0) if with_features else None)
+            logits = self._cls_sess.run(["logits"], {"pixels": x})[0]
+            out.append(softmax(logits, self._temperature))
+        return np.concatenate(out, axis=0)
 
-    @property
-    def feature_dimension(self) -> int:
-        """Width of the classifier's pooled features (the input of its last layer), e.g. 1280."""
+    def image_features(self, images: Sequence[Image.Image]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """(logits (n,1000), features (n,1280)) of the classifier from one onnxruntime run per batch:
+        `features` are the pooled EfficientNet activations that the final linear layer maps to the
+        logits (a content descriptor of the image). `embed_logits(logits)` turns the logits into the
+        same vectors as `embed_images`. Needs artifact version >= 3."""
+        images = list(images)
         self._load()
-        return int(self._cls_sess.get_outputs()[1].shape[1]) if len(self._cls_sess.get_outputs()) > 1 else 0
+        if "features" not in self._cls_outputs:
+            raise EmbeddingError(
+                f"{self.artifact_dir}/classifier.onnx has no 'features' output (artifact version < 3): "
+                "re-run scripts/setup_models.sh"
+            )
+        if not images:
+            return np.zeros((0, len(self._class_names)), np.float32), np.zeros((0, self._feature_dim), np.float32)
+        logits, feats = [], []
+        for start in range(0, len(images), self.image_batch_size):
+            chunk = images[start : start + self.image_batch_size]
+            x = preprocess_images(chunk, self._image_size, self._pixel_norm, self._resize_mode)
+            lg, ft = self._cls_sess.run(["logits", "features"], {"pixels": x})
+            logits.append(lg)
+            feats.append(ft)
+        return np.concatenate(logits, axis=0), np.concatenate(feats, axis=0)
 
-    def image_outputs(self, images: Sequence[Image.Image]) -> tuple[Vectors, NDArray[np.float32]]:
-        """The ConSE vectors and the classifier's pooled features of the same images, from one run of
-        the classifier (the learned heads read both)."""
-        probs, feats = self._run_classifier(images, with_features=True)
-        assert feats is not None
-        return self._combine(probs), feats
-
-    def _combine(self, probs: NDArray[np.float32]) -> Vectors:
-        if not len(probs):
-            return np.zeros((0, TEXT_DIM), dtype=np.float32)
+    def embed_logits(self, logits: NDArray[np.floating]) -> Vectors:
+        """ConSE vectors from classifier logits (as `embed_images` computes them from images)."""
+        self._load()
+        probs = softmax(np.asarray(logits), self._temperature)
         return conse_combine(probs, self._class_matrix, self._top_k, self._prior, self._prior_power)
 
     def embed_images(self, images: Sequence[Image.Image]) -> Vectors:
         images = list(images)
         if not images:
             return np.zeros((0, TEXT_DIM), dtype=np.float32)
-        return self._combine(self.class_probabilities(images))
+        probs = self.class_probabilities(images)
+        return conse_combine(probs, self._class_matrix, self._top_k, self._prior, self._prior_power)
 
     def top_classes(self, images: Sequence[Image.Image], k: int = 5) -> list[list[tuple[str, float]]]:
         """The k most probable ImageNet classes per image (first synonym, probability): handy as

@@ -48,7 +48,8 @@ def learned_available(settings: Settings) -> bool:
         manifest = json.loads((_artifact_dir(settings) / "manifest.json").read_text())
     except (OSError, ValueError):
         return False
-    return "features" in manifest.get("classifier_outputs", []) and heads_available(_heads_path(settings))
+    # artifact version 3 (the torch-free build) gives the classifier its "features" output
+    return int(manifest.get("artifact_version", 1)) >= 3 and heads_available(_heads_path(settings))
 
 
 @functools.lru_cache(maxsize=4)

@@ -327,6 +327,22 @@ def _search_arrays(head: SearchHead) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _stored(a: np.ndarray) -> np.ndarray:
+    """An array as save_heads stores it (matrices in float16) and load_heads reads it back."""
+    return np.asarray(a, dtype=np.float16 if a.ndim == 2 else np.float32).astype(np.float32)
+
+
+def as_stored(search: SearchHead, style: StyleHead) -> tuple[SearchHead, StyleHead]:
+    """The heads exactly as they will serve after save_heads + load_heads (float16 matrices), so that
+    the figures written into the manifest are those of the shipped weights."""
+    spec_s = InputSpec(search.spec.blocks, dict(search.spec.mean), dict(search.spec.std), dict(search.spec.weight))
+    w1 = None if search.w1 is None else _stored(search.w1)
+    b1 = None if search.b1 is None else _stored(search.b1)
+    new_search = SearchHead(spec_s, w1, b1, _stored(search.w2), _stored(search.b2), search.mix, search.temperature)
+    new_style = StyleHead(style.spec, _stored(style.nuisance), _stored(style.projection))
+    return new_search, new_style
+
+
 def save_heads(path: Path, search: SearchHead, style: StyleHead, manifest: dict[str, Any]) -> Heads:
     """Write ``<path>.npz`` (float16 weights) and ``<path>.json`` (manifest + sha256 of the arrays)."""
     arrays = _search_arrays(search)

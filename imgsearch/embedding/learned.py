@@ -58,8 +58,12 @@ class FeatureExtractor:
             and all(a is b for a, b in zip(last[0], images, strict=True))
         ):
             return last[1]
-        conse, pooled = self.conse.image_outputs(images)
-        feats: Features = {"conse": conse, "pooled": pooled, "gram": self.gram.raw_features(images)}
+        logits, pooled = self.conse.image_features(images)
+        feats: Features = {
+            "conse": self.conse.embed_logits(logits),
+            "pooled": pooled,
+            "gram": self.gram.raw_features(images),
+        }
         with self._lock:  # holding the images keeps their ids from being reused
             self._last = (images, feats)
         return feats
