@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from tqdm import tqdm
 
+from imgsearch.datasets.groups import EvalGroup, eval_group_of, eval_groups, held_out_group
 from imgsearch.domain.centroids import kmeans
 from imgsearch.embedding.base import normalize_rows
 from imgsearch.embedding.heads import (
@@ -43,86 +44,6 @@ from imgsearch.embedding.learned import PACKAGED_HEADS, FeatureExtractor, Featur
 from imgsearch.quality import nmi, purity, recall_and_precision, top_k
 
 log = logging.getLogger(__name__)
-
-# Emoji are one subject per emoji, but a query such as "a cat" has many relevant emoji per vendor
-# (cat, cat face, grinning cat ...). Evaluation groups for emoji: a query and the words any of which,
-# in an emoji's name or short names, makes it relevant. Concrete, drawable subjects only.
-EMOJI_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "cat": ("a cat", ("cat", "kitten")),
-    "dog": ("a dog", ("dog", "puppy", "poodle")),
-    "heart": ("a heart", ("heart",)),
-    "car": ("a car", ("car", "automobile", "taxi")),
-    "tree": ("a tree", ("tree",)),
-    "flower": ("a flower", ("flower", "blossom", "rose", "tulip", "sunflower", "hibiscus")),
-    "fish": ("a fish", ("fish",)),
-    "bird": ("a bird", ("bird", "chicken", "penguin", "dove", "eagle", "owl", "parrot", "duck", "chick")),
-    "moon": ("the moon", ("moon",)),
-    "sun": ("the sun", ("sun", "sunny")),
-    "star": ("a star", ("star",)),
-    "monkey": ("a monkey", ("monkey",)),
-    "clock": ("a clock", ("clock", "oclock", "o’clock")),
-    "phone": ("a telephone", ("phone", "telephone")),
-    "book": ("a book", ("book", "books", "notebook")),
-    "ball": ("a ball", ("ball", "football", "soccer", "basketball", "baseball", "volleyball")),
-    "train": ("a train", ("train", "locomotive", "railway", "tram")),
-    "house": ("a house", ("house", "home")),
-    "hand": ("a hand", ("hand", "hands")),
-    "fruit": ("a piece of fruit", ("apple", "pear", "banana", "grapes", "cherries", "strawberry", "peach", "lemon")),
-    "music": ("music", ("music", "musical", "guitar", "violin", "trumpet", "saxophone", "piano")),
-    "money": ("money", ("money", "dollar", "euro", "yen", "pound", "banknote", "coin")),
-    "key": ("a key", ("key",)),
-    "mail": ("an envelope, e-mail", ("envelope", "mail", "mailbox", "e-mail", "email")),
-    "camera": ("a camera", ("camera",)),
-    "cloud": ("a cloud", ("cloud",)),
-    "snow": ("snow", ("snow", "snowflake", "snowman")),
-    "fire": ("fire", ("fire", "flame")),
-    "bug": ("an insect", ("bug", "bee", "beetle", "ant", "butterfly", "ladybug", "ladybird", "cricket", "honeybee")),
-    "boat": ("a boat", ("boat", "ship", "sailboat", "canoe", "speedboat", "ferry")),
-    "plane": ("an airplane", ("airplane", "aeroplane", "plane")),
-    "bike": ("a bicycle", ("bicycle", "bike")),
-}
-
-
-@dataclass(frozen=True)
-class EvalGroup:
-    """One evaluation query and which images are relevant to it."""
-
-    name: str  # e.g. "icon:printer", "emoji:cat"
-    query: str
-    kind: str
-
-
-def _words(text: str) -> set[str]:
-    return {w.strip(".,:;()'\"").lower() for w in text.replace("-", " ").replace("_", " ").split()}
-
-
-def eval_group_of(label: Mapping[str, Any]) -> str | None:
-    """The evaluation group of an image: its curated subject (icons), its keyword group (emoji)."""
-    if label.get("kind") == "icon":
-        cur = label.get("curated_subject")
-        return f"icon:{cur}" if cur else None
-    if label.get("kind") == "emoji":
-        words = _words(label.get("text", ""))
-        for kw in label.get("keywords", []):
-            words |= _words(str(kw))
-        for group, (_, keys) in EMOJI_GROUPS.items():
-            if words & set(keys):
-                return f"emoji:{group}"
-    return None
-
-
-def eval_groups(labels: Sequence[Mapping[str, Any]]) -> list[EvalGroup]:
-    seen: dict[str, EvalGroup] = {}
-    for lab in labels:
-        g = eval_group_of(lab)
-        if g is None or g in seen:
-            continue
-        if g.startswith("icon:"):
-            seen[g] = EvalGroup(g, str(lab.get("query") or g[5:]), "icon")
-        else:
-            seen[g] = EvalGroup(g, EMOJI_GROUPS[g[6:]][0], "emoji")
-    return [seen[k] for k in sorted(seen)]
-
 
 # A small slice of the test families that is cheap to fetch (Debian papirus + suru, npm openmoji: ~30 MB):
 # the manifest records the shipped heads' figures on it, and a test recomputes them from the images.
@@ -154,11 +75,6 @@ def smoke_report(
     if len({labels[i]["style"] for i in icons_idx}) >= 2:
         out["style_icon"] = style_metrics(style.describe(take(features, icons_idx)), [labels[i] for i in icons_idx])
     return out
-
-
-def held_out_group(group: str) -> bool:
-    """Evaluation groups never trained on (one in five, by a hash of the name): "held-out subjects"."""
-    return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 5 == 0
 
 
 # ----------------------------------------------------------------------------- data + features
