@@ -245,6 +245,21 @@ ALL_SUBJECTS: tuple[Subject, ...] = (
         "ksnapshot", "spectacle", "xfce4-screenshooter", "screenshot")),
     Subject("download", "a download arrow", (
         "folder-download", "download", "transmission", "emblem-downloads", "go-down", "ktorrent")),
+    Subject("key", "a key, passwords", (
+        "dialog-password", "seahorse", "org.gnome.seahorse.Application", "password", "gnome-keyring",
+        "keyring", "application-pgp-keys", "kwalletmanager", "key", "preferences-desktop-cryptography")),
+    Subject("bookmark", "a bookmark", ("bookmark-new", "user-bookmarks", "bookmarks", "bookmark",
+                                       "bookmarks-organize")),
+    Subject("star", "a star", ("starred", "star", "rating", "emblem-star", "non-starred")),
+    Subject("bell", "a bell, notifications", (
+        "preferences-system-notifications", "notification", "notifications", "bell", "preferences-desktop-notification",
+        "preferences-desktop-notification-bell")),
+    Subject("webcam", "a webcam", ("camera-web", "webcam", "cheese", "org.gnome.Cheese", "guvcview", "kamoso")),
+    Subject("television", "a television set", ("video-television", "tv", "television", "totem-tv", "kaffeine",
+                                               "me-tv", "tvtime")),
+    Subject("power", "a power button, shut down", (
+        "system-shutdown", "gnome-shutdown", "system-log-out", "application-exit", "system-shutdown-panel")),
+    Subject("flag", "a flag", ("flag", "emblem-flag", "mail-mark-important", "flag-red")),
 )
 
 # The subjects built by default: concrete objects that at least ~8 of the 10 themes draw, with the
@@ -268,6 +283,8 @@ def _name_table(subjects: Iterable[Subject]) -> dict[str, str]:
 
 
 NAME_TO_SUBJECT: dict[str, str] = _name_table(SUBJECTS)
+# every curated subject (ALL_SUBJECTS), for datasets that map any icon name they keep to a curated subject
+CURATED_NAME_TO_SUBJECT: dict[str, str] = _name_table(ALL_SUBJECTS)
 SUBJECT_BY_NAME: dict[str, Subject] = {s.name: s for s in ALL_SUBJECTS}
 THEME_BY_STYLE: dict[str, Theme] = {t.style: t for t in THEMES}
 
@@ -491,13 +508,19 @@ def _fit_on_white(img: Image.Image, size: int = IMAGE_SIZE) -> Image.Image:
     return Image.alpha_composite(canvas, layer).convert("RGB")
 
 
-def render_source(src: Source, size: int = IMAGE_SIZE) -> Image.Image:
-    """The source as a ``size`` x ``size`` RGB image, alpha composited on white."""
-    if src.fmt == "svg":
-        return _fit_on_white(_svg_to_rgba(src.real, size), size)
-    with Image.open(src.real) as im:
+def render_file(path: Path, fmt: str, size: int = IMAGE_SIZE) -> Image.Image:
+    """A PNG or SVG file as a ``size`` x ``size`` RGB image, aspect kept, centred, alpha composited on
+    white (SVGs are rasterised at ``size``; PNGs resampled with Lanczos)."""
+    if fmt == "svg":
+        return _fit_on_white(_svg_to_rgba(path, size), size)
+    with Image.open(path) as im:
         im.load()
         return _fit_on_white(im, size)
+
+
+def render_source(src: Source, size: int = IMAGE_SIZE) -> Image.Image:
+    """The source as a ``size`` x ``size`` RGB image, alpha composited on white."""
+    return render_file(src.real, src.fmt, size)
 
 
 def is_blank(img: Image.Image, fraction: float = BLANK_FRACTION) -> bool:

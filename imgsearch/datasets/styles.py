@@ -1,0 +1,1338 @@
+"""``styles-v2``: a labelled subject x style image set from registry packages (issue 19's data).
+
+Three kinds of human-made drawings, each drawn by several independent *styles* (designs):
+
+* ``icon``    Debian icon themes (24 styles, 15 families): every icon name that at least
+  ``MIN_FAMILIES`` families draw. Subject = the canonical icon name (``printer-network``); names in the
+  curated synonym table (:data:`imgsearch.datasets.icons.ALL_SUBJECTS`) also carry ``curated_subject``
+  and its natural ``query`` ("a printer").
+* ``emoji``   npm ``emoji-datasource-*`` vendor PNGs, ``openmoji`` SVGs. Subject = the fully-qualified
+  unified code point sequence (``1F63A``), the same for every vendor's drawing.
+* ``clipart`` Debian ``openclipart-png`` (train only): subject = ``clipart/<folder>/<file stem>``.
+
+Splits come from :mod:`imgsearch.datasets.splits` (by family; see its docstring for the table).
+
+Output (under ``${IMGSEARCH_CACHE:-~/.cache/imgsearch}/datasets/styles-v2/``)::
+
+    images/<style>/<subject>/<name>.png    128x128 RGB, alpha composited on white
+    labels.json                            list of rows sorted by image_id (see ``label rows`` in docs)
+    manifest.json                          builder version, config fingerprint, packages + versions +
+                                           licences, counts per style / kind / split, skipped renders
+    licenses/<package>.txt                 each package's copyright / licence text
+
+CLI::
+
+    python -m imgsearch.datasets.styles build [--families papirus,tango,...] [--kinds icon,emoji,clipart]
+                                              [--clipart-limit N] [--out DIR] [--force]
+    python -m imgsearch.datasets.styles sheet [--dataset DIR] [--out docs/img/styles-v2.png]
+    python -m imgsearch.datasets.styles stats [--dataset DIR]
+
+Deterministic (sorted walks, fixed preference orders, no randomness) and idempotent (a matching
+manifest makes ``build`` a no-op without touching the network or the package trees).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from imgsearch.datasets import debian, icons, npm, splits
+
+DATASET_NAME = "styles-v2"
+# Bump when anything that changes the output (tables, selection rules, rendering, label fields) changes.
+BUILDER_VERSION = "2.0.1"
+IMAGE_SIZE = icons.IMAGE_SIZE
+MIN_FAMILIES = 3  # an icon name is kept only if at least this many families draw it
+MIN_CLIPART_SIZE = 48  # clip-art PNGs whose longer side is smaller are skipped
+MAX_CLIPART_PIXELS = 4096 * 4096  # ... and those larger (19 PNGs of up to 623 Mpx: minutes of CPU, GBs of RAM)
+MAX_WORKERS = 2  # the machine is shared: never more render threads than this
+KINDS: tuple[str, ...] = ("icon", "emoji", "clipart")
+
+
+# --------------------------------------------------------------------------------------- styles
+@dataclass(frozen=True)
+class IconStyle:
+    style: str
+    package: str  # Debian package
+    theme_dir: str  # under usr/share/icons/
+    note: str = ""
+
+    @property
+    def family(self) -> str:
+        return splits.family_of(self.style)
+
+
+ICON_STYLES: tuple[IconStyle, ...] = (
+    IconStyle("adwaita", "adwaita-icon-theme", "Adwaita", "GNOME 3 Adwaita (43): legacy full-colour + symbolic"),
+    IconStyle("breeze", "breeze-icon-theme", "breeze", "KDE Plasma 5 Breeze, flat"),
+    IconStyle("gnome", "gnome-icon-theme", "gnome", "GNOME 2 classic, Tango-like shading"),
+    IconStyle("gnome-colors", "gnome-colors-common", "gnome-colors-common", "GNOME Colors base (Tango-based)"),
+    *(
+        IconStyle(f"gnome-colors-{c}", f"gnome-{c}-icon-theme", f"gnome-{c}", f"GNOME Colors {c} recolouring")
+        for c in ("brave", "dust", "human", "illustrious", "noble", "wine", "wise")
+    ),
+    IconStyle("oxygen", "oxygen-icon-theme", "oxygen", "KDE 4 Oxygen, glossy and realistic"),
+    IconStyle("tango", "tango-icon-theme", "Tango", "Tango Desktop Project, gradients, thin outlines"),
+    IconStyle("sugar", "sugar-icon-theme", "sugar", "Sugar (OLPC), two-colour line art"),
+    IconStyle("faenza", "faenza-icon-theme", "Faenza", "Faenza, glossy dark-framed"),
+    IconStyle("obsidian", "obsidian-icon-theme", "Obsidian", "Obsidian, derived from Faenza"),
+    IconStyle("nuovo", "gnome-icon-theme-nuovo", "Nuovo", "Dropline Nuovo (GNOME 2), glossy"),
+    IconStyle("elementary", "elementary-icon-theme", "elementary", "elementary OS, soft gradients"),
+    IconStyle("yaru", "yaru-theme-icon", "Yaru", "Ubuntu Yaru, rounded with soft shading"),
+    IconStyle("papirus", "papirus-icon-theme", "Papirus", "Papirus, flat material-like (derives from Paper)"),
+    IconStyle("moka", "moka-icon-theme", "Moka", "Moka, flat with long shadows"),
+    IconStyle("paper", "paper-icon-theme", "Paper", "Paper, flat with paper shadows"),
+    IconStyle("suru", "suru-icon-theme", "suru", "Ubuntu Touch Suru, line art"),
+)
+
+
+@dataclass(frozen=True)
+class EmojiStyle:
+    style: str
+    package: str  # npm package
+    version: str  # pinned
+    image_dir: str  # inside the package; "" for openmoji (color/svg by hexcode)
+    vendor: str  # emoji-datasource vendor key (has_img_<vendor>), "" for openmoji
+    license: str
+    note: str = ""
+
+    @property
+    def family(self) -> str:
+        return splits.family_of(self.style)
+
+
+# emoji metadata (names, short names, categories); its own images are not used
+EMOJI_META = ("emoji-datasource", "16.0.0")
+
+EMOJI_STYLES: tuple[EmojiStyle, ...] = (
+    EmojiStyle(
+        "google",
+        "emoji-datasource-google",
+        "16.0.0",
+        "img/google/64",
+        "google",
+        "Apache-2.0",
+        "Noto Color Emoji v2.048 (64 px PNGs, the largest the package ships)",
+    ),
+    # @svgmoji/blob ships no SVGs (its sprites are fetched from a CDN at run time); emoji-datasource-google
+    # 3.0.0 ships the Android 7 (Nougat) blob design as 64 px PNGs: the same blob lineage, same split.
+    EmojiStyle(
+        "blob",
+        "emoji-datasource-google",
+        "3.0.0",
+        "img/google/64",
+        "google",
+        "Apache-2.0",
+        "Android 7.1 Nougat blob emoji (AOSP 2017-04-10), 64 px PNGs",
+    ),
+    EmojiStyle(
+        "facebook",
+        "emoji-datasource-facebook",
+        "16.0.0",
+        "img/facebook/64",
+        "facebook",
+        "no clear licensing (images (c) Facebook, Inc.)",
+        "Facebook v9 (2024-02-05), 64 px PNGs",
+    ),
+    EmojiStyle(
+        "twitter",
+        "emoji-datasource-twitter",
+        "16.0.0",
+        "img/twitter/64",
+        "twitter",
+        "CC-BY-4.0",
+        "Twemoji (jdecked fork) v16.0.1, 64 px PNGs",
+    ),
+    EmojiStyle("openmoji", "openmoji", "17.0.0", "color/svg", "", "CC-BY-SA-4.0", "OpenMoji 17, colour SVGs"),
+)
+
+# The README line of each emoji-datasource package that states the image licence, kept verbatim in the
+# manifest (``license_statement``); the build fails loudly if the pinned package no longer says it.
+_LICENSE_LINE_RE: dict[str, str] = {
+    "google": r"^\* Android/Google/Noto images.*$",
+    "facebook": r"^\* Facebook images.*$",
+    "twitter": r"^\* Twitter images.*$",
+    "blob": r"^\* Android Emoji: Copyright.*$",
+}
+
+
+@dataclass(frozen=True)
+class ClipartStyle:
+    style: str = "openclipart"
+    package: str = "openclipart-png"
+    png_dir: str = "usr/share/openclipart/png"
+    license: str = "public-domain (Creative Commons Public Domain Dedication, per the Debian copyright file)"
+
+    @property
+    def family(self) -> str:
+        return splits.family_of(self.style)
+
+
+CLIPART = ClipartStyle()
+
+# Debian packages whose copyright file is not machine-readable (or has no ``Files: *`` stanza): the
+# licence as the file states it, read by hand.
+DEBIAN_LICENSE_OVERRIDES: dict[str, str] = {
+    "gnome-icon-theme-nuovo": "GPL-2+",
+    "suru-icon-theme": "CC-BY-SA-3.0",  # "Files: suru/*"
+    "openclipart-png": CLIPART.license,
+}
+
+
+def all_styles() -> list[str]:
+    return [s.style for s in ICON_STYLES] + [s.style for s in EMOJI_STYLES] + [CLIPART.style]
+
+
+def select_styles(names: Iterable[str] | None = None, kinds: Iterable[str] = KINDS) -> list[str]:
+    """Styles matching ``names`` (each a style or a family name; None = all) and ``kinds``, in table order."""
+    kinds = set(kinds)
+    unknown_kinds = kinds - set(KINDS)
+    if unknown_kinds:
+        raise ValueError(f"unknown kinds {sorted(unknown_kinds)} (choose from {KINDS})")
+    by_kind = {
+        "icon": [s.style for s in ICON_STYLES],
+        "emoji": [s.style for s in EMOJI_STYLES],
+        "clipart": [CLIPART.style],
+    }
+    wanted = None if names is None else set(names)
+    if wanted is not None:
+        known = set(all_styles()) | {splits.family_of(s) for s in all_styles()}
+        bad = wanted - known
+        if bad:
+            raise ValueError(f"unknown styles/families {sorted(bad)}")
+    out = []
+    for kind in KINDS:
+        if kind not in kinds:
+            continue
+        for style in by_kind[kind]:
+            if wanted is None or style in wanted or splits.family_of(style) in wanted:
+                out.append(style)
+    return out
+
+
+# ------------------------------------------------------------------------------- text helpers
+_ICON_EXT = (".png", ".svg", ".svgz", ".xpm")
+
+
+def canonical_icon_name(name: str) -> str | None:
+    """The subject id of an icon name: extension dropped, lower-cased, ``_`` -> ``-``.
+    None for names never used: ``-symbolic`` glyphs and ``-rtl`` / ``-ltr`` mirror variants."""
+    for ext in _ICON_EXT:
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+            break
+    canon = name.strip().lower().replace("_", "-")
+    canon = re.sub(r"-+", "-", canon).strip("-")
+    if not canon or canon.endswith("-symbolic") or canon.endswith(("-rtl", "-ltr")):
+        return None
+    return canon
+
+
+CURATED_BY_CANONICAL: dict[str, str] = {}
+for _name, _subject in icons.CURATED_NAME_TO_SUBJECT.items():
+    _c = canonical_icon_name(_name)
+    if _c is not None:
+        CURATED_BY_CANONICAL.setdefault(_c, _subject)
+
+# Words expanded in icon / clip-art texts
+_WORD_EXPANSIONS: dict[str, str] = {
+    "harddisk": "hard disk",
+    "cdrom": "cd-rom",
+    "im": "instant messaging",
+    "nm": "network manager",
+    "prefs": "preferences",
+    "doc": "document",
+    "pref": "preferences",
+    "config": "configuration",
+    "dev": "device",
+    "fs": "file system",
+    "btn": "button",
+    "img": "image",
+    "pic": "picture",
+    "usb": "usb",
+    "wifi": "wi-fi",
+    "sys": "system",
+    "app": "application",
+    "apps": "applications",
+    "calc": "calculator",
+    "mic": "microphone",
+    "vol": "volume",
+    "info": "information",
+    "msg": "message",
+}
+# Tokens that carry no meaning in a description
+_DROP_TOKENS = {
+    "x",
+    "generic",
+    "gnome",
+    "stock",
+    "org",
+    "com",
+    "net",
+    "io",
+    "kde",
+    "symbolic",
+    "xfce",
+    "xfce4",
+    "mate",
+    "gtk",
+    "ubuntu",
+    "freedesktop",
+    "github",
+    "accessories",
+    "utilities",
+    "applications",
+    "internet",
+    "multimedia",
+    "office",
+    "system",
+    "emblem",
+    "categories",
+}
+# Icon names of the form <noun>-<qualifier...> read as "<qualifier...> <noun>": printer-network ->
+# network printer, folder-music -> music folder, camera-photo -> photo camera.
+_HEAD_NOUNS = {
+    "printer",
+    "drive",
+    "folder",
+    "network",
+    "battery",
+    "camera",
+    "computer",
+    "phone",
+    "media",
+    "input",
+    "mail",
+    "weather",
+    "user",
+    "audio",
+    "video",
+    "image",
+    "document",
+    "text",
+    "font",
+    "package",
+    "dialog",
+    "appointment",
+    "contact",
+    "address",
+    "face",
+    "avatar",
+    "trash",
+    "bookmark",
+    "view",
+    "window",
+    "modem",
+    "scanner",
+    "display",
+    "monitor",
+    "keyboard",
+    "mouse",
+    "tablet",
+    "speaker",
+    "microphone",
+    "headphones",
+}
+# Heads of action names (toolbar buttons): described as "<words> icon", in order
+_ACTION_HEADS = {
+    "go",
+    "edit",
+    "list",
+    "zoom",
+    "format",
+    "object",
+    "insert",
+    "tools",
+    "process",
+    "call",
+    "media-playback",
+    "view",
+    "window",
+    "mail-send",
+    "bookmark-new",
+    "document-open",
+    "draw",
+}
+_MIME_TOPS = {"application", "text", "image", "audio", "video", "font", "model", "message", "multipart", "inode"}
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _tokens(name: str) -> list[str]:
+    name = _CAMEL.sub("-", name)
+    return [t for t in re.split(r"[-_.\s+]+", name.lower()) if t]
+
+
+def _article(phrase: str) -> str:
+    if not phrase:
+        return phrase
+    first = phrase.split()[0]
+    if first.endswith("s") and not first.endswith("ss") and len(phrase.split()) == 1:
+        return phrase  # a plural noun: "headphones"
+    return ("an " if first[0] in "aeiou" else "a ") + phrase
+
+
+def humanize_icon_name(name: str, context: str = "") -> str:
+    """A natural-language description of a freedesktop-style icon name.
+
+    ``printer-network`` -> "a network printer", ``audio-x-generic`` -> "an audio file" (mimetypes),
+    ``accessories-calculator`` -> "a calculator", ``org.gnome.Calculator`` -> "a calculator",
+    ``go-next`` -> "a go next". ``context`` is the theme directory (``devices``, ``mimetypes``, ...).
+    """
+    raw = name
+    for ext in _ICON_EXT:
+        if raw.endswith(ext):
+            raw = raw[: -len(ext)]
+            break
+    if re.match(r"^(org|com|net|io)\.", raw.lower()):  # reverse-DNS application id: the last part
+        raw = raw.split(".")[-1]
+    toks = _tokens(raw)
+    if not toks:
+        return raw
+    is_mime = (
+        context == "mimetypes"
+        or (toks[0] in _MIME_TOPS and len(toks) >= 2 and toks[1] == "x")
+        or (
+            toks[0] in _MIME_TOPS
+            and context in ("", "mimes", "mimetypes")
+            and len(toks) >= 2
+            and toks[0] in ("application", "inode")
+        )
+    )
+    words = [_WORD_EXPANSIONS.get(t, t) for t in toks if t not in _DROP_TOKENS or t in _MIME_TOPS]
+    if is_mime and toks[0] in _MIME_TOPS:
+        top = toks[0]
+        rest = [_WORD_EXPANSIONS.get(t, t) for t in toks[1:] if t not in _DROP_TOKENS]
+        if top == "inode":
+            return _article(" ".join(rest) or "file")
+        kind = {
+            "application": "",
+            "text": "text",
+            "image": "image",
+            "audio": "audio",
+            "video": "video",
+            "font": "font",
+        }.get(top, top)
+        phrase = " ".join([*rest, kind, "file"]).replace("  ", " ").strip()
+        return _article(phrase)
+    words = [w for w in words if w not in _MIME_TOPS or w in ("text", "image", "audio", "video", "font")]
+    if not words:
+        words = [_WORD_EXPANSIONS.get(t, t) for t in toks]
+    if toks[0] == "user" and len(words) >= 2 and words[0] == "user":  # user-trash-full, user-home
+        words, toks = words[1:], toks[1:]
+    if toks[0] in _ACTION_HEADS or context == "actions":
+        return " ".join([*words, "icon"])  # "go next icon", "edit copy icon", "document print icon"
+    if len(words) >= 2 and words[0] in _HEAD_NOUNS and toks[0] == words[0]:
+        words = [*words[1:], words[0]]
+    return _article(" ".join(words))
+
+
+def icon_keywords(name: str) -> list[str]:
+    """Lower-case word tokens of an icon name (expanded, generic tokens dropped), in order, no repeats."""
+    raw = name.split(".")[-1] if re.match(r"^(org|com|net|io)\.", name.lower()) else name
+    out: list[str] = []
+    for t in _tokens(raw):
+        if t in _DROP_TOKENS:
+            continue
+        for w in _WORD_EXPANSIONS.get(t, t).split():
+            if w not in out:
+                out.append(w)
+    return out
+
+
+def humanize_clipart(folder: str, stem: str) -> str:
+    """``animals/birds``, ``blue_parrot_01`` -> "blue parrot, a clip art drawing (animals, birds)"."""
+    words = [t for t in _tokens(stem) if not t.isdigit()]
+    subject = " ".join(words) or stem
+    where = ", ".join(" ".join(_tokens(p)) for p in Path(folder).parts if p)
+    return f"{subject}, a clip art drawing ({where})" if where else f"{subject}, a clip art drawing"
+
+
+def clipart_keywords(folder: str, stem: str) -> list[str]:
+    out: list[str] = []
+    for t in [*_tokens(stem), *(w for p in Path(folder).parts for w in _tokens(p))]:
+        if not t.isdigit() and len(t) > 1 and t not in out:
+            out.append(t)
+    return out
+
+
+# ----------------------------------------------------------------------------------- emoji data
+SKIN_TONES = frozenset({"1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"})
+SKIPPED_EMOJI_CATEGORIES = frozenset({"Flags", "Component"})  # flags: the same design everywhere
+
+
+def emoji_key(seq: str) -> str:
+    """A code point sequence with every FE0F (emoji presentation selector) dropped, upper-case, ``-``
+    separated: ``2764-fe0f`` and ``2764`` -> ``2764``. Matches fully- and non-qualified spellings."""
+    parts = [p.upper().lstrip("0") or "0" for p in re.split(r"[-_\s]+", seq.strip()) if p]
+    return "-".join(p.zfill(4) for p in parts if p != "FE0F")
+
+
+@dataclass(frozen=True)
+class EmojiInfo:
+    subject: str  # the fully-qualified unified sequence, e.g. "1F63A" or "2764-FE0F"
+    name: str  # Unicode name, lower-case
+    short_names: tuple[str, ...]
+    category: str
+    subcategory: str
+    char: str
+
+
+def emoji_skip_reason(entry: dict) -> str | None:
+    """Why an emoji-datasource row is not used (None if it is): flags, components, keycaps, skin tones."""
+    unified = entry.get("unified", "")
+    cps = set(unified.upper().split("-"))
+    if entry.get("category") in SKIPPED_EMOJI_CATEGORIES:
+        return f"category {entry.get('category')}"
+    if "20E3" in cps:
+        return "keycap"
+    if cps & SKIN_TONES:
+        return "skin tone"
+    return None
+
+
+def parse_emoji_meta(rows: Sequence[dict]) -> dict[str, EmojiInfo]:
+    """emoji-datasource's emoji.json -> {emoji_key: EmojiInfo} for the emoji this dataset uses."""
+    out: dict[str, EmojiInfo] = {}
+    for row in rows:
+        if emoji_skip_reason(row) is not None:
+            continue
+        unified = row["unified"].upper()
+        name = (row.get("name") or "").strip().lower()
+        shorts = tuple(row.get("short_names") or ([row["short_name"]] if row.get("short_name") else []))
+        if not name:
+            name = (shorts[0] if shorts else unified).replace("_", " ")
+        char = "".join(chr(int(cp, 16)) for cp in unified.split("-"))
+        out[emoji_key(unified)] = EmojiInfo(
+            unified, name, shorts, row.get("category", ""), row.get("subcategory", ""), char
+        )
+    return out
+
+
+def emoji_keywords(info: EmojiInfo, openmoji_tags: Sequence[str] = ()) -> list[str]:
+    out: list[str] = []
+    for short in info.short_names:
+        for w in re.split(r"[_\-\s]+", short.lower()):
+            if w and w not in out and w not in ("+1", "-1"):
+                out.append(w)
+    for tag in openmoji_tags:
+        for w in tag.lower().split():
+            if w and w not in out:
+                out.append(w)
+    return out
+
+
+def parse_openmoji(rows: Sequence[dict]) -> dict[str, dict]:
+    """openmoji.json -> {emoji_key: row} for Unicode emoji without skin tone (extras are dropped)."""
+    out: dict[str, dict] = {}
+    for row in rows:
+        if row.get("skintone") or str(row.get("group", "")).startswith("extras"):
+            continue
+        hexcode = row.get("hexcode", "")
+        if not hexcode or set(hexcode.upper().split("-")) & SKIN_TONES:
+            continue
+        out.setdefault(emoji_key(hexcode), row)
+    return out
+
+
+def openmoji_tags(row: dict) -> list[str]:
+    tags = []
+    for fieldname in ("tags", "openmoji_tags"):
+        for t in str(row.get(fieldname) or "").split(","):
+            t = t.strip().lower()
+            if t and t not in tags:
+                tags.append(t)
+    return tags
+
+
+# --------------------------------------------------------------------------------------- items
+@dataclass
+class Item:
+    """One planned image: where it comes from and its label row (without path/size fields)."""
+
+    image_id: str
+    source: Path
+    fmt: str  # "png" | "svg"
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+def make_row(
+    style: str,
+    kind: str,
+    subject: str,
+    name: str,
+    text: str,
+    keywords: Sequence[str],
+    package: str,
+    version: str,
+    license: str,
+    **extra: Any,
+) -> tuple[str, dict[str, Any]]:
+    """(image_id, label row) with the fields every row has; ``extra`` is added as is."""
+    image_id = icons.sanitize_id(f"{style}/{subject}/{name}")
+    family = splits.family_of(style)
+    row: dict[str, Any] = {
+        "image_id": image_id,
+        "path": f"images/{image_id}.png",
+        "style": style,
+        "family": family,
+        "split": splits.split_of_family(family),
+        "kind": kind,
+        "subject": subject,
+        "subject_held_out": splits.is_held_out_subject(subject),
+        "text": text,
+        "keywords": list(keywords),
+        "source_package": package,
+        "source_version": version,
+        "license": license,
+    }
+    row.update(extra)
+    return image_id, row
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _icon_context(src: icons.Source, theme_root: Path) -> str:
+    parts = src.path.relative_to(theme_root).parts[:-1]
+    rest = [p for p in parts if icons.parse_size_dir([p]) is None and p not in ("base",)]
+    return rest[-1] if rest else ""
+
+
+@dataclass
+class IconCandidate:
+    style: str
+    name: str  # canonical
+    raw_name: str
+    source: icons.Source
+    digest: str
+    context: str
+
+
+def scan_icon_style(theme_root: Path, pkg_root: Path, style: str) -> list[IconCandidate]:
+    """The best source of every usable icon name of one theme (sorted by name)."""
+    by_raw = icons.scan_theme(theme_root, pkg_root)
+    by_canon: dict[str, list[tuple[str, icons.Source]]] = defaultdict(list)
+    for raw, sources in by_raw.items():
+        canon = canonical_icon_name(raw)
+        if canon is None:
+            continue
+        for src in sources:
+            by_canon[canon].append((raw, src))
+    out = []
+    for canon in sorted(by_canon):
+        pairs = by_canon[canon]
+        best = icons.best_source(s for _, s in pairs)
+        if best is None:
+            continue
+        raw = next(r for r, s in pairs if s is best)
+        out.append(IconCandidate(style, canon, raw, best, _digest(best.real), _icon_context(best, theme_root)))
+    return out
+
+
+def plan_icons(
+    candidates: dict[str, list[IconCandidate]], min_families: int = MIN_FAMILIES
+) -> tuple[list[IconCandidate], dict[str, list[str]], dict[str, int]]:
+    """Keep icon names drawn by >= ``min_families`` families; within a style, a drawing shared by
+    several names (symlinks or byte copies) is kept once, under the name most families draw (ties:
+    shorter, then alphabetical), the others listed as its aliases.
+
+    Returns (kept candidates sorted by (style, name), {style/name: aliases}, {name: families}).
+    """
+    fams: dict[str, set[str]] = defaultdict(set)
+    for style, cands in candidates.items():
+        for c in cands:
+            fams[c.name].add(splits.family_of(style))
+    nfam = {name: len(f) for name, f in fams.items()}
+    eligible = {name for name, n in nfam.items() if n >= min_families}
+    while True:  # dedupe, recount, drop names that fell below min_families; repeat until stable
+        kept: list[IconCandidate] = []
+        aliases: dict[str, list[str]] = {}
+        for style in sorted(candidates):
+            groups: dict[str, list[IconCandidate]] = defaultdict(list)
+            for c in candidates[style]:
+                if c.name in eligible:
+                    groups[c.digest].append(c)
+            same_file: dict[str, list[str]] = defaultdict(list)
+            for c in candidates[style]:
+                same_file[c.digest].append(c.name)
+            for digest, group in groups.items():
+                group.sort(key=lambda c: (-nfam[c.name], len(c.name), c.name))
+                kept.append(group[0])
+                aliases[f"{style}/{group[0].name}"] = sorted(n for n in same_file[digest] if n != group[0].name)
+        kept_fams: dict[str, set[str]] = defaultdict(set)
+        for c in kept:
+            kept_fams[c.name].add(splits.family_of(c.style))
+        still = {name for name in eligible if len(kept_fams[name]) >= min_families}
+        if still == eligible:
+            break
+        eligible = still
+    nfam = {name: len(kept_fams[name]) for name in eligible}
+    kept.sort(key=lambda c: (c.style, c.name))
+    return kept, aliases, nfam
+
+
+# --------------------------------------------------------------------------------------- build
+def dataset_dir(out: Path | None = None) -> Path:
+    return Path(out) if out else debian.cache_root() / "datasets" / DATASET_NAME
+
+
+def config(styles: Sequence[str], kinds: Sequence[str], clipart_limit: int | None, min_families: int) -> dict:
+    emoji = {s.style: [s.package, s.version] for s in EMOJI_STYLES if s.style in styles}
+    themes = {s.style: [s.package, s.theme_dir] for s in ICON_STYLES if s.style in styles}
+    return {
+        "builder": BUILDER_VERSION,
+        "size": IMAGE_SIZE,
+        "styles": list(styles),
+        "kinds": sorted(kinds),
+        "min_families": min_families,
+        "clipart_limit": clipart_limit,
+        "themes": themes,
+        "emoji": emoji,
+        "emoji_meta": list(EMOJI_META),
+        "curated": [[s.name, s.query, list(s.icon_names)] for s in icons.ALL_SUBJECTS],
+        "family_split": splits.FAMILY_SPLIT,
+    }
+
+
+def config_fingerprint(cfg: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def is_up_to_date(root: Path, fingerprint: str) -> bool:
+    try:
+        data = json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        (root / "labels.json").is_file()
+        and data.get("builder_version") == BUILDER_VERSION
+        and data.get("config_fingerprint") == fingerprint
+    )
+
+
+def _log(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _progress(iterable: Iterable, total: int, desc: str, quiet: bool) -> Iterable:
+    if quiet:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, unit="img", mininterval=2.0)
+
+
+@dataclass
+class Fetchers:
+    """How packages are obtained (tests swap in fakes that return prepared directories)."""
+
+    debian: Callable[[str], debian.ExtractedPackage] = debian.fetch_package
+    npm: Callable[[str, str], npm.NpmPackage] = npm.fetch_package
+
+
+@dataclass
+class PackageInfo:
+    name: str
+    version: str
+    registry: str  # "debian" | "npm"
+    sha256: str
+    license: str
+    license_text: str
+    license_statement: str = ""
+    package_license: str = ""  # npm: the package.json "license" field (the code's, not the images')
+
+
+def _debian_info(pkg: debian.ExtractedPackage) -> PackageInfo:
+    lic = DEBIAN_LICENSE_OVERRIDES.get(pkg.name) or pkg.main_license()
+    return PackageInfo(pkg.name, pkg.version, "debian", pkg.sha256, lic, pkg.copyright())
+
+
+def plan_icon_items(
+    styles: Sequence[str], fetch: Fetchers, packages: dict[str, PackageInfo], min_families: int, quiet: bool
+) -> tuple[list[Item], dict[str, int]]:
+    cands: dict[str, list[IconCandidate]] = {}
+    roots: dict[str, Path] = {}
+    for spec in ICON_STYLES:
+        if spec.style not in styles:
+            continue
+        pkg = fetch.debian(spec.package)
+        packages[spec.package] = _debian_info(pkg)
+        theme_root = pkg.root / "usr" / "share" / "icons" / spec.theme_dir
+        if not theme_root.is_dir():
+            raise FileNotFoundError(f"{spec.package} has no usr/share/icons/{spec.theme_dir}")
+        roots[spec.style] = pkg.root
+        cands[spec.style] = scan_icon_style(theme_root, pkg.root, spec.style)
+        _log(f"  {spec.style:22s} {len(cands[spec.style]):6d} usable icon names ({spec.package} {pkg.version})", quiet)
+    kept, aliases, nfam = plan_icons(cands, min_families)
+    pkg_of = {s.style: s.package for s in ICON_STYLES}
+    items = []
+    for c in kept:
+        info = packages[pkg_of[c.style]]
+        curated = CURATED_BY_CANONICAL.get(c.name)
+        extra: dict[str, Any] = {
+            "icon_name": c.raw_name,
+            "icon_context": c.context,
+            "aliases": aliases.get(f"{c.style}/{c.name}", []),
+            "families_drawing": nfam[c.name],
+            "source_file": "/" + str(c.source.path.relative_to(roots[c.style])),
+            "source_format": c.source.fmt,
+            "source_size": "scalable" if c.source.size == 1024 else c.source.pixels,
+        }
+        if curated is not None:
+            extra["curated_subject"] = curated
+            extra["query"] = icons.SUBJECT_BY_NAME[curated].query
+        image_id, row = make_row(
+            c.style,
+            "icon",
+            c.name,
+            c.name,
+            humanize_icon_name(c.raw_name, c.context),
+            icon_keywords(c.raw_name),
+            info.name,
+            info.version,
+            info.license,
+            **extra,
+        )
+        items.append(Item(image_id, c.source.real, c.source.fmt, row))
+    return items, nfam
+
+
+def _license_statement(style: str, readme: str) -> str:
+    pattern = _LICENSE_LINE_RE.get(style)
+    if pattern is None:
+        return ""
+    m = re.search(pattern, readme, flags=re.MULTILINE)
+    if m is None:
+        raise RuntimeError(f"the README of the {style} emoji package no longer states its image licence as expected")
+    return m.group(0).strip()
+
+
+def plan_emoji_items(
+    styles: Sequence[str], fetch: Fetchers, packages: dict[str, PackageInfo], quiet: bool
+) -> list[Item]:
+    wanted = [s for s in EMOJI_STYLES if s.style in styles]
+    if not wanted:
+        return []
+    meta_pkg = fetch.npm(*EMOJI_META)
+    meta = parse_emoji_meta(json.loads((meta_pkg.root / "emoji.json").read_text(encoding="utf-8")))
+    packages[meta_pkg.name] = PackageInfo(
+        meta_pkg.name,
+        meta_pkg.version,
+        "npm",
+        meta_pkg.sha256,
+        meta_pkg.declared_license(),
+        meta_pkg.license_text(),
+        "metadata only (names, short names, categories); no images used",
+        meta_pkg.declared_license(),
+    )
+    om_rows: dict[str, dict] = {}
+    om_style = next((s for s in EMOJI_STYLES if s.vendor == ""), None)
+    if om_style is not None:  # openmoji's tags are keywords for every vendor's drawing
+        om_pkg = fetch.npm(om_style.package, om_style.version)
+        om_rows = parse_openmoji(json.loads((om_pkg.root / "data" / "openmoji.json").read_text(encoding="utf-8")))
+    items: list[Item] = []
+    for spec in wanted:
+        pkg = fetch.npm(spec.package, spec.version)
+        readme = (
+            (pkg.root / "README.md").read_text(encoding="utf-8", errors="replace")
+            if (pkg.root / "README.md").is_file()
+            else ""
+        )
+        key = f"{spec.package}@{spec.version}"
+        packages[key] = PackageInfo(
+            spec.package,
+            spec.version,
+            "npm",
+            pkg.sha256,
+            spec.license,
+            pkg.license_text(),
+            _license_statement(spec.style, readme),
+            pkg.declared_license(),
+        )
+        found: list[tuple[str, Path, str]] = []  # (key, file, fmt)
+        if spec.vendor:
+            rows = json.loads((pkg.root / "emoji.json").read_text(encoding="utf-8"))
+            for row in rows:
+                if not row.get(f"has_img_{spec.vendor}") or emoji_skip_reason(row) is not None:
+                    continue
+                path = pkg.root / spec.image_dir / row["image"]
+                if path.is_file():
+                    found.append((emoji_key(row["unified"]), path, "png"))
+        else:
+            for k, row in om_rows.items():
+                path = pkg.root / spec.image_dir / f"{row['hexcode']}.svg"
+                if path.is_file():
+                    found.append((k, path, "svg"))
+        seen: set[str] = set()
+        for k, path, fmt in sorted(found, key=lambda t: (t[0], str(t[1]))):
+            info = meta.get(k)
+            if info is None or k in seen:
+                continue  # not a (kept) emoji of the current Unicode list, or a duplicate row
+            seen.add(k)
+            tags = openmoji_tags(om_rows[k]) if k in om_rows else []
+            image_id, row = make_row(
+                spec.style,
+                "emoji",
+                info.subject,
+                info.subject.lower(),
+                info.name,
+                emoji_keywords(info, tags),
+                spec.package,
+                spec.version,
+                spec.license,
+                emoji=info.char,
+                short_names=list(info.short_names),
+                category=info.category,
+                subcategory=info.subcategory,
+                **({"cldr_name": om_rows[k]["annotation"]} if om_rows.get(k, {}).get("annotation") else {}),
+                source_file=str(path.relative_to(pkg.root)),
+                source_format=fmt,
+            )
+            items.append(Item(image_id, path, fmt, row))
+        _log(f"  {spec.style:22s} {len(seen):6d} emoji ({spec.package}@{spec.version})", quiet)
+    return items
+
+
+def plan_clipart_items(fetch: Fetchers, packages: dict[str, PackageInfo], limit: int | None, quiet: bool) -> list[Item]:
+    pkg = fetch.debian(CLIPART.package)
+    info = _debian_info(pkg)
+    packages[pkg.name] = info
+    base = pkg.root / CLIPART.png_dir
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames.sort()
+        files.extend(Path(dirpath) / f for f in sorted(filenames) if f.lower().endswith(".png"))
+    seen: set[str] = set()
+    items: list[Item] = []
+    # a limited build takes a hash-ordered sample, so it spreads over all folders deterministically
+    order = sorted(files, key=lambda p: hashlib.sha1(str(p.relative_to(base)).encode()).hexdigest())
+    for path in order:
+        if limit is not None and len(items) >= limit:
+            break
+        real = icons.resolve_link(path, pkg.root)
+        if real is None:
+            continue
+        digest = _digest(real)
+        if digest in seen:
+            continue
+        try:
+            with warnings.catch_warnings():  # huge PNGs are skipped below, never decoded
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(real) as im:
+                    w, h = im.size
+        except Exception:  # unreadable, or past PIL's decompression-bomb limit
+            continue
+        if max(w, h) < MIN_CLIPART_SIZE or w * h > MAX_CLIPART_PIXELS:
+            continue
+        seen.add(digest)
+        rel = path.relative_to(base)
+        folder = str(rel.parent) if str(rel.parent) != "." else ""
+        stem = rel.stem
+        subject = icons.sanitize_id(f"clipart/{folder}/{stem}" if folder else f"clipart/{stem}")
+        image_id, row = make_row(
+            CLIPART.style,
+            "clipart",
+            subject,
+            stem,
+            humanize_clipart(folder, stem),
+            clipart_keywords(folder, stem),
+            pkg.name,
+            pkg.version,
+            info.license,
+            clipart_folder=folder,
+            source_file="/" + str(path.relative_to(pkg.root)),
+            source_format="png",
+            source_size=max(w, h),
+        )
+        items.append(Item(image_id, real, "png", row))
+    _log(f"  {CLIPART.style:22s} {len(items):6d} clip-art images ({pkg.name} {pkg.version})", quiet)
+    return items
+
+
+def build(
+    out: Path | None = None,
+    styles: Iterable[str] | None = None,
+    kinds: Iterable[str] = KINDS,
+    force: bool = False,
+    quiet: bool = False,
+    clipart_limit: int | None = None,
+    min_families: int = MIN_FAMILIES,
+    workers: int = MAX_WORKERS,
+    fetch: Fetchers | None = None,
+) -> Path:
+    """Build the dataset for the selected styles / families and kinds; returns its directory.
+
+    ``styles``: style or family names (None = all). A no-op when the manifest already matches.
+    """
+    fetch = fetch or Fetchers()
+    kinds = tuple(k for k in KINDS if k in set(kinds))
+    chosen = select_styles(styles, kinds)
+    if not chosen:
+        raise ValueError("no style selected")
+    cfg = config(chosen, kinds, clipart_limit, min_families)
+    fp = config_fingerprint(cfg)
+    root = dataset_dir(out)
+    if not force and is_up_to_date(root, fp):
+        _log(f"{root}: up to date (builder {BUILDER_VERSION}, config {fp})", quiet)
+        return root
+    t0 = time.monotonic()
+    packages: dict[str, PackageInfo] = {}
+    items: list[Item] = []
+    _log(f"planning {len(chosen)} styles: {' '.join(chosen)}", quiet)
+    if "icon" in kinds:
+        icon_items, _ = plan_icon_items(chosen, fetch, packages, min_families, quiet)
+        items += icon_items
+    if "emoji" in kinds:
+        items += plan_emoji_items(chosen, fetch, packages, quiet)
+    if "clipart" in kinds and CLIPART.style in chosen:
+        items += plan_clipart_items(fetch, packages, clipart_limit, quiet)
+    ids = Counter(it.image_id for it in items)
+    dup = [i for i, n in ids.items() if n > 1]
+    if dup:
+        raise RuntimeError(f"{len(dup)} image ids planned twice, e.g. {dup[:3]}")
+    t_plan = time.monotonic() - t0
+
+    staging = root.with_name(root.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    (staging / "images").mkdir(parents=True)
+
+    def work(item: Item) -> tuple[Item, str | None]:
+        try:
+            img = icons.render_file(item.source, item.fmt, IMAGE_SIZE)
+        except Exception as exc:  # a broken source is skipped and reported
+            return item, f"render failed: {str(exc)[:200]}"
+        if icons.is_blank(img):
+            return item, "blank render"
+        dest = staging / item.row["path"]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        img.save(dest, format="PNG", optimize=True)
+        return item, None
+
+    rendered: list[Item] = []
+    skipped: list[dict[str, str]] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, workers))) as pool:
+        for item, problem in _progress(pool.map(work, items), len(items), "render", quiet):
+            if problem is None:
+                rendered.append(item)
+            else:
+                skipped.append({"image_id": item.image_id, "reason": problem})
+    t_render = time.monotonic() - t0 - t_plan
+
+    # icons: a blank/broken render can take a name below min_families: drop such names now
+    fam_after: dict[str, set[str]] = defaultdict(set)
+    for it in rendered:
+        if it.row["kind"] == "icon":
+            fam_after[it.row["subject"]].add(it.row["family"])
+    final: list[Item] = []
+    for it in rendered:
+        if it.row["kind"] == "icon" and len(fam_after[it.row["subject"]]) < min_families:
+            (staging / it.row["path"]).unlink()
+            skipped.append({"image_id": it.image_id, "reason": "fewer than min_families after rendering"})
+            continue
+        if it.row["kind"] == "icon":
+            it.row["families_drawing"] = len(fam_after[it.row["subject"]])
+        final.append(it)
+    for dirpath, _dirnames, _filenames in os.walk(staging / "images", topdown=False):
+        if not os.listdir(dirpath):
+            os.rmdir(dirpath)
+
+    labels = [it.row for it in sorted(final, key=lambda it: it.image_id)]
+    manifest = make_manifest(labels, chosen, kinds, cfg, fp, packages, skipped, clipart_limit, min_families)
+    manifest["build_seconds"] = {"plan": round(t_plan, 1), "render": round(t_render, 1)}
+    (staging / "licenses").mkdir()
+    for key, p in sorted(packages.items()):
+        text = p.license_text or ""
+        (staging / "licenses" / f"{icons.sanitize_id(key).replace('/', '+')}.txt").write_text(text)
+    (staging / "labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False) + "\n")
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+
+    if root.exists():
+        old = root.with_name(root.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        root.rename(old)
+        staging.rename(root)
+        shutil.rmtree(old)
+    else:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(root)
+    _log(
+        f"built {len(labels)} images ({len(skipped)} skipped), {len(chosen)} styles in "
+        f"{time.monotonic() - t0:.1f}s (plan {t_plan:.1f}s, render {t_render:.1f}s) -> {root}",
+        quiet,
+    )
+    return root
+
+
+def make_manifest(
+    labels: Sequence[dict],
+    styles: Sequence[str],
+    kinds: Sequence[str],
+    cfg: dict,
+    fingerprint: str,
+    packages: dict[str, PackageInfo],
+    skipped: Sequence[dict],
+    clipart_limit: int | None,
+    min_families: int,
+) -> dict:
+    per_style = Counter(r["style"] for r in labels)
+    subjects_style: dict[str, set[str]] = defaultdict(set)
+    for r in labels:
+        subjects_style[r["style"]].add(r["subject"])
+    curated: dict[str, dict[str, int]] = defaultdict(dict)
+    for (style, subj), n in sorted(
+        Counter((r["style"], r["curated_subject"]) for r in labels if r.get("curated_subject")).items()
+    ):
+        curated[style][subj] = n
+    icon_subject_families: dict[str, set[str]] = defaultdict(set)
+    for r in labels:
+        if r["kind"] == "icon":
+            icon_subject_families[r["subject"]].add(r["family"])
+    return {
+        "dataset": DATASET_NAME,
+        "builder_version": BUILDER_VERSION,
+        "config_fingerprint": fingerprint,
+        "config": cfg,
+        "image_size": IMAGE_SIZE,
+        "min_families_per_icon_subject": min_families,
+        "clipart_limit": clipart_limit,
+        "num_images": len(labels),
+        "num_subjects": len({r["subject"] for r in labels}),
+        "held_out_rule": f"sha1(subject) % {splits.HELD_OUT_MODULUS} == 0 -> subject_held_out (never trained on)",
+        "counts": {
+            "kind": dict(sorted(Counter(r["kind"] for r in labels).items())),
+            "split": dict(sorted(Counter(r["split"] for r in labels).items())),
+            "kind_split": dict(sorted(Counter(f"{r['kind']}/{r['split']}" for r in labels).items())),
+            "held_out_images": sum(1 for r in labels if r["subject_held_out"]),
+            "held_out_subjects": len({r["subject"] for r in labels if r["subject_held_out"]}),
+            "icon_subjects": len(icon_subject_families),
+            "icon_subjects_by_families": dict(sorted(Counter(len(f) for f in icon_subject_families.values()).items())),
+        },
+        "styles": [
+            {
+                "style": s,
+                "family": splits.family_of(s),
+                "split": splits.split_of_style(s),
+                "kind": "icon"
+                if s in {x.style for x in ICON_STYLES}
+                else ("emoji" if s in {x.style for x in EMOJI_STYLES} else "clipart"),
+                "images": per_style.get(s, 0),
+                "subjects": len(subjects_style.get(s, ())),
+            }
+            for s in styles
+        ],
+        "curated_coverage": curated,
+        "packages": {
+            key: {
+                "name": p.name,
+                "version": p.version,
+                "registry": p.registry,
+                "sha256": p.sha256,
+                "license": p.license,
+                **({"license_statement": p.license_statement} if p.license_statement else {}),
+                **({"package_license": p.package_license} if p.package_license else {}),
+            }
+            for key, p in sorted(packages.items())
+        },
+        "skipped": list(skipped),
+    }
+
+
+# ------------------------------------------------------------------------------- load / sheet
+def load_labels(root: Path | None = None) -> list[dict]:
+    """The rows of a built dataset, sorted by image_id, each with an absolute ``file`` path."""
+    root = dataset_dir(root)
+    labels = json.loads((root / "labels.json").read_text())
+    for lab in labels:
+        lab["file"] = str(root / lab["path"])
+    return sorted(labels, key=lambda lab: lab["image_id"])
+
+
+SHEET_SUBJECTS: tuple[str, ...] = (
+    "printer",
+    "camera",
+    "folder",
+    "trash",
+    "calculator",
+    "mail",
+    "terminal",
+    "calendar",
+    "clock",
+    "search",
+    "keyboard",
+    "battery",
+    "headphones",
+    "lock",
+    "weather",
+)
+
+
+def contact_sheet(
+    root: Path | None = None,
+    out: Path | None = None,
+    cell: int = 48,
+    subjects: Sequence[str] = SHEET_SUBJECTS,
+    emoji: Sequence[str] = (
+        "1F5A8-FE0F",
+        "1F4F7",
+        "1F4C1",
+        "1F5D1-FE0F",
+        "1F9EE",
+        "1F4E7",
+        "1F4BB",
+        "1F4C5",
+        "23F0",
+        "1F50D",
+        "2328-FE0F",
+        "1F50B",
+        "1F3A7",
+        "1F512",
+        "26C5",
+    ),
+) -> Path:
+    """Styles as rows; curated icon subjects (the best-named icon of each) and matching emoji as columns."""
+    from PIL import ImageDraw, ImageFont
+
+    root = dataset_dir(root)
+    labels = load_labels(root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    rows_styles = [s["style"] for s in manifest["styles"] if s["images"] and s["kind"] != "clipart"]
+    pick: dict[tuple[str, int], dict] = {}
+    pref: dict[tuple[str, int], tuple] = {}
+    for lab in labels:
+        col = None
+        if lab["kind"] == "icon" and lab.get("curated_subject") in subjects:
+            col = subjects.index(lab["curated_subject"])
+            names = icons.SUBJECT_BY_NAME[lab["curated_subject"]].icon_names
+            canon = [canonical_icon_name(n) for n in names]
+            rank: tuple = (canon.index(lab["subject"]) if lab["subject"] in canon else 99, lab["image_id"])
+        elif lab["kind"] == "emoji" and lab["subject"] in emoji:
+            col = list(emoji).index(lab["subject"])
+            rank = (0, lab["image_id"])
+        if col is None:
+            continue
+        key = (lab["style"], col)
+        if key not in pref or rank < pref[key]:
+            pref[key], pick[key] = rank, lab
+    ncol = max(len(subjects), len(emoji))
+    font = ImageFont.load_default(size=11)
+    label_w, header_h, pad = 120, 70, 2
+    sheet = Image.new(
+        "RGB", (label_w + ncol * (cell + pad) + pad, header_h + len(rows_styles) * (cell + pad) + pad), (255, 255, 255)
+    )
+    draw = ImageDraw.Draw(sheet)
+    for c, subject in enumerate(subjects):
+        txt = Image.new("L", (header_h - 4, 14), 255)
+        ImageDraw.Draw(txt).text((0, 0), subject, fill=0, font=font)
+        txt = txt.rotate(90, expand=True)
+        x = label_w + c * (cell + pad) + (cell - txt.width) // 2
+        sheet.paste(Image.new("RGB", txt.size, (0, 0, 0)), (x, 2), Image.eval(txt, lambda v: 255 - v))
+    for r, style in enumerate(rows_styles):
+        y = header_h + r * (cell + pad)
+        draw.text((4, y + cell // 2 - 6), f"{style} ({splits.split_of_style(style)})", fill=(0, 0, 0), font=font)
+        for c in range(ncol):
+            x = label_w + c * (cell + pad)
+            chosen = pick.get((style, c))
+            if chosen is None:
+                draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=(235, 235, 235))
+                continue
+            with Image.open(root / chosen["path"]) as im:
+                sheet.paste(im.convert("RGB").resize((cell, cell), Image.Resampling.LANCZOS), (x, y))
+    out = Path(out) if out else Path(__file__).resolve().parents[2] / "docs" / "img" / "styles-v2.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
+    return out
+
+
+def stats(root: Path | None = None) -> str:
+    """A plain-text summary of a built dataset (counts per style/split, curated coverage)."""
+    root = dataset_dir(root)
+    m = json.loads((root / "manifest.json").read_text())
+    lines = [f"{root}: {m['num_images']} images, {m['num_subjects']} subjects", json.dumps(m["counts"])]
+    for s in m["styles"]:
+        cov = m["curated_coverage"].get(s["style"], {})
+        lines.append(
+            f"  {s['style']:22s} {s['kind']:7s} {s['family']:13s} {s['split']:5s} {s['images']:6d} images "
+            f"{s['subjects']:6d} subjects  curated {len(cov):2d}/{len(icons.ALL_SUBJECTS)}"
+            + (f" (printer {cov.get('printer', 0)})" if s["kind"] == "icon" else "")
+        )
+    return "\n".join(lines)
+
+
+def _csv(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m imgsearch.datasets.styles", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="fetch the packages and build the dataset")
+    b.add_argument(
+        "--families",
+        "--styles",
+        dest="families",
+        default=None,
+        help="comma-separated styles or families (default: all)",
+    )
+    b.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated subset of {','.join(KINDS)}")
+    b.add_argument(
+        "--clipart-limit",
+        "--limit",
+        dest="clipart_limit",
+        type=int,
+        default=None,
+        help="at most this many clip-art images (a hash-ordered sample)",
+    )
+    b.add_argument("--min-families", type=int, default=MIN_FAMILIES)
+    b.add_argument("--out", type=Path, default=None, help=f"dataset dir (default <cache>/datasets/{DATASET_NAME})")
+    b.add_argument("--force", action="store_true", help="rebuild even if the manifest is up to date")
+    b.add_argument("--workers", type=int, default=MAX_WORKERS, help=f"render threads (at most {MAX_WORKERS})")
+    b.add_argument("--quiet", action="store_true")
+    s = sub.add_parser("sheet", help="write the contact sheet PNG")
+    s.add_argument("--dataset", type=Path, default=None)
+    s.add_argument("--out", type=Path, default=None, help="default docs/img/styles-v2.png")
+    t = sub.add_parser("stats", help="print counts of a built dataset")
+    t.add_argument("--dataset", type=Path, default=None)
+    args = ap.parse_args(argv)
+    if args.cmd == "build":
+        print(
+            build(
+                args.out,
+                _csv(args.families),
+                _csv(args.kinds) or KINDS,
+                force=args.force,
+                quiet=args.quiet,
+                clipart_limit=args.clipart_limit,
+                min_families=args.min_families,
+                workers=args.workers,
+            )
+        )
+    elif args.cmd == "sheet":
+        print(contact_sheet(args.dataset, args.out))
+    elif args.cmd == "stats":
+        print(stats(args.dataset))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
