@@ -50,6 +50,14 @@ log = logging.getLogger(__name__)
 SMOKE_FAMILIES = ("papirus", "suru", "openmoji")
 
 
+def smoke_dataset(out: Path | None = None, quiet: bool = True) -> Path:
+    """Build (or find) the smoke slice's dataset: only SMOKE_FAMILIES, every icon name they draw."""
+    from imgsearch.datasets import styles
+
+    out = out or styles.dataset_dir().with_name("styles-smoke")
+    return styles.build(out=out, styles=SMOKE_FAMILIES, kinds=("icon", "emoji"), min_families=1, quiet=quiet)
+
+
 def smoke_rows(labels: Sequence[Mapping[str, Any]]) -> list[int]:
     """The smoke slice: images of SMOKE_FAMILIES that belong to an evaluation group."""
     return [i for i, lab in enumerate(labels) if lab["family"] in SMOKE_FAMILIES and lab.get("group")]
@@ -79,9 +87,11 @@ def smoke_report(
 
 # ----------------------------------------------------------------------------- data + features
 def load_labels(root: Path) -> list[dict[str, Any]]:
-    labels = json.loads((root / "labels.json").read_text())
+    """A styles dataset's rows (sorted by image id, with ``file``) and each row's evaluation ``group``."""
+    from imgsearch.datasets import styles
+
+    labels = styles.load_labels(root)
     for lab in labels:
-        lab["file"] = str(root / lab["path"])
         lab["group"] = eval_group_of(lab)
     return labels
 
@@ -202,12 +212,14 @@ def train(
     groups = eval_groups(labels)
     qvec = dict(zip([g.query for g in groups], embed_texts([g.query for g in groups]), strict=True))
 
-    # training rows: train families, minus everything in a held-out evaluation group
+    # training rows: train families, minus held-out subjects and everything in a held-out evaluation group
     train_rows = np.array(
         [
             i
             for i, lab in enumerate(labels)
-            if lab["split"] == "train" and not (lab["group"] and held_out_group(lab["group"]))
+            if lab["split"] == "train"
+            and not lab.get("subject_held_out")
+            and not (lab["group"] and held_out_group(lab["group"]))
         ],
         dtype=np.int64,
     )
@@ -258,20 +270,24 @@ def train(
     st_styles = [labels[i]["style"] for i in style_train]
     st_subjects = [labels[i]["subject"] for i in style_train]
     best_style: tuple[float, StyleHead, dict[str, Any]] | None = None
+    val_sets = {kind: idx for kind, idx in _kind_rows(val_labels).items()}
+    val_sets["all"] = np.arange(len(val_labels))
     for scfg in style_grid:
         head_s = train_style_head(st_feats, st_styles, st_subjects, scfg)
-        m = {
-            kind: style_metrics(head_s.describe(take(val_feats, idx)), [val_labels[i] for i in idx])
-            for kind, idx in _kind_rows(val_labels).items()
-        }
+        vecs = head_s.describe(val_feats)
+        m = {name: style_metrics(vecs[idx], [val_labels[i] for i in idx]) for name, idx in val_sets.items()}
         s = float(np.mean([v["purity"] - v["nmi_subject"] for v in m.values()]))
         report["style_candidates"].append({"config": _cfg_dict(scfg), "val": m, "score": s})
-        log.info("style head %s: val %s", _cfg_dict(scfg), m)
+        log.info("style head %s: val %s", _cfg_dict(scfg), {k: _round(v) for k, v in m.items()})
         if best_style is None or s > best_style[0]:
             best_style = (s, head_s, report["style_candidates"][-1])
     assert best_style is not None
     report["style_chosen"] = best_style[2]
     return TrainResult(search, best_style[1], report)
+
+
+def _round(m: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in m.items()}
 
 
 def _kind_rows(labels: Sequence[Mapping[str, Any]]) -> dict[str, NDArray[np.int64]]:
@@ -321,30 +337,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=PACKAGED_HEADS, help="heads path without suffix")
     p.add_argument("--cache", type=Path, default=None, help="feature cache dir (default: <dataset>/features)")
     p.add_argument("--quick", action="store_true", help="a small grid and few epochs (smoke runs)")
+    p.add_argument(
+        "--smoke-dataset", type=Path, default=None, help="also record the figures of the smoke slice built there"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     labels = load_labels(args.dataset)
     extractor = FeatureExtractor.from_artifacts(args.model_dir or default_artifact_dir())
     feats = extract_features(labels, extractor, args.cache or args.dataset / "features")
-    epochs = 2 if args.quick else 30
-    search_grid = [
-        SearchTrainConfig(hidden=h, temperature=t, epochs=epochs)
-        for h in ((0,) if args.quick else (0, 1024))
-        for t in ((0.05,) if args.quick else (0.03, 0.07))
-    ]
-    style_grid = [
-        StyleTrainConfig(subject_dirs=r, shrinkage=s, dims=d)
-        for r in ((16,) if args.quick else (0, 16, 64))
-        for s in ((0.1,) if args.quick else (0.01, 0.1, 0.5))
-        for d in ((16,) if args.quick else (16, 48))
-    ]
+    if args.quick:
+        search_grid = [SearchTrainConfig(hidden=0, epochs=0), SearchTrainConfig(hidden=64, epochs=2)]
+        style_grid = [StyleTrainConfig(subject_dirs=16, shrinkage=0.1, dims=16)]
+    else:
+        search_grid = [SearchTrainConfig(hidden=0, epochs=0, ridge=r) for r in (0.1, 1.0, 10.0)]
+        search_grid += [
+            SearchTrainConfig(hidden=0, epochs=10, temperature=0.05),
+            SearchTrainConfig(hidden=1024, epochs=15, temperature=0.05),
+        ]
+        style_grid = [
+            StyleTrainConfig(blocks=blocks, weights=dict.fromkeys(blocks, 1.0), subject_dirs=r, shrinkage=sh, dims=dm)
+            for blocks in (("gram",), ("gram", "pooled"))
+            for r in (0, 32, 128)
+            for sh in (0.03, 0.3)
+            for dm in (16, 48)
+        ]
     embed = extractor.conse.embed_texts
     result = train(labels, feats, embed, search_grid=search_grid, style_grid=style_grid)
     result.search, result.style = as_stored(result.search, result.style)
     report = result.report
     report["test"] = test_report(result, labels, feats, embed)
-    rows = np.array(smoke_rows(labels), dtype=np.int64)
-    report["smoke"] = smoke_report(result.search, result.style, [labels[i] for i in rows], take(feats, rows), embed)
+    if args.smoke_dataset is not None:
+        s_labels = load_labels(smoke_dataset(args.smoke_dataset))
+        rows = np.array(smoke_rows(s_labels), dtype=np.int64)
+        s_labels = [s_labels[i] for i in rows]
+        s_feats = extract_features(s_labels, extractor, args.smoke_dataset / "features")
+        report["smoke"] = smoke_report(result.search, result.style, s_labels, s_feats, embed)
     manifest = {
         "dataset": json.loads((args.dataset / "manifest.json").read_text()),
         "frozen_models": {"conse": extractor.conse.model_id, "gram": extractor.gram.model_id},

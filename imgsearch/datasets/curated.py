@@ -56,3 +56,19 @@ def export_curated(labels: Sequence[Mapping[str, Any]], styles: Iterable[str], o
         shutil.copyfile(src, dest)
     marker.write_text(json.dumps(plan, indent=1, sort_keys=True))
     return plan
+
+
+# The demo's collection: two styles for its two users (both test families: never trained on) and a
+# few others, all cheap to fetch (about 100 MB of .debs; moka is 54 MB of it).
+DEMO_STYLES = ("papirus", "moka", "suru", "tango", "elementary", "breeze", "adwaita", "gnome")
+
+
+def demo_dataset(cache: Path | None = None, quiet: bool = True) -> Path:
+    """Build the demo's folder (curated subjects of DEMO_STYLES) and return it."""
+    from imgsearch.datasets import styles
+
+    base = cache / "datasets" if cache else styles.dataset_dir().parent
+    src = styles.build(out=base / "styles-demo", styles=DEMO_STYLES, kinds=("icon",), min_families=1, quiet=quiet)
+    out = base / "demo-v2" / "images"
+    export_curated(styles.load_labels(src), DEMO_STYLES, out)
+    return out

@@ -124,6 +124,7 @@ class SearchTrainConfig:
     batch: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    ridge: float = 1.0  # linear head: ridge penalty of its closed-form start (relative to the data's scale)
     seed: int = 0
 
 
@@ -206,8 +207,12 @@ def train_search_head(
         w2 = (rng.standard_normal((h, out_dim)) * np.sqrt(1.0 / h)).astype(np.float32)
         params = [w1, b1, w2, np.zeros(out_dim, np.float32)]
     else:
-        w2 = (rng.standard_normal((d, out_dim)) * np.sqrt(1.0 / d)).astype(np.float32)
-        params = [w2, np.zeros(out_dim, np.float32)]
+        # linear head: start from the closed-form ridge map x -> text vector of its subject (with
+        # epochs = 0 that map is the head), then fine-tune it with the contrastive loss
+        xb = np.concatenate([x_all, np.ones((n, 1), np.float32)], axis=1).astype(np.float64)
+        gram = xb.T @ xb + config.ridge * n / d * np.eye(d + 1)
+        sol = np.linalg.solve(gram, xb.T @ t_mat[y_all].astype(np.float64)).astype(np.float32)
+        params = [np.ascontiguousarray(sol[:-1]), np.ascontiguousarray(sol[-1])]
     step = _adam(params, config.lr, config.weight_decay)
     inv_t = 1.0 / config.temperature
     steps_per_epoch = max(1, n // config.batch)

@@ -11,11 +11,18 @@ def _row(style: str, kind: str, image_id: str, **kw: object) -> dict:
 
 
 def test_groups_of_icons_and_emoji() -> None:
-    icon = _row("papirus", "icon", "papirus/printer-network/printer-network", curated_subject="printer",
-                query="a printer", text="a network printer")
+    icon = _row(
+        "papirus",
+        "icon",
+        "papirus/printer-network/printer-network",
+        curated_subject="printer",
+        query="a printer",
+        text="a network printer",
+    )
     other_icon = _row("papirus", "icon", "papirus/0ad/0ad", text="0ad")
-    cat = _row("twitter", "emoji", "twitter/1F63A/1F63A", text="smiling cat face with open mouth",
-               keywords=["smiley_cat"])
+    cat = _row(
+        "twitter", "emoji", "twitter/1F63A/1F63A", text="smiling cat face with open mouth", keywords=["smiley_cat"]
+    )
     kitten = _row("openmoji", "emoji", "openmoji/1F408/1F408", text="cat", keywords=["kitten", "pet"])
     car_word_inside = _row("twitter", "emoji", "twitter/1F3CE/1F3CE", text="racing car", keywords=[])
     scarf = _row("twitter", "emoji", "twitter/1F9E3/1F9E3", text="scarf", keywords=["neck"])
