@@ -99,31 +99,39 @@ def load_labels(root: Path) -> list[dict[str, Any]]:
 def extract_features(
     labels: Sequence[Mapping[str, Any]], extractor: FeatureExtractor, cache: Path | None, batch: int = 64
 ) -> Features:
-    """Features of every labelled image, cached in `cache` (an .npz keyed by the image ids and the
-    frozen models' ids)."""
-    ids = [str(lab["image_id"]) for lab in labels]
-    key = hashlib.sha256(("\n".join(ids) + extractor.conse.model_id + extractor.gram.model_id).encode()).hexdigest()[
-        :16
-    ]
-    path = cache / f"features-{key}.npz" if cache else None
-    if path is not None and path.is_file():
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
+    """Features of every labelled image, cached under `cache` in chunks of 1024 images (each an .npz
+    keyed by its image ids and the frozen models' ids), so an interrupted run resumes."""
+    models = extractor.conse.model_id + extractor.gram.model_id
+    chunk = 1024
     parts: dict[str, list[np.ndarray]] = {}
-    for s in tqdm(range(0, len(labels), batch), desc="features", unit="batch", file=sys.stderr):
-        imgs = []
-        for lab in labels[s : s + batch]:
-            with Image.open(lab["file"]) as im:
-                imgs.append(im.convert("RGB"))
-        for k, v in extractor.extract(imgs).items():
-            parts.setdefault(k, []).append(v)
-    feats = {k: np.concatenate(v, axis=0).astype(np.float32) for k, v in parts.items()}
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **feats)  # type: ignore[arg-type]
-        tmp.rename(path)
-    return feats
+    with tqdm(total=len(labels), desc="features", unit="img", file=sys.stderr) as bar:
+        for c in range(0, len(labels), chunk):
+            rows = labels[c : c + chunk]
+            key = hashlib.sha256(("\n".join(str(lab["image_id"]) for lab in rows) + models).encode()).hexdigest()[:16]
+            path = cache / f"features-{key}.npz" if cache else None
+            if path is not None and path.is_file():
+                with np.load(path) as z:
+                    got = {k: z[k] for k in z.files}
+                bar.update(len(rows))
+            else:
+                acc: dict[str, list[np.ndarray]] = {}
+                for s in range(0, len(rows), batch):
+                    imgs = []
+                    for lab in rows[s : s + batch]:
+                        with Image.open(lab["file"]) as im:
+                            imgs.append(im.convert("RGB"))
+                    for k, v in extractor.extract(imgs).items():
+                        acc.setdefault(k, []).append(v)
+                    bar.update(len(imgs))
+                got = {k: np.concatenate(v, axis=0).astype(np.float32) for k, v in acc.items()}
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(".tmp.npz")
+                    np.savez(tmp, **got)
+                    tmp.rename(path)
+            for k, v in got.items():
+                parts.setdefault(k, []).append(v)
+    return {k: np.concatenate(v, axis=0) for k, v in parts.items()}
 
 
 def take(features: Features, idx: NDArray[np.int64]) -> Features:
