@@ -12,7 +12,8 @@ Serving needs only onnxruntime, tokenizers, numpy and Pillow; the artifacts are 
 
 Artifact directory layout (written by model_build, described by ``manifest.json``)::
 
-    classifier.onnx      input "pixels" (n,3,S,S) float32, already normalised -> "logits" (n,1000)
+    classifier.onnx      input "pixels" (n,3,S,S) float32, already normalised -> "logits" (n,1000) and
+                         (version >= 3) "features" (n,1280), the pooled activations the last layer maps to logits
     text_encoder.onnx    input_ids/attention_mask/token_type_ids (n,L) int64 -> "sentence_embedding" (n,384)
     tokenizer.json       HF tokenizers file of all-MiniLM-L6-v2
     class_text.npy       (1000,384) float32 unit rows: prompt-ensemble embedding of every class
@@ -443,6 +444,10 @@ class ConseEmbedder(Embedder):
                 session_options(self.intra_op_threads),
                 providers=["CPUExecutionProvider"],
             )
+            outputs = {o.name: o for o in self._cls_sess.get_outputs()}
+            self._cls_outputs = set(outputs)
+            feat_shape = outputs["features"].shape if "features" in outputs else [None, 0]
+            self._feature_dim = int(feat_shape[1]) if isinstance(feat_shape[1], int) else 0
             self._text = MiniLMOnnx(
                 self.artifact_dir / files["text_encoder"],
                 self.artifact_dir / files["tokenizer"],
@@ -505,6 +510,35 @@ class ConseEmbedder(Embedder):
             logits = self._cls_sess.run(["logits"], {"pixels": x})[0]
             out.append(softmax(logits, self._temperature))
         return np.concatenate(out, axis=0)
+
+    def image_features(self, images: Sequence[Image.Image]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """(logits (n,1000), features (n,1280)) of the classifier from one onnxruntime run per batch:
+        `features` are the pooled EfficientNet activations that the final linear layer maps to the
+        logits (a content descriptor of the image). `embed_logits(logits)` turns the logits into the
+        same vectors as `embed_images`. Needs artifact version >= 3."""
+        images = list(images)
+        self._load()
+        if "features" not in self._cls_outputs:
+            raise EmbeddingError(
+                f"{self.artifact_dir}/classifier.onnx has no 'features' output (artifact version < 3): "
+                "re-run scripts/setup_models.sh"
+            )
+        if not images:
+            return np.zeros((0, len(self._class_names)), np.float32), np.zeros((0, self._feature_dim), np.float32)
+        logits, feats = [], []
+        for start in range(0, len(images), self.image_batch_size):
+            chunk = images[start : start + self.image_batch_size]
+            x = preprocess_images(chunk, self._image_size, self._pixel_norm, self._resize_mode)
+            lg, ft = self._cls_sess.run(["logits", "features"], {"pixels": x})
+            logits.append(lg)
+            feats.append(ft)
+        return np.concatenate(logits, axis=0), np.concatenate(feats, axis=0)
+
+    def embed_logits(self, logits: NDArray[np.floating]) -> Vectors:
+        """ConSE vectors from classifier logits (as `embed_images` computes them from images)."""
+        self._load()
+        probs = softmax(np.asarray(logits), self._temperature)
+        return conse_combine(probs, self._class_matrix, self._top_k, self._prior, self._prior_power)
 
     def embed_images(self, images: Sequence[Image.Image]) -> Vectors:
         images = list(images)

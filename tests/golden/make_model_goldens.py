@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import itertools
 import json
 import sys
 import time
@@ -107,7 +108,7 @@ def encode_png(images: np.ndarray) -> dict[str, np.ndarray]:
 
 def decode_png(blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     out = []
-    for a, b in zip(offsets[:-1], offsets[1:], strict=True):
+    for a, b in itertools.pairwise(offsets):
         with Image.open(io.BytesIO(blob[a:b].tobytes())) as im:
             out.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
     return np.stack(out)
