@@ -11,8 +11,9 @@
 * `minilm_sentence_encoder`: a 6-layer BERT (all-MiniLM-L6-v2) + attention-masked mean pooling +
   L2 normalisation (output "sentence_embedding"), inputs input_ids / attention_mask / token_type_ids.
 
-Every weight of the state dict must be used exactly once (buffers such as num_batches_tracked aside),
-so a layout mismatch fails loudly instead of producing a quietly wrong network.
+Every weight is looked up by name with the shape the architecture expects, and the classifier and the
+text encoder must use every weight of their state dict (buffers such as num_batches_tracked aside), so a
+layout mismatch fails loudly instead of producing a quietly wrong network.
 """
 
 from __future__ import annotations
