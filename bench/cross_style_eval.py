@@ -181,6 +181,7 @@ def main() -> int:
     ap.add_argument("--heads", type=Path, default=PACKAGED_HEADS)
     ap.add_argument("--model-dir", type=Path, default=None)
     ap.add_argument("--split", default="test", help="test (the report) or val")
+    ap.add_argument("--cache", type=Path, default=None, help="feature cache (default: <dataset>/features)")
     ap.add_argument(
         "--stamps", type=Path, default=Path.home() / ".cache/imgsearch/data/tuxpaint/usr/share/tuxpaint/stamps"
     )
@@ -195,8 +196,7 @@ def main() -> int:
     labels_all = load_labels(args.dataset)
     rows = [i for i, lab in enumerate(labels_all) if lab["split"] == args.split]
     labels = [labels_all[i] for i in rows]
-    feats_all = extract_features(labels_all, extractor, args.dataset / "features")
-    feats = {k: v[rows] for k, v in feats_all.items()}
+    feats = extract_features(labels, extractor, args.cache or args.dataset / "features")
     groups = eval_groups(labels)
     qtexts = [g.query for g in groups]
     qvec = dict(zip(qtexts, extractor.conse.embed_texts(qtexts), strict=True))

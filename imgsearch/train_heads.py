@@ -382,7 +382,12 @@ def main(argv: list[str] | None = None) -> int:
         report["smoke"] = smoke_report(result.search, result.style, s_labels, s_feats, embed)
     manifest = {
         "dataset": json.loads((args.dataset / "manifest.json").read_text()),
-        "frozen_models": {"conse": extractor.conse.model_id, "gram": extractor.gram.model_id},
+        "frozen_models": {
+            "conse": extractor.conse.model_id,
+            "gram": extractor.gram.model_id,
+            "artifact_version": extractor.conse.manifest.get("artifact_version"),
+            "variant": extractor.conse.manifest.get("variant"),
+        },
         "command": "imgsearch train-heads --dataset " + str(args.dataset.name) + (" --quick" if args.quick else ""),
         "report": report,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
