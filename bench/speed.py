@@ -539,7 +539,8 @@ async def run(cfg: Config) -> dict:
         rng = random.Random(0)
         bare_rows = rng.sample(rows, min(cfg.bare_images, len(rows)))
         say(f"1. ingest: loading {len(bare_rows)} icon images, bare embedder baseline (batch 16) ...")
-        embedder, style = make_embedder(settings), make_style(settings)
+        embedder = make_embedder(settings)
+        style = make_style(settings, embedder)
         bare, search_vecs, style_vecs = bench_bare(embedder, style, load_images(bare_rows))
         bare["decode_ms_per_image"] = decode_cost_ms(bare_rows, settings.max_image_bytes, settings.max_image_pixels)
         say(
