@@ -6,7 +6,10 @@ same embedder run here."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from imgsearch.embedding.factory import make_embedder
 from imgsearch.embedding.onnx_clip import OnnxClipEmbedder
 from imgsearch.images import decode
 from producers import SearchClient
+from schemas.events import SearchResponse
 from tests.integration.conftest import Pipeline, ingest_all, search_until_ready
 from tests.tiny_clip import build_tiny_clip
 
@@ -92,3 +96,32 @@ async def test_text_and_image_search_rank_like_the_local_embedder(pipeline: Pipe
         image_b64 = base64.b64encode((pipeline.image_dir / f"{target}.png").read_bytes()).decode()
         resp = await search_until_ready(client, user_id="nobody", image_b64=image_b64, k=3)
     assert resp.hits[0].image_id == target
+
+
+async def test_cli_search_json_on_the_real_pipeline(pipeline: Pipeline):
+    """`imgsearch search … --json` prints the query worker's SearchResponse, ranked as here."""
+    await ensure_ingested(pipeline)
+    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+        direct = await search_until_ready(client, user_id="nobody", text="a green square", k=4)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "imgsearch",
+        "search",
+        "a green square",
+        "--user",
+        "nobody",
+        "-k",
+        "4",
+        "--timeout",
+        "30",
+        "--json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **pipeline.env},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    resp = SearchResponse.model_validate_json(out)
+    assert [h.image_id for h in resp.hits] == [h.image_id for h in direct.hits]
+    assert resp.user_id == "nobody" and resp.ok
