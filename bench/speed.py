@@ -153,6 +153,8 @@ class PhysicalIndex:
 
     async def count(self, refresh: bool = True) -> int:
         try:
+            if not await self.client.indices.exists(index=self.name):  # HEAD: a 404 is not logged
+                return 0
             if refresh:
                 await self.client.indices.refresh(index=self.name)
             return int((await self.client.count(index=self.name))["count"])

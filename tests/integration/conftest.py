@@ -204,8 +204,7 @@ async def ingest_all(p: Pipeline) -> int:
 
         async def count() -> bool:
             try:
-                await idx.refresh()
-                return await idx.count() >= n
+                return await idx.searchable_count() >= n
             except Exception:
                 return False
 
