@@ -32,6 +32,17 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1/0 (true/false), got {raw!r}")
+
+
 def _env_floats(name: str, default: tuple[float, float, float]) -> tuple[float, float, float]:
     """Three comma-separated numbers (e.g. an R,G,B mean)."""
     raw = os.environ.get(name)
@@ -119,6 +130,8 @@ class Settings:
     unknown_image_wait_s: float = field(default_factory=lambda: _env_float("IMGSEARCH_UNKNOWN_IMAGE_WAIT_S", 10.0))
     data_dir: str = field(default_factory=lambda: _env("IMGSEARCH_DATA", str(REPO_ROOT / ".engines")))
     web_port: int = field(default_factory=lambda: _env_int("IMGSEARCH_WORKER_WEB_PORT", 0))
+    # run workers on faust-streaming / mode-streaming versions other than the tested ones (streams/common.py)
+    allow_untested_faust: bool = field(default_factory=lambda: _env_bool("IMGSEARCH_ALLOW_UNTESTED_FAUST", False))
     event_weights: dict[EventType, float] = field(default_factory=_default_event_weights)
 
     def redacted(self) -> dict[str, object]:
