@@ -19,7 +19,7 @@ length with ``pad_id`` (0, open_clip's convention; any id below the end token's 
 by argmax right). Static batch dimensions in the graphs are honoured (short batches are padded).
 
 The model id is ``clip-<name>-<sha256 prefix>`` over the three files and every preprocessing
-parameter, so changing any of them re-indexes into a new index (docs/operations.md "Model changes").
+parameter, so changing any of them re-indexes into a new index (docs/operations.md "Change the embedding model").
 Only onnxruntime, tokenizers, numpy and Pillow are needed.
 """
 
