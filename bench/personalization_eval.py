@@ -83,7 +83,7 @@ def main() -> int:
     images = open_images(labels)
     settings = Settings()
     emb = make_embedder(settings)
-    style_desc = make_style(settings)
+    style_desc = make_style(settings, emb)
     search = emb.embed_images(images)
     style_vecs = style_desc.describe(images)
     present = {r["subject"] for r in labels}

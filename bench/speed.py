@@ -153,6 +153,8 @@ class PhysicalIndex:
 
     async def count(self, refresh: bool = True) -> int:
         try:
+            if not await self.client.indices.exists(index=self.name):  # HEAD: a 404 is not logged
+                return 0
             if refresh:
                 await self.client.indices.refresh(index=self.name)
             return int((await self.client.count(index=self.name))["count"])
@@ -539,7 +541,8 @@ async def run(cfg: Config) -> dict:
         rng = random.Random(0)
         bare_rows = rng.sample(rows, min(cfg.bare_images, len(rows)))
         say(f"1. ingest: loading {len(bare_rows)} icon images, bare embedder baseline (batch 16) ...")
-        embedder, style = make_embedder(settings), make_style(settings)
+        embedder = make_embedder(settings)
+        style = make_style(settings, embedder)
         bare, search_vecs, style_vecs = bench_bare(embedder, style, load_images(bare_rows))
         bare["decode_ms_per_image"] = decode_cost_ms(bare_rows, settings.max_image_bytes, settings.max_image_pixels)
         say(

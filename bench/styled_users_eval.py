@@ -49,7 +49,8 @@ def main() -> int:
         labels = make_images(Path(tmp))
         ids = sorted(labels)
         images = [Image.open(Path(tmp) / f"{i}.png").convert("RGB") for i in ids]
-        emb, style_desc = make_embedder(settings), make_style(settings)
+        emb = make_embedder(settings)
+        style_desc = make_style(settings, emb)
         vecs, style_vecs = emb.embed_images(images), style_desc.describe(images)
     sims = vecs @ emb.embed_texts(["a photo of a cat"])[0]
     top = np.argsort(-sims)[:50]

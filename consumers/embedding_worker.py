@@ -10,7 +10,8 @@ from imgsearch.embedding.factory import make_embedder, make_style
 def _build(settings: Settings) -> faust.App:
     from streams import embedding
 
-    app, _ = embedding.build(settings, make_embedder(settings), make_style(settings))
+    embedder = make_embedder(settings)
+    app, _ = embedding.build(settings, embedder, make_style(settings, embedder))
     return app
 
 

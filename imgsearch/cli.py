@@ -8,8 +8,12 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imgsearch.config import Settings
+
+if TYPE_CHECKING:
+    from schemas.events import SearchResponse
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
 
@@ -59,12 +63,58 @@ async def cmd_ingest(settings: Settings, folder: Path, inline: bool) -> int:
     return n
 
 
-async def cmd_search(settings: Settings, user: str, text: str, k: int, weight: float | None, timeout: float) -> None:
-    from producers.search_client import SearchClient
+def format_response(resp: SearchResponse) -> str:
+    """A search reply as a table for people (``--json`` prints the SearchResponse itself)."""
+    timings = ", ".join(f"{k} {v:.0f} ms" for k, v in resp.timings_ms.items())
+    lines = [
+        f"user {resp.user_id}: {len(resp.hits)} hits, personalized={resp.personalized} "
+        f"(weight {resp.personalization_weight:g}, ranker {resp.ranker or '-'}){'; ' + timings if timings else ''}"
+    ]
+    lines += [f"note: {note}" for note in resp.notes]
+    if resp.hits:
+        width = min(60, max(len("image"), *(len(h.image_id) for h in resp.hits)))
+        lines.append(f"{'#':>3}  {'image':{width}s} {'cluster':>7} {'kNN':>7} {'personal':>8} {'blended':>7}")
+        lines += [
+            f"{h.rank:>3}  {h.image_id[:width]:{width}s} {h.cluster_id:>7} {h.knn_score:7.3f} "
+            f"{h.personal_score:8.3f} {h.blended_score:7.3f}"
+            for h in resp.hits
+        ]
+    return "\n".join(lines)
 
-    async with SearchClient(settings.kafka_bootstrap) as client:
-        resp = await client.search(user, text, k=k, personalization_weight=weight, timeout_s=timeout)
-    print(resp.model_dump_json(indent=2))
+
+async def cmd_search(
+    settings: Settings,
+    user: str,
+    text: str,
+    k: int,
+    weight: float | None,
+    timeout: float,
+    as_json: bool = False,
+) -> int:
+    """0 on a reply, 1 if the query worker answered with an error, 3 on no reply in time. With
+    ``as_json`` stdout holds exactly one JSON object: the SearchResponse, or on a timeout
+    ``{"type": "search.timeout", "error": {"code": "timeout", "message": ...}}``."""
+    from producers.search_client import SearchClient, SearchTimeout
+
+    try:
+        async with SearchClient(settings.kafka_bootstrap) as client:
+            resp = await client.search(
+                user, text, k=k, personalization_weight=weight, timeout_s=timeout, raise_on_error=False
+            )
+    except SearchTimeout as exc:
+        message = f"no reply in {timeout:g} s (is a query worker running?): {exc}"
+        if as_json:
+            print(json.dumps({"type": "search.timeout", "error": {"code": "timeout", "message": message}}))
+        else:
+            print(f"search: {message}", file=sys.stderr)
+        return 3
+    if as_json:
+        print(resp.model_dump_json())
+    elif resp.error is not None:
+        print(f"search failed: {resp.error.code}: {resp.error.message}", file=sys.stderr)
+    else:
+        print(format_response(resp))
+    return 0 if resp.error is None else 1
 
 
 async def cmd_interact(settings: Settings, user: str, image: str, event_type: str) -> None:
@@ -103,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--weight", type=float, default=None)
     s.add_argument("--timeout", type=float, default=5.0)
+    s.add_argument("--json", action="store_true", help="print the reply as one JSON object (the SearchResponse)")
     it = sub.add_parser("interact", help="publish one interaction")
     it.add_argument("user")
     it.add_argument("image")
@@ -154,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "ingest":
         asyncio.run(cmd_ingest(settings, args.folder, args.inline))
     elif args.cmd == "search":
-        asyncio.run(cmd_search(settings, args.user, args.text, args.k, args.weight, args.timeout))
+        return asyncio.run(cmd_search(settings, args.user, args.text, args.k, args.weight, args.timeout, args.json))
     elif args.cmd == "interact":
         asyncio.run(cmd_interact(settings, args.user, args.image, args.event_type))
     elif args.cmd == "clusters":

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from imgsearch.connections import kafka_security
 from imgsearch.domain.centroids import CentroidModel, VectorKind, kmeans, minibatch_kmeans, model_version
 from imgsearch.images import to_rgb
 from imgsearch.index.opensearch import OpenSearchIndex
+from imgsearch.progress import progress_bar
 
 log = logging.getLogger(__name__)
 MINIBATCH_ABOVE = 20_000  # vectors: above this, mini-batch k-means
@@ -60,12 +61,28 @@ def fit(vectors: NDArray[np.float32], k: int, vector_kind: VectorKind, feature_i
 
 def load_images(paths: Sequence[Path]) -> list[Image.Image]:
     out = []
-    for i, p in enumerate(paths):
-        with Image.open(p) as im:
-            out.append(to_rgb(im))
-        if (i + 1) % 100 == 0:
-            print(f"  loaded {i + 1}/{len(paths)} images", file=sys.stderr)
+    with progress_bar(len(paths), "loaded", "img") as bar:
+        for p in paths:
+            with Image.open(p) as im:
+                out.append(to_rgb(im))
+            bar.update(1)
     return out
+
+
+def describe_in_batches(
+    describe: Callable[[Sequence[Image.Image]], NDArray[np.float32]],
+    images: Sequence[Image.Image],
+    what: str,
+    batch: int = 64,
+) -> NDArray[np.float32]:
+    """describe(images), batch by batch, with a progress bar."""
+    parts = []
+    with progress_bar(len(images), what, "img") as bar:
+        for start in range(0, len(images), batch):
+            chunk = images[start : start + batch]
+            parts.append(np.asarray(describe(chunk), dtype=np.float32))
+            bar.update(len(chunk))
+    return np.concatenate(parts, axis=0) if parts else np.zeros((0, 0), dtype=np.float32)
 
 
 async def train_from_folder(
@@ -78,10 +95,11 @@ async def train_from_folder(
     images = load_images(image_files(folder))
     if vector_kind == "style":
         style = make_style(settings)
-        vectors, feature = style.describe(images), style.model_id
+        describe, feature = style.describe, style.model_id
     else:
         embedder = make_embedder(settings)
-        vectors, feature = embedder.embed_images(images), embedder.model_id
+        describe, feature = embedder.embed_images, embedder.model_id
+    vectors = describe_in_batches(describe, images, f"{vector_kind} vectors")
     model = fit(vectors, k, vector_kind, feature)
     if publish:
         await publish_centroids(settings.kafka_bootstrap, model)
@@ -102,15 +120,15 @@ async def read_index_vectors(
     rows: list[list[float]] = []
     clusters: list[int] = []
     features: set[str] = set()
-    async for doc_id, src in index.scan([field_name, "cluster_id", feature_field]):
-        if src.get(field_name) is None:
-            continue
-        ids.append(doc_id)
-        rows.append(src[field_name])
-        clusters.append(int(src.get("cluster_id", -1)))
-        features.add(str(src.get(feature_field)))
-        if len(ids) % 5000 == 0:
-            print(f"  read {len(ids)} vectors", file=sys.stderr)
+    with progress_bar(await index.count(), f"read {vector_kind} vectors", "doc") as bar:
+        async for doc_id, src in index.scan([field_name, "cluster_id", feature_field]):
+            bar.update(1)
+            if src.get(field_name) is None:
+                continue
+            ids.append(doc_id)
+            rows.append(src[field_name])
+            clusters.append(int(src.get("cluster_id", -1)))
+            features.add(str(src.get(feature_field)))
     return ids, np.asarray(rows, dtype=np.float32), np.asarray(clusters, dtype=np.int64), features
 
 

@@ -32,6 +32,36 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1/0 (true/false), got {raw!r}")
+
+
+def _env_floats(name: str, default: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Three comma-separated numbers (e.g. an R,G,B mean)."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        values = tuple(float(x) for x in raw.split(","))
+    except ValueError as exc:
+        raise ValueError(f"{name} must be three comma-separated numbers, got {raw!r}") from exc
+    if len(values) != 3:
+        raise ValueError(f"{name} must be three comma-separated numbers, got {raw!r}")
+    return values[0], values[1], values[2]
+
+
+# OpenAI CLIP's pixel statistics (open_clip's OPENAI_DATASET_MEAN / _STD), the ONNX CLIP default
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
 def _default_event_weights() -> dict[EventType, float]:
     weights = {EventType.VIEW: 1.0, EventType.CLICK: 1.0, EventType.FAVORITE: 3.0, EventType.DOWNLOAD: 5.0}
     raw = os.environ.get("IMGSEARCH_EVENT_WEIGHTS", "")  # e.g. "view=1,favorite=3,download=5"
@@ -58,10 +88,26 @@ class Settings:
     app_prefix: str = field(default_factory=lambda: _env("IMGSEARCH_APP_PREFIX", "imgsearch"))
     partitions: int = field(default_factory=lambda: _env_int("IMGSEARCH_PARTITIONS", 4))
     embedder: str = field(default_factory=lambda: _env("IMGSEARCH_EMBEDDER", "auto"))
-    style: str = field(default_factory=lambda: _env("IMGSEARCH_STYLE", "auto"))
+    style: str = field(default_factory=lambda: _env("IMGSEARCH_STYLE", "auto"))  # auto|gram|handcrafted|embedding
     model_dir: str = field(default_factory=lambda: _env("IMGSEARCH_MODEL_DIR", ""))  # "": the set-up default
     # the learned heads (search + style), without suffix; "": the trained heads shipped in the package
     heads_path: str = field(default_factory=lambda: _env("IMGSEARCH_HEADS", ""))
+    titan_dim: int = field(default_factory=lambda: _env_int("IMGSEARCH_TITAN_DIM", 1024))  # 256 | 384 | 1024
+    hash_dim: int = field(default_factory=lambda: _env_int("IMGSEARCH_HASH_DIM", 64))
+    # the ONNX CLIP embedder (IMGSEARCH_EMBEDDER=onnx_clip; docs/embeddings.md "ONNX CLIP backend"):
+    # a directory with image_encoder.onnx, text_encoder.onnx, tokenizer.json, and/or the three files
+    clip_dir: str = field(default_factory=lambda: _env("IMGSEARCH_CLIP_DIR", ""))
+    clip_image_model: str = field(default_factory=lambda: _env("IMGSEARCH_CLIP_IMAGE_MODEL", ""))
+    clip_text_model: str = field(default_factory=lambda: _env("IMGSEARCH_CLIP_TEXT_MODEL", ""))
+    clip_tokenizer: str = field(default_factory=lambda: _env("IMGSEARCH_CLIP_TOKENIZER", ""))  # HF tokenizer.json
+    clip_name: str = field(default_factory=lambda: _env("IMGSEARCH_CLIP_NAME", ""))  # part of the model id
+    clip_image_size: int = field(default_factory=lambda: _env_int("IMGSEARCH_CLIP_IMAGE_SIZE", 0))  # 0: the graph's
+    clip_mean: tuple[float, float, float] = field(default_factory=lambda: _env_floats("IMGSEARCH_CLIP_MEAN", CLIP_MEAN))
+    clip_std: tuple[float, float, float] = field(default_factory=lambda: _env_floats("IMGSEARCH_CLIP_STD", CLIP_STD))
+    clip_resize: str = field(default_factory=lambda: _env("IMGSEARCH_CLIP_RESIZE", "crop"))  # crop|pad|squash|trim_*
+    clip_context_length: int = field(default_factory=lambda: _env_int("IMGSEARCH_CLIP_CONTEXT_LENGTH", 0))  # 0: 77
+    clip_pad_id: int = field(default_factory=lambda: _env_int("IMGSEARCH_CLIP_PAD_ID", 0))
+    clip_long_text: str = field(default_factory=lambda: _env("IMGSEARCH_CLIP_LONG_TEXT", "truncate"))  # or error
     ranker: str = field(default_factory=lambda: _env("IMGSEARCH_RANKER", "local"))  # local | personalize
     personalize_tracking_id: str = field(default_factory=lambda: _env("IMGSEARCH_PERSONALIZE_TRACKING_ID", ""))
     personalize_campaign_arn: str = field(default_factory=lambda: _env("IMGSEARCH_PERSONALIZE_CAMPAIGN_ARN", ""))
@@ -86,6 +132,8 @@ class Settings:
     unknown_image_wait_s: float = field(default_factory=lambda: _env_float("IMGSEARCH_UNKNOWN_IMAGE_WAIT_S", 10.0))
     data_dir: str = field(default_factory=lambda: _env("IMGSEARCH_DATA", str(REPO_ROOT / ".engines")))
     web_port: int = field(default_factory=lambda: _env_int("IMGSEARCH_WORKER_WEB_PORT", 0))
+    # run workers on faust-streaming / mode-streaming versions other than the tested ones (streams/common.py)
+    allow_untested_faust: bool = field(default_factory=lambda: _env_bool("IMGSEARCH_ALLOW_UNTESTED_FAUST", False))
     event_weights: dict[EventType, float] = field(default_factory=_default_event_weights)
 
     def redacted(self) -> dict[str, object]:
@@ -94,6 +142,24 @@ class Settings:
             if out.get(name):
                 out[name] = "***"
         return out
+
+    def clip_files(self) -> tuple[Path, Path, Path]:
+        """(image encoder, text encoder, tokenizer) of the ONNX CLIP embedder: each file setting, or
+        its default name inside IMGSEARCH_CLIP_DIR."""
+        base = Path(self.clip_dir) if self.clip_dir else None
+        chosen = []
+        for value, default, env in (
+            (self.clip_image_model, "image_encoder.onnx", "IMGSEARCH_CLIP_IMAGE_MODEL"),
+            (self.clip_text_model, "text_encoder.onnx", "IMGSEARCH_CLIP_TEXT_MODEL"),
+            (self.clip_tokenizer, "tokenizer.json", "IMGSEARCH_CLIP_TOKENIZER"),
+        ):
+            if value:
+                chosen.append(Path(value))
+            elif base is not None:
+                chosen.append(base / default)
+            else:
+                raise ValueError(f"IMGSEARCH_EMBEDDER=onnx_clip needs IMGSEARCH_CLIP_DIR or {env}")
+        return chosen[0], chosen[1], chosen[2]
 
     def app_id(self, role: str) -> str:
         return f"{self.app_prefix}-{role}"

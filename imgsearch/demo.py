@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import json
+import logging
 import os
 import random
 import signal
@@ -25,8 +26,10 @@ from PIL import Image, ImageDraw
 
 from imgsearch.config import REPO_ROOT, Settings
 from imgsearch.connections import kafka_security
+from imgsearch.progress import progress_bar
 from schemas.events import SearchResponse
 
+log = logging.getLogger(__name__)
 DEMO_PREFIX = "demo"
 DEFAULT_LIKES = {"alice": ["papirus"], "bob": ["moka"]}
 OUT_DIR = REPO_ROOT / "demo-output"
@@ -42,16 +45,6 @@ def labels_from_path(image_id: str) -> tuple[str, str]:
 def default_folder() -> Path:
     cache = Path(os.environ.get("IMGSEARCH_CACHE") or Path.home() / ".cache" / "imgsearch")
     return cache / "datasets" / "icons-v1" / "images"
-
-
-def progress(done: int, total: int, what: str, t0: float) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    rate = done / max(time.monotonic() - t0, 1e-6)
-    sys.stdout.write(f"\r  {what} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({rate:.0f}/s)")
-    sys.stdout.flush()
-    if done >= total:
-        sys.stdout.write("\n")
 
 
 async def reset_demo_state(settings: Settings) -> None:
@@ -269,18 +262,19 @@ async def run_demo(
         await cmd_ingest(settings, folder, inline=False)
         idx = OpenSearchIndex(settings.opensearch_url, settings.index_name)
         t0 = time.monotonic()
-        n = 0
-        while n < len(ids):
-            workers.check_alive()
-            try:
-                await idx.refresh()
-                n = await idx.count()
-            except Exception:
-                n = 0
-            progress(n, len(ids), "indexed", t0)
-            if time.monotonic() - t0 > 900:
-                raise TimeoutError("ingest did not finish in 15 minutes; see the worker logs")
-            await asyncio.sleep(1.0)
+        with progress_bar(len(ids), "indexed", "img") as bar:
+            while bar.n < len(ids):
+                workers.check_alive()
+                try:
+                    n = await idx.searchable_count()
+                except Exception as exc:  # OpenSearch busy: the workers retry, so do we
+                    log.debug("count failed: %s", exc)
+                    n = bar.n
+                bar.update(max(0, n - bar.n))
+                if time.monotonic() - t0 > 900:
+                    raise TimeoutError("ingest did not finish in 15 minutes; see the worker logs")
+                if bar.n < len(ids):
+                    await asyncio.sleep(1.0)
         await idx.close()
 
         print(

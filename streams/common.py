@@ -23,6 +23,45 @@ from schemas.events import DeadLetter
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# The versions the patches below (and metrics.consumer_lags' read of consumer._committed_offset) were
+# tested against: they reach into private internals of faust's aiokafka driver and of mode's
+# FlowControlEvent, which a new release may change without notice. pyproject.toml pins the same
+# versions; a different faust-streaming or mode-streaming stops the worker at start-up (unless
+# IMGSEARCH_ALLOW_UNTESTED_FAUST=1), a different aiokafka only warns (ActivePartitions relies on
+# its Fetcher reading an empty partition set as "all", but touches no private name of it).
+TESTED_VERSIONS = {"faust-streaming": "0.15.3", "mode-streaming": "0.7.1"}
+TESTED_WARN_ONLY = {"aiokafka": "0.14.0"}
+
+
+class UntestedVersions(RuntimeError):
+    """faust-streaming or mode-streaming is not the version the patches were tested against."""
+
+
+def check_patched_versions(allow_untested: bool = False) -> list[str]:
+    """Compare the installed faust-streaming, mode-streaming and aiokafka with the tested versions.
+    Returns the differences (each logged as a warning); raises UntestedVersions for faust/mode
+    differences unless `allow_untested`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(dist: str) -> str:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return "not installed"
+
+    hard = [f"{d} {installed(d)} (tested: {v})" for d, v in TESTED_VERSIONS.items() if installed(d) != v]
+    soft = [f"{d} {installed(d)} (tested: {v})" for d, v in TESTED_WARN_ONLY.items() if installed(d) != v]
+    if hard and not allow_untested:
+        raise UntestedVersions(
+            "imgsearch patches private internals of faust-streaming and mode-streaming (streams/common.py) "
+            f"and was tested only with {', '.join(f'{d} {v}' for d, v in TESTED_VERSIONS.items())}; "
+            f"installed: {'; '.join(hard)}. Install the locked versions (bash scripts/setup.sh), or set "
+            "IMGSEARCH_ALLOW_UNTESTED_FAUST=1 to run anyway (re-run the integration tests first)"
+        )
+    for diff in hard + soft:
+        log.warning("untested version: %s; the faust patches in streams/common.py may not hold", diff)
+    return hard + soft
+
 
 class ActivePartitions:
     """A live view of the consumer's set of active (not paused) partitions that is never "empty" to
@@ -105,6 +144,7 @@ def keep_queued_events_on_resume(flow_control: Any) -> None:
 
 
 def make_app(role: str, settings: Settings) -> faust.App:
+    check_patched_versions(settings.allow_untested_faust)
     fetch_only_active_partitions()
     datadir = Path(settings.data_dir) / "faust" / settings.app_id(role)
     datadir.parent.mkdir(parents=True, exist_ok=True)

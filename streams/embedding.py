@@ -24,7 +24,7 @@ from imgsearch.config import Settings
 from imgsearch.connections import kafka_security
 from imgsearch.domain.centroids import NO_CLUSTER, NO_MODEL_VERSION, CentroidModel
 from imgsearch.embedding.base import Embedder
-from imgsearch.embedding.style import StyleDescriber
+from imgsearch.embedding.style import EmbeddingStyle, StyleDescriber
 from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
 from imgsearch.index.opensearch import ImageDoc, OpenSearchIndex, model_slug
 from schemas import topics
@@ -122,7 +122,10 @@ class EmbeddingPipeline:
         pix = [x.pixels for x in loaded]
         with metrics.timed(ROLE, "embed_images"):
             search = await self.offload.run(self.embedder.embed_images, pix)
-        style = await self.offload.run(self.style.describe, pix)
+        if isinstance(self.style, EmbeddingStyle) and self.style.reuses(self.embedder):
+            style = search  # IMGSEARCH_STYLE=embedding: the same vectors, computed once
+        else:
+            style = await self.offload.run(self.style.describe, pix)
         try:
             await asyncio.wait_for(self.centroids.ready.wait(), timeout=60)
         except TimeoutError:

@@ -1,4 +1,4 @@
-"""The embedder interface: every backend (offline ConSE, Titan via Bedrock, open_clip, test hash)
+"""The embedder interface: every backend (offline ConSE, Titan via Bedrock, ONNX CLIP, test hash)
 fills this narrow contract. Vectors are float32 and unit-normalised, one row per input."""
 
 from __future__ import annotations

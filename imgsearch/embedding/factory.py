@@ -3,10 +3,14 @@
 IMGSEARCH_EMBEDDER: ``auto`` (the learned heads over ConSE if the artifacts and the heads are there,
 else ConSE alone if its artifacts are set up, else the hash test embedder with a loud warning),
 ``learned`` (ConSE + the search head of IMGSEARCH_HEADS), ``conse``, ``titan`` (Bedrock;
-IMGSEARCH_TITAN_DIM 256/384/1024), ``openclip`` (IMGSEARCH_OPENCLIP_MODEL / _PRETRAINED; needs torch), ``hash``.
+IMGSEARCH_TITAN_DIM 256/384/1024), ``onnx_clip`` (a CLIP exported to ONNX: IMGSEARCH_CLIP_DIR or
+IMGSEARCH_CLIP_IMAGE_MODEL / _TEXT_MODEL / _TOKENIZER, and the preprocessing settings IMGSEARCH_CLIP_*;
+see imgsearch/config.py), ``hash``.
 IMGSEARCH_STYLE: ``auto`` (the learned style head if the heads and artifacts are there, else the
 Gram statistics' PCA if the artifacts exist, else the model-free handcrafted descriptor), ``learned``,
-``gram``, ``handcrafted``.
+``gram``, ``handcrafted``, ``embedding`` (the embedder's own image vector, as the AWS article does with
+Titan; best with a CLIP-class embedder).
+All settings are read in imgsearch/config.py.
 """
 
 from __future__ import annotations
@@ -14,13 +18,17 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgsearch.config import Settings
 from imgsearch.embedding.base import Embedder
-from imgsearch.embedding.style import GramStyleDescriber, HandcraftedStyleDescriber, StyleDescriber
+from imgsearch.embedding.style import (
+    EmbeddingStyle,
+    GramStyleDescriber,
+    HandcraftedStyleDescriber,
+    StyleDescriber,
+)
 
 if TYPE_CHECKING:
     from imgsearch.embedding.learned import LearnedEmbedder, LearnedStyleDescriber
@@ -89,23 +97,48 @@ def make_embedder(settings: Settings) -> Embedder:
     if kind == "titan":
         from imgsearch.embedding.titan import TitanEmbedder
 
-        return TitanEmbedder(dimension=int(os.environ.get("IMGSEARCH_TITAN_DIM", "1024")))
-    if kind == "openclip":
-        from imgsearch.embedding.openclip import OpenClipEmbedder
-
-        return OpenClipEmbedder(
-            os.environ.get("IMGSEARCH_OPENCLIP_MODEL", "ViT-B-32"),
-            os.environ.get("IMGSEARCH_OPENCLIP_PRETRAINED") or None,
-        )
+        return TitanEmbedder(dimension=settings.titan_dim)
+    if kind == "onnx_clip":
+        return make_onnx_clip(settings)
     if kind in ("auto", "hash"):
         from imgsearch.embedding.hashing import HashEmbedder
 
-        return HashEmbedder(dimension=int(os.environ.get("IMGSEARCH_HASH_DIM", "64")))
-    raise ValueError(f"IMGSEARCH_EMBEDDER={kind!r} is not one of auto, learned, conse, titan, openclip, hash")
+        return HashEmbedder(dimension=settings.hash_dim)
+    if kind == "openclip":
+        raise ValueError(
+            "IMGSEARCH_EMBEDDER=openclip (torch) was replaced by onnx_clip: export the model to ONNX once "
+            "(docs/embeddings.md, ONNX CLIP backend) and set IMGSEARCH_CLIP_DIR"
+        )
+    raise ValueError(f"IMGSEARCH_EMBEDDER={kind!r} is not one of auto, learned, conse, titan, onnx_clip, hash")
 
 
-def make_style(settings: Settings) -> StyleDescriber:
+def make_onnx_clip(settings: Settings) -> Embedder:
+    from imgsearch.embedding.onnx_clip import ClipPreprocessing, OnnxClipEmbedder
+
+    image_model, text_model, tokenizer = settings.clip_files()
+    return OnnxClipEmbedder(
+        image_model,
+        text_model,
+        tokenizer,
+        preprocessing=ClipPreprocessing(
+            image_size=settings.clip_image_size,
+            mean=settings.clip_mean,
+            std=settings.clip_std,
+            resize_mode=settings.clip_resize,
+        ),
+        context_length=settings.clip_context_length,
+        pad_id=settings.clip_pad_id,
+        name=settings.clip_name,
+        image_batch_size=settings.embed_batch,
+        long_text=settings.clip_long_text,
+    )
+
+
+def make_style(settings: Settings, embedder: Embedder | None = None) -> StyleDescriber:
+    """The style describer; for ``embedding``, over `embedder` (made from the settings if None)."""
     kind = settings.style
+    if kind == "embedding":
+        return EmbeddingStyle(embedder if embedder is not None else make_embedder(settings))
     if kind == "learned" or (kind == "auto" and learned_available(settings)):
         return learned_pair(settings)[1]
     if kind in ("auto", "gram"):
@@ -116,4 +149,4 @@ def make_style(settings: Settings) -> StyleDescriber:
             raise FileNotFoundError(f"no Gram style artifacts in {path}: run scripts/setup_models.sh")
     if kind in ("auto", "handcrafted"):
         return HandcraftedStyleDescriber()
-    raise ValueError(f"IMGSEARCH_STYLE={kind!r} is not one of auto, learned, gram, handcrafted")
+    raise ValueError(f"IMGSEARCH_STYLE={kind!r} is not one of auto, learned, gram, handcrafted, embedding")

@@ -1,6 +1,6 @@
 """Image-only style descriptors (how a picture is drawn, not what it shows).
 
-Two implementations of the `StyleDescriber` protocol:
+Implementations of the `StyleDescriber` protocol:
 
 * `GramStyleDescriber` - neural-style-transfer statistics (Gatys et al., 2016): for three early
   layers of EfficientNet-Lite0 (16ch@112², 24ch@56², 40ch@28² for a 224² input) the channel mean,
@@ -10,6 +10,10 @@ Two implementations of the `StyleDescriber` protocol:
 * `HandcraftedStyleDescriber` - no model at all (numpy + Pillow): colour histograms in HSV and
   CIELAB, gradient-orientation histogram, edge density, saturation/colourfulness statistics and
   palette flatness (few distinct colours = flat cartoon/icon; many = photo). 64 dims, unit rows.
+
+* `EmbeddingStyle` - the embedder's own image vector (as the AWS article does with Titan): with a
+  CLIP-class embedder its image vector carries style as well as content. The embedding worker then
+  reuses the search vector instead of computing it twice.
 
 `default_style_describer()` returns the Gram describer when its artifacts exist, else the fallback.
 """
@@ -27,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageCms
 
-from imgsearch.embedding.base import Vectors, normalize_rows
+from imgsearch.embedding.base import Embedder, Vectors, normalize_rows
 from imgsearch.embedding.conse import (
     default_artifact_dir,
     fit_square,
@@ -293,6 +297,28 @@ class HandcraftedStyleDescriber:
         out = np.zeros(self._DIM, dtype=np.float32)
         out[: vec.size] = vec  # 12+4+4+16+6+8+12 = 62 used, 2 reserved (zero)
         return out
+
+
+class EmbeddingStyle:
+    """The search embedder's image vector as the style vector (IMGSEARCH_STYLE=embedding)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    @property
+    def model_id(self) -> str:
+        return f"embedding:{self.embedder.model_id}"
+
+    @property
+    def dimension(self) -> int:
+        return self.embedder.dimension
+
+    def describe(self, images: Sequence[Image.Image]) -> Vectors:
+        return self.embedder.embed_images(images)
+
+    def reuses(self, embedder: Embedder) -> bool:
+        """True if its vectors are `embedder`'s image vectors (the caller may reuse them)."""
+        return self.embedder is embedder or self.embedder.model_id == embedder.model_id
 
 
 def default_style_describer(artifact_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> StyleDescriber:

@@ -168,12 +168,14 @@ class OpenSearchIndex:
         try:
             # only among this alias's own physical indices (<alias>.<model>): a role limited to
             # imgsearch* indices may not look up an alias across all indices (403 with security on)
+            # ignore=404: a missing alias is an answer, not a failure (opensearch-py would log a WARNING)
             resp = await self._call(
-                "get_alias", lambda: self.client.indices.get_alias(index=f"{self.alias}.*", name=self.alias)
+                "get_alias",
+                lambda: self.client.indices.get_alias(index=f"{self.alias}.*", name=self.alias, ignore=404),
             )
         except NotFoundError:
             return []
-        return sorted(resp)
+        return sorted(name for name in resp if name not in ("error", "status"))  # a 404 body: error, status
 
     async def serve_this_index(self) -> None:
         """Point the alias at this physical index, atomically (searches never see no index)."""
@@ -315,6 +317,19 @@ class OpenSearchIndex:
     async def refresh(self) -> None:
         await self._call("refresh", lambda: self.client.indices.refresh(index=self.index))
 
+    async def searchable_count(self) -> int:
+        """Documents searchable now (after a refresh); 0 while the index (or the alias) does not
+        exist yet. Existence is asked with HEAD, whose 404 opensearch-py does not log: a refresh or
+        count on a missing index would log a WARNING for every poll (the demo's ingest progress)."""
+        exists = await self._call("exists", lambda: self.client.indices.exists(index=self.index))
+        if not exists:
+            return 0
+        try:
+            await self.refresh()
+            return await self.count()
+        except NotFoundError:  # deleted in between
+            return 0
+
     async def delete_index(self) -> None:
         """Delete this index; for the alias, every model's physical index behind it (tests, demo reset)."""
         names = {self.index}
@@ -324,4 +339,4 @@ class OpenSearchIndex:
                 names.add(self.alias)
         for name in names:
             with contextlib.suppress(NotFoundError):
-                await self.client.indices.delete(index=name)
+                await self.client.indices.delete(index=name, ignore=404)  # already gone: fine, and not logged

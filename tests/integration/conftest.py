@@ -126,11 +126,14 @@ def pipeline_env(
     tmp = tmp_path_factory.mktemp("pipeline")
     image_dir = tmp / "images"
     # a test module may set EMBEDDER = "conse" and STYLE = "auto"; the defaults are the fast hash
-    # test embedder and the handcrafted style descriptor
+    # test embedder and the handcrafted style descriptor. Its extra_env(tmp) may add settings
+    # (e.g. model files it writes into tmp).
     module = request.module
     env = _isolated_env(
         engines, tmp, image_dir, getattr(module, "EMBEDDER", "hash"), getattr(module, "STYLE", "handcrafted")
     )
+    if hasattr(module, "extra_env"):
+        env.update(module.extra_env(tmp))
     with environment(env):
         yield env, tmp
 
@@ -201,8 +204,7 @@ async def ingest_all(p: Pipeline) -> int:
 
         async def count() -> bool:
             try:
-                await idx.refresh()
-                return await idx.count() >= n
+                return await idx.searchable_count() >= n
             except Exception:
                 return False
 

@@ -7,11 +7,14 @@ read offset had moved on, and the commit went past it: the kill -9 fault test lo
 after the committed offset in about one restart in ten.
 """
 
+import importlib.metadata
 from pathlib import Path
 
+import pytest
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from imgsearch.config import Settings
+from streams import common
 from streams.common import keep_queued_events_on_resume, make_app
 
 
@@ -47,3 +50,22 @@ async def test_an_app_keeps_events_fetched_while_flowing_and_drops_those_from_be
     await buffer.put("still here")
     app.flow_control.resume()
     assert buffer.qsize() == 1
+
+
+def test_patched_versions_are_checked_at_start_up(monkeypatch, caplog):
+    """The faust patches are gated on the versions they were tested with: the installed (locked)
+    ones pass; another faust-streaming/mode-streaming stops start-up with a clear error unless
+    allowed, another aiokafka only warns."""
+    assert common.check_patched_versions() == []  # the locked versions are the tested ones
+    real = importlib.metadata.version
+    fake = {"mode-streaming": "0.8.0", "aiokafka": "0.15.0"}
+    monkeypatch.setattr(importlib.metadata, "version", lambda d: fake.get(d) or real(d))
+    with pytest.raises(common.UntestedVersions, match=r"mode-streaming 0\.8\.0 \(tested: 0\.7\.1\)"):
+        common.check_patched_versions()
+    with pytest.raises(common.UntestedVersions, match="IMGSEARCH_ALLOW_UNTESTED_FAUST=1"):
+        common.make_app("x", Settings(kafka_bootstrap="127.0.0.1:1"))
+    diffs = common.check_patched_versions(allow_untested=True)
+    assert diffs == ["mode-streaming 0.8.0 (tested: 0.7.1)", "aiokafka 0.15.0 (tested: 0.14.0)"]
+    assert "untested version: aiokafka 0.15.0" in caplog.text
+    monkeypatch.setenv("IMGSEARCH_ALLOW_UNTESTED_FAUST", "1")
+    assert Settings().allow_untested_faust is True
