@@ -23,7 +23,9 @@ def recall_and_precision(
     ranked: NDArray[np.int64], relevant: Sequence[NDArray[np.bool_]], recall_at: int = 50, precision_at: int = 10
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per query: the share of its relevant items within the top `recall_at` (of at most `recall_at`
-    reachable), and the precision of its top `precision_at`."""
+    reachable), and the precision of its top `precision_at` out of what is reachable: hits divided by
+    min(`precision_at`, number of relevant items), so a query with 4 relevant images that finds all 4
+    in its top 10 scores 1 (raw P@10 would cap it at 0.4)."""
     rec, prec = [], []
     for row, rel in zip(ranked, relevant, strict=True):
         n_rel = int(rel.sum())
@@ -32,7 +34,7 @@ def recall_and_precision(
             prec.append(np.nan)
             continue
         rec.append(rel[row[:recall_at]].sum() / min(n_rel, recall_at))
-        prec.append(rel[row[:precision_at]].mean())
+        prec.append(rel[row[:precision_at]].sum() / min(n_rel, precision_at))
     return np.asarray(rec), np.asarray(prec)
 
 

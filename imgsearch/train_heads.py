@@ -215,6 +215,7 @@ def train(
     search_grid: Sequence[SearchTrainConfig],
     style_grid: Sequence[StyleTrainConfig],
     mixes: Sequence[float] = (0.5, 0.65, 0.8, 0.9, 1.0),
+    curated_text: bool = True,
 ) -> TrainResult:
     report: dict[str, Any] = {"search_candidates": [], "style_candidates": []}
     groups = eval_groups(labels)
@@ -231,13 +232,23 @@ def train(
         ],
         dtype=np.int64,
     )
-    subjects = sorted({labels[i]["subject"] for i in train_rows})
-    pos = {s: j for j, s in enumerate(subjects)}
+
+    # one class per training subject, named by its text; an icon of a curated subject is named by the
+    # curated query instead ("a printer" for printer, printer-network, document-print ...), so the
+    # class is what people type
+    def class_of(lab: Mapping[str, Any]) -> tuple[str, str]:
+        if curated_text and lab.get("kind") == "icon" and lab.get("curated_subject") and lab.get("query"):
+            return f"curated:{lab['curated_subject']}", str(lab["query"])
+        return str(lab["subject"]), str(lab["text"])
+
     text_of: dict[str, str] = {}
     for i in train_rows:
-        text_of.setdefault(labels[i]["subject"], labels[i]["text"])
-    class_text = embed_texts([text_of[s] for s in subjects])
-    targets = np.array([pos[labels[i]["subject"]] for i in train_rows], dtype=np.int64)
+        name, text = class_of(labels[i])
+        text_of.setdefault(name, text)
+    subjects = sorted(text_of)
+    pos = {name: j for j, name in enumerate(subjects)}
+    class_text = embed_texts([text_of[name] for name in subjects])
+    targets = np.array([pos[class_of(labels[i])[0]] for i in train_rows], dtype=np.int64)
     train_feats = take(features, train_rows)
     report["train_images"], report["train_subjects"] = len(train_rows), len(subjects)
 
@@ -346,6 +357,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=None, help="feature cache dir (default: <dataset>/features)")
     p.add_argument("--quick", action="store_true", help="a small grid and few epochs (smoke runs)")
     p.add_argument(
+        "--report-model-dir",
+        type=Path,
+        default=None,
+        help="artifacts for the test and smoke figures (default: --model-dir), e.g. the serving build",
+    )
+    p.add_argument("--report-cache", type=Path, default=None, help="feature cache for those figures")
+    p.add_argument(
         "--smoke-dataset", type=Path, default=None, help="also record the figures of the smoke slice built there"
     )
     args = p.parse_args(argv)
@@ -357,10 +375,10 @@ def main(argv: list[str] | None = None) -> int:
         search_grid = [SearchTrainConfig(hidden=0, epochs=0), SearchTrainConfig(hidden=64, epochs=2)]
         style_grid = [StyleTrainConfig(subject_dirs=16, shrinkage=0.1, dims=16)]
     else:
-        search_grid = [SearchTrainConfig(hidden=0, epochs=0, ridge=r) for r in (0.1, 1.0, 10.0)]
+        search_grid = [SearchTrainConfig(hidden=0, epochs=0, ridge=r) for r in (0.01, 0.03, 0.1)]
         search_grid += [
-            SearchTrainConfig(hidden=0, epochs=10, temperature=0.05),
-            SearchTrainConfig(hidden=1024, epochs=15, temperature=0.05),
+            SearchTrainConfig(hidden=1024, epochs=12, temperature=0.05),
+            SearchTrainConfig(hidden=0, epochs=8, temperature=0.05, ridge=0.03),
         ]
         style_grid = [
             StyleTrainConfig(blocks=blocks, weights=dict.fromkeys(blocks, 1.0), subject_dirs=r, shrinkage=sh, dims=dm)
@@ -373,12 +391,24 @@ def main(argv: list[str] | None = None) -> int:
     result = train(labels, feats, embed, search_grid=search_grid, style_grid=style_grid)
     result.search, result.style = as_stored(result.search, result.style)
     report = result.report
-    report["test"] = test_report(result, labels, feats, embed)
+    # the figures written into the manifest come from the frozen models that will serve (which may be
+    # another build of the same networks than the one the training features were extracted with)
+    rep_extractor = extractor
+    if args.report_model_dir is not None:
+        rep_extractor = FeatureExtractor.from_artifacts(args.report_model_dir)
+        report["training_features_from"] = extractor.conse.model_id
+        test_rows = _split_idx(labels, "test")
+        t_labels = [labels[i] for i in test_rows]
+        t_feats = extract_features(t_labels, rep_extractor, args.report_cache)
+        report["test"] = test_report(result, t_labels, t_feats, embed)
+    else:
+        report["test"] = test_report(result, labels, feats, embed)
+    extractor = rep_extractor
     if args.smoke_dataset is not None:
         s_labels = load_labels(smoke_dataset(args.smoke_dataset))
         rows = np.array(smoke_rows(s_labels), dtype=np.int64)
         s_labels = [s_labels[i] for i in rows]
-        s_feats = extract_features(s_labels, extractor, args.smoke_dataset / "features")
+        s_feats = extract_features(s_labels, extractor, args.report_cache or args.smoke_dataset / "features")
         report["smoke"] = smoke_report(result.search, result.style, s_labels, s_feats, embed)
     manifest = {
         "dataset": json.loads((args.dataset / "manifest.json").read_text()),

@@ -12,6 +12,9 @@ def test_top_k_and_recall_precision() -> None:
     rel = [np.array([True, False, False, True])]
     rec, prec = recall_and_precision(ranked, rel, recall_at=2, precision_at=2)
     assert rec[0] == pytest.approx(0.5) and prec[0] == pytest.approx(0.5)
+    # precision out of the reachable: 1 relevant item found at rank 1 of a top-3 -> 1.0
+    _, prec = recall_and_precision(ranked, [np.array([True, False, False, False])], precision_at=3)
+    assert prec[0] == pytest.approx(1.0)
 
 
 def test_purity_and_nmi() -> None:
