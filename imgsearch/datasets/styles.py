@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import warnings
 from collections import Counter, defaultdict
@@ -55,7 +56,7 @@ from imgsearch.datasets import debian, icons, npm, splits
 
 DATASET_NAME = "styles-v2"
 # Bump when anything that changes the output (tables, selection rules, rendering, label fields) changes.
-BUILDER_VERSION = "2.1.0"
+BUILDER_VERSION = "2.2.0"
 IMAGE_SIZE = icons.IMAGE_SIZE
 MIN_FAMILIES = 3  # an icon name is kept only if at least this many families draw it
 MIN_CLIPART_SIZE = 48  # clip-art PNGs whose longer side is smaller are skipped
@@ -639,6 +640,7 @@ class Item:
     source: Path
     fmt: str  # "png" | "svg"
     row: dict[str, Any] = field(default_factory=dict)
+    digest: str = ""  # SHA-256 of the source file (the render cache key), computed when empty
 
 
 def make_row(
@@ -883,7 +885,7 @@ def plan_icon_items(
             info.license,
             **extra,
         )
-        items.append(Item(image_id, c.source.real, c.source.fmt, row))
+        items.append(Item(image_id, c.source.real, c.source.fmt, row, c.digest))
     return items, nfam
 
 
@@ -992,7 +994,26 @@ def plan_emoji_items(
     return items
 
 
-def plan_clipart_items(fetch: Fetchers, packages: dict[str, PackageInfo], limit: int | None, quiet: bool) -> list[Item]:
+_GENERATED_STAR = re.compile(r"^star_\d+pt\d+step$")
+
+
+def clipart_skip_reason(folder: str, stem: str) -> str | None:
+    """Clip-art never used: the ~1,400 generated star polygons of ``shapes/stars`` (``star_64pt23step``:
+    near-identical line patterns with a meaningless name), and files whose name has no word (``70a031``)."""
+    if folder.startswith("shapes/stars") and _GENERATED_STAR.match(stem):
+        return "generated star pattern"
+    if not re.search(r"[a-z]{2,}", stem.lower()):
+        return "no word in the file name"
+    return None
+
+
+def plan_clipart_items(
+    fetch: Fetchers,
+    packages: dict[str, PackageInfo],
+    limit: int | None,
+    quiet: bool,
+    notes: dict[str, Any] | None = None,
+) -> list[Item]:
     pkg = fetch.debian(CLIPART.package)
     info = _debian_info(pkg)
     packages[pkg.name] = info
@@ -1003,6 +1024,7 @@ def plan_clipart_items(fetch: Fetchers, packages: dict[str, PackageInfo], limit:
         files.extend(Path(dirpath) / f for f in sorted(filenames) if f.lower().endswith(".png"))
     seen: set[str] = set()
     items: list[Item] = []
+    skipped_counts: Counter[str] = Counter()
     # a limited build takes a hash-ordered sample, so it spreads over all folders deterministically
     order = sorted(files, key=lambda p: hashlib.sha1(str(p.relative_to(base)).encode()).hexdigest())
     for path in order:
@@ -1023,10 +1045,14 @@ def plan_clipart_items(fetch: Fetchers, packages: dict[str, PackageInfo], limit:
             continue
         if max(w, h) < MIN_CLIPART_SIZE or w * h > MAX_CLIPART_PIXELS:
             continue
-        seen.add(digest)
         rel = path.relative_to(base)
         folder = str(rel.parent) if str(rel.parent) != "." else ""
         stem = rel.stem
+        reason = clipart_skip_reason(folder, stem)
+        if reason is not None:
+            skipped_counts[reason] += 1
+            continue
+        seen.add(digest)
         subject = icons.sanitize_id(f"clipart/{folder}/{stem}" if folder else f"clipart/{stem}")
         image_id, row = make_row(
             CLIPART.style,
@@ -1043,9 +1069,26 @@ def plan_clipart_items(fetch: Fetchers, packages: dict[str, PackageInfo], limit:
             source_format="png",
             source_size=max(w, h),
         )
-        items.append(Item(image_id, real, "png", row))
+        items.append(Item(image_id, real, "png", row, digest))
+    if notes is not None:
+        notes["clipart_skipped"] = dict(sorted(skipped_counts.items()))
     _log(f"  {CLIPART.style:22s} {len(items):6d} clip-art images ({pkg.name} {pkg.version})", quiet)
     return items
+
+
+RENDER_VERSION = "1"  # bump when icons.render_file or is_blank change what they produce
+
+
+def render_key(source_sha256: str, fmt: str, size: int = IMAGE_SIZE) -> str:
+    """The render cache key of a source file: the same bytes rendered the same way give the same PNG."""
+    return hashlib.sha256(f"{RENDER_VERSION}|{fmt}|{size}|{source_sha256}".encode()).hexdigest()
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:  # another file system, or no hard links there
+        shutil.copyfile(src, dest)
 
 
 def build(
@@ -1058,10 +1101,13 @@ def build(
     min_families: int = MIN_FAMILIES,
     workers: int = MAX_WORKERS,
     fetch: Fetchers | None = None,
+    render_cache: Path | None = None,
 ) -> Path:
     """Build the dataset for the selected styles / families and kinds; returns its directory.
 
     ``styles``: style or family names (None = all). A no-op when the manifest already matches.
+    Renders are cached by source content under ``render_cache`` (default ``<cache>/renders``) and
+    hard-linked into the dataset, so rebuilding or building a subset re-renders nothing already seen.
     """
     fetch = fetch or Fetchers()
     kinds = tuple(k for k in KINDS if k in set(kinds))
@@ -1085,7 +1131,7 @@ def build(
     if "emoji" in kinds:
         items += plan_emoji_items(chosen, fetch, packages, quiet, notes)
     if "clipart" in kinds and CLIPART.style in chosen:
-        items += plan_clipart_items(fetch, packages, clipart_limit, quiet)
+        items += plan_clipart_items(fetch, packages, clipart_limit, quiet, notes)
     ids = Counter(it.image_id for it in items)
     dup = [i for i, n in ids.items() if n > 1]
     if dup:
@@ -1097,16 +1143,30 @@ def build(
         shutil.rmtree(staging)
     (staging / "images").mkdir(parents=True)
 
+    cache_dir = render_cache if render_cache is not None else debian.cache_root() / "renders"
+
     def work(item: Item) -> tuple[Item, str | None]:
-        try:
-            img = icons.render_file(item.source, item.fmt, IMAGE_SIZE)
-        except Exception as exc:  # a broken source is skipped and reported
-            return item, f"render failed: {str(exc)[:200]}"
-        if icons.is_blank(img):
-            return item, "blank render"
         dest = staging / item.row["path"]
         dest.parent.mkdir(parents=True, exist_ok=True)
-        img.save(dest, format="PNG", optimize=True)
+        key = render_key(item.digest or _digest(item.source), item.fmt)
+        cached = cache_dir / key[:2] / f"{key}.png"
+        if cached.is_file():
+            _link_or_copy(cached, dest)
+            return item, None
+        if cached.with_suffix(".blank").is_file():
+            return item, "blank render"
+        try:
+            img = icons.render_file(item.source, item.fmt, IMAGE_SIZE)
+        except Exception as exc:  # a broken source is skipped and reported (and tried again next build)
+            return item, f"render failed: {str(exc)[:200]}"
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        if icons.is_blank(img):
+            cached.with_suffix(".blank").touch()
+            return item, "blank render"
+        tmp = cached.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
+        img.save(tmp, format="PNG", optimize=True)
+        os.replace(tmp, cached)
+        _link_or_copy(cached, dest)
         return item, None
 
     rendered: list[Item] = []

@@ -435,15 +435,17 @@ def _fake_world(tmp: Path) -> Fetchers:
     return Fetchers(debian=fake_debian, npm=fake_npm)
 
 
-def test_build_end_to_end_on_fake_packages(tmp_path):
+def test_build_end_to_end_on_fake_packages(tmp_path, monkeypatch):
     fetch = _fake_world(tmp_path)
     out = tmp_path / "ds"
+    cache = tmp_path / "renders"
     root = styles.build(
         out,
         ["tango", "oxygen", "papirus", "gnome-colors", "twitter", "openclipart"],
         quiet=True,
         fetch=fetch,
         workers=2,
+        render_cache=cache,
     )
     labels = json.loads((root / "labels.json").read_text())
     manifest = json.loads((root / "manifest.json").read_text())
@@ -519,10 +521,11 @@ def test_build_end_to_end_on_fake_packages(tmp_path):
         ["tango", "oxygen", "papirus", "gnome-colors", "twitter", "openclipart"],
         quiet=True,
         fetch=Fetchers(debian=boom, npm=boom),
+        render_cache=cache,
     )
     assert (root / "manifest.json").read_bytes() == before
 
-    # deterministic: a forced rebuild gives byte-identical labels and images
+    # deterministic: a forced rebuild with an empty render cache gives byte-identical labels and images
     labels_before = (root / "labels.json").read_bytes()
     img_before = (root / printer["path"]).read_bytes()
     styles.build(
@@ -531,6 +534,23 @@ def test_build_end_to_end_on_fake_packages(tmp_path):
         quiet=True,
         fetch=fetch,
         force=True,
+        render_cache=tmp_path / "renders2",
+    )
+    assert (root / "labels.json").read_bytes() == labels_before
+    assert (root / printer["path"]).read_bytes() == img_before
+
+    # the render cache: a rebuild renders nothing it has seen (render_file would fail here)
+    def no_render(*_a, **_k):
+        raise AssertionError("rendered although cached")
+
+    monkeypatch.setattr(icons, "render_file", no_render)
+    styles.build(
+        out,
+        ["tango", "oxygen", "papirus", "gnome-colors", "twitter", "openclipart"],
+        quiet=True,
+        fetch=fetch,
+        force=True,
+        render_cache=cache,
     )
     assert (root / "labels.json").read_bytes() == labels_before
     assert (root / printer["path"]).read_bytes() == img_before
@@ -541,10 +561,32 @@ def test_build_subset_changes_the_fingerprint(tmp_path):
     a = styles.config_fingerprint(styles.config(select_styles(["tango"]), styles.KINDS, None, 3))
     b = styles.config_fingerprint(styles.config(select_styles(["tango", "oxygen"]), styles.KINDS, None, 3))
     assert a != b
-    root = styles.build(tmp_path / "two", ["tango", "oxygen"], kinds=["icon"], quiet=True, fetch=fetch, min_families=2)
+    root = styles.build(
+        tmp_path / "two",
+        ["tango", "oxygen"],
+        kinds=["icon"],
+        quiet=True,
+        fetch=fetch,
+        min_families=2,
+        render_cache=tmp_path / "renders",
+    )
     labels = json.loads((root / "labels.json").read_text())
     assert {r["style"] for r in labels} == {"tango", "oxygen"}
     assert {r["subject"] for r in labels} == {"printer", "camera-photo", "folder"}
+
+
+@pytest.mark.parametrize(
+    ("folder", "stem", "reason"),
+    [
+        ("shapes/stars", "star_64pt23step", "generated star pattern"),
+        ("shapes/stars", "star_of_david", None),
+        ("computer/icons", "70a031", "no word in the file name"),
+        ("computer/icons", "tv", None),
+        ("animals", "blue_parrot_01", None),
+    ],
+)
+def test_clipart_skip_reason(folder, stem, reason):
+    assert styles.clipart_skip_reason(folder, stem) == reason
 
 
 def test_clipart_size_limits(tmp_path, monkeypatch):
