@@ -5,6 +5,9 @@
 #                                    install rsvg-convert (librsvg2-bin) if missing, build the dataset,
 #                                    print its directory on stdout (progress goes to stderr)
 #   scripts/setup_data.sh --sheet    also (re)write docs/img/icons-dataset.png
+#   scripts/setup_data.sh --styles   build the styles-v2 set (icons + emoji + clip-art, needs npm) instead
+#                                    of icons-v1; extra arguments after -- go to its build command
+#                                    (e.g. -- --families tango,papirus --kinds icon)
 #
 # Idempotent: the .debs are fetched once into $IMGSEARCH_CACHE/debian/<pkg>/ (apt-get download +
 # dpkg -x, nothing installed system-wide except librsvg2-bin), and the build is a no-op while
@@ -20,12 +23,17 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 
 SHEET=0
-for arg in "$@"; do
-  case $arg in
+STYLES=0
+EXTRA=()
+while [[ $# -gt 0 ]]; do
+  case $1 in
     --sheet) SHEET=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+    --styles) STYLES=1 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
+  shift
 done
 
 log() { echo "setup_data: $*" >&2; }
@@ -52,6 +60,15 @@ if ! command -v rsvg-convert >/dev/null; then
 fi
 
 cd "$REPO"
+if [[ $STYLES -eq 1 ]]; then
+  command -v npm >/dev/null || { log "styles-v2 fetches emoji packages with npm: install nodejs/npm"; exit 1; }
+  DIR=$(nice -n 10 "$PYTHON" -m imgsearch.datasets.styles build "${EXTRA[@]}")
+  if [[ $SHEET -eq 1 ]]; then
+    "$PYTHON" -m imgsearch.datasets.styles sheet --dataset "$DIR" >&2
+  fi
+  echo "$DIR"
+  exit 0
+fi
 DIR=$("$PYTHON" -m imgsearch.datasets.icons build)
 if [[ $SHEET -eq 1 ]]; then
   "$PYTHON" -m imgsearch.datasets.icons sheet --dataset "$DIR" >&2

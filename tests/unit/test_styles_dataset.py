@@ -109,6 +109,15 @@ def test_canonical_icon_name(raw, canon):
     assert canonical_icon_name(raw) == canon
 
 
+def test_curated_emoji_table_is_consistent():
+    assert set(styles.CURATED_EMOJI) <= {s.name for s in icons.ALL_SUBJECTS}
+    codes = [c for cs in styles.CURATED_EMOJI.values() for c in cs]
+    assert len(codes) == len(set(codes))  # no emoji under two subjects
+    assert styles.EMOJI_TO_CURATED[emoji_key("1F5A8")] == ("printer", 0)
+    assert styles.curated_rank("printer-network", "printer") == 1
+    assert styles.curated_rank("printer", "printer") == 0
+
+
 def test_curated_table_maps_canonical_names():
     assert styles.CURATED_BY_CANONICAL["printer-network"] == "printer"
     assert styles.CURATED_BY_CANONICAL["org.gnome.calculator"] == "calculator"
@@ -189,6 +198,16 @@ EMOJI_META_ROWS = [
         "has_img_google": True,
     },
     {
+        "name": "CHEQUERED FLAG",
+        "unified": "1F3C1",
+        "image": "1f3c1.png",
+        "short_names": ["checkered_flag"],
+        "category": "Flags",
+        "subcategory": "flag",
+        "has_img_twitter": True,
+        "has_img_google": True,
+    },
+    {
         "name": "KEYCAP 0",
         "unified": "0030-FE0F-20E3",
         "image": "0030-fe0f-20e3.png",
@@ -253,7 +272,7 @@ def test_emoji_key_matches_qualified_and_unqualified():
 
 def test_parse_emoji_meta_skips_flags_keycaps_components():
     meta = parse_emoji_meta(EMOJI_META_ROWS)
-    assert sorted(meta) == ["1F5A8", "1F638", "2764"]
+    assert sorted(meta) == ["1F3C1", "1F5A8", "1F638", "2764"]  # the chequered flag is no country flag
     cat = meta["1F638"]
     assert cat.subject == "1F638" and cat.name == "grinning cat face with smiling eyes" and cat.char == "\U0001f638"
     assert meta["2764"].subject == "2764-FE0F"  # the fully-qualified sequence is the subject id
@@ -416,15 +435,17 @@ def _fake_world(tmp: Path) -> Fetchers:
     return Fetchers(debian=fake_debian, npm=fake_npm)
 
 
-def test_build_end_to_end_on_fake_packages(tmp_path):
+def test_build_end_to_end_on_fake_packages(tmp_path, monkeypatch):
     fetch = _fake_world(tmp_path)
     out = tmp_path / "ds"
+    cache = tmp_path / "renders"
     root = styles.build(
         out,
         ["tango", "oxygen", "papirus", "gnome-colors", "twitter", "openclipart"],
         quiet=True,
         fetch=fetch,
         workers=2,
+        render_cache=cache,
     )
     labels = json.loads((root / "labels.json").read_text())
     manifest = json.loads((root / "manifest.json").read_text())
@@ -443,6 +464,7 @@ def test_build_end_to_end_on_fake_packages(tmp_path):
     printer = next(r for r in labels if r["image_id"] == "papirus/printer/printer")
     assert printer["split"] == "test" and printer["family"] == "papirus"
     assert printer["curated_subject"] == "printer" and printer["query"] == "a printer"
+    assert printer["curated_rank"] == 0
     assert printer["text"] == "a printer" and printer["keywords"] == ["printer"]
     assert printer["source_package"] == "papirus-icon-theme" and printer["license"] == "GPL-3+"
     tango_printer = next(r for r in labels if r["image_id"] == "tango/printer/printer")
@@ -450,11 +472,16 @@ def test_build_end_to_end_on_fake_packages(tmp_path):
     gc = next(r for r in labels if r["style"] == "gnome-colors")
     assert gc["family"] == "gnome-colors"
     emoji_rows = [r for r in labels if r["kind"] == "emoji"]
-    assert sorted(r["subject"] for r in emoji_rows) == ["1F5A8-FE0F", "1F638", "2764-FE0F"]
+    assert sorted(r["subject"] for r in emoji_rows) == ["1F3C1", "1F5A8-FE0F", "1F638", "2764-FE0F"]
+    emoji_printer = next(r for r in emoji_rows if r["subject"] == "1F5A8-FE0F")
+    assert emoji_printer["curated_subject"] == "printer" and emoji_printer["query"] == "a printer"
+    assert emoji_printer["text"] == "printer"
+    assert "1F4F7" in manifest["curated_emoji_missing"]  # the tiny fake emoji.json has no camera
     cat = next(r for r in emoji_rows if r["subject"] == "1F638")
     assert cat["text"] == "grinning cat face with smiling eyes" and cat["split"] == "test"
     assert "happy" in cat["keywords"] and cat["emoji"] == "\U0001f638"
     assert cat["cldr_name"] == "grinning cat with smiling eyes"  # openmoji's CLDR annotation
+    assert "curated_subject" not in cat
     clip = [r for r in labels if r["kind"] == "clipart"]
     assert sorted(r["subject"] for r in clip) == ["clipart/animals/birds/blue_parrot_01", "clipart/food/apple_01"]
     assert all(r["split"] == "train" for r in clip)
@@ -479,7 +506,7 @@ def test_build_end_to_end_on_fake_packages(tmp_path):
             assert im.mode == "RGB" and im.size == (128, 128)
             assert im.getpixel((0, 0)) == (255, 255, 255)  # transparent corners composited on white
     assert manifest["num_images"] == len(labels)
-    assert manifest["counts"]["kind"] == {"clipart": 2, "emoji": 3, "icon": 19}
+    assert manifest["counts"]["kind"] == {"clipart": 2, "emoji": 4, "icon": 19}
     assert all(r["families_drawing"] == 4 for r in icons_rows)  # 8 gnome-colors styles count as one family
     assert manifest["packages"]["emoji-datasource-twitter@16.0.0"]["license_statement"].startswith("* Twitter")
     assert (root / "licenses").is_dir()
@@ -494,10 +521,11 @@ def test_build_end_to_end_on_fake_packages(tmp_path):
         ["tango", "oxygen", "papirus", "gnome-colors", "twitter", "openclipart"],
         quiet=True,
         fetch=Fetchers(debian=boom, npm=boom),
+        render_cache=cache,
     )
     assert (root / "manifest.json").read_bytes() == before
 
-    # deterministic: a forced rebuild gives byte-identical labels and images
+    # deterministic: a forced rebuild with an empty render cache gives byte-identical labels and images
     labels_before = (root / "labels.json").read_bytes()
     img_before = (root / printer["path"]).read_bytes()
     styles.build(
@@ -506,6 +534,23 @@ def test_build_end_to_end_on_fake_packages(tmp_path):
         quiet=True,
         fetch=fetch,
         force=True,
+        render_cache=tmp_path / "renders2",
+    )
+    assert (root / "labels.json").read_bytes() == labels_before
+    assert (root / printer["path"]).read_bytes() == img_before
+
+    # the render cache: a rebuild renders nothing it has seen (render_file would fail here)
+    def no_render(*_a, **_k):
+        raise AssertionError("rendered although cached")
+
+    monkeypatch.setattr(icons, "render_file", no_render)
+    styles.build(
+        out,
+        ["tango", "oxygen", "papirus", "gnome-colors", "twitter", "openclipart"],
+        quiet=True,
+        fetch=fetch,
+        force=True,
+        render_cache=cache,
     )
     assert (root / "labels.json").read_bytes() == labels_before
     assert (root / printer["path"]).read_bytes() == img_before
@@ -516,10 +561,32 @@ def test_build_subset_changes_the_fingerprint(tmp_path):
     a = styles.config_fingerprint(styles.config(select_styles(["tango"]), styles.KINDS, None, 3))
     b = styles.config_fingerprint(styles.config(select_styles(["tango", "oxygen"]), styles.KINDS, None, 3))
     assert a != b
-    root = styles.build(tmp_path / "two", ["tango", "oxygen"], kinds=["icon"], quiet=True, fetch=fetch, min_families=2)
+    root = styles.build(
+        tmp_path / "two",
+        ["tango", "oxygen"],
+        kinds=["icon"],
+        quiet=True,
+        fetch=fetch,
+        min_families=2,
+        render_cache=tmp_path / "renders",
+    )
     labels = json.loads((root / "labels.json").read_text())
     assert {r["style"] for r in labels} == {"tango", "oxygen"}
     assert {r["subject"] for r in labels} == {"printer", "camera-photo", "folder"}
+
+
+@pytest.mark.parametrize(
+    ("folder", "stem", "reason"),
+    [
+        ("shapes/stars", "star_64pt23step", "generated star pattern"),
+        ("shapes/stars", "star_of_david", None),
+        ("computer/icons", "70a031", "no word in the file name"),
+        ("computer/icons", "tv", None),
+        ("animals", "blue_parrot_01", None),
+    ],
+)
+def test_clipart_skip_reason(folder, stem, reason):
+    assert styles.clipart_skip_reason(folder, stem) == reason
 
 
 def test_clipart_size_limits(tmp_path, monkeypatch):
