@@ -44,7 +44,7 @@ def labels_from_path(image_id: str) -> tuple[str, str]:
 
 def default_folder() -> Path:
     cache = Path(os.environ.get("IMGSEARCH_CACHE") or Path.home() / ".cache" / "imgsearch")
-    return cache / "datasets" / "icons-v1" / "images"
+    return cache / "datasets" / "demo-v2" / "images"  # scripts/setup_data.sh (imgsearch.datasets.curated)
 
 
 async def reset_demo_state(settings: Settings) -> None:

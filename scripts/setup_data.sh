@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Build the "subject x style" icon dataset from Debian icon themes (see docs/datasets.md).
+# Build the image sets (see docs/datasets.md).
 #
-#   scripts/setup_data.sh            apt-get update if apt does not know the theme packages yet,
-#                                    install rsvg-convert (librsvg2-bin) if missing, build the dataset,
-#                                    print its directory on stdout (progress goes to stderr)
-#   scripts/setup_data.sh --sheet    also (re)write docs/img/icons-dataset.png
-#   scripts/setup_data.sh --styles   build the styles-v2 set (icons + emoji + clip-art, needs npm) instead
-#                                    of icons-v1; extra arguments after -- go to its build command
-#                                    (e.g. -- --families tango,papirus --kinds icon)
+#   scripts/setup_data.sh            the demo's collection: the curated subjects of 8 icon themes
+#                                    (imgsearch.datasets.curated.DEMO_STYLES, ~100 MB of .debs);
+#                                    apt-get update if apt does not know the theme packages yet,
+#                                    install rsvg-convert (librsvg2-bin) if missing, print its
+#                                    directory on stdout (progress goes to stderr)
+#   scripts/setup_data.sh --smoke    the smoke slice of the test families (papirus, suru, openmoji;
+#                                    ~30 MB, needs npm): what tests/unit/test_shipped_heads.py checks
+#   scripts/setup_data.sh --icons    the older 10-theme icon set icons-v1 (--sheet: its contact sheet)
+#   scripts/setup_data.sh --styles   the whole styles-v2 set the heads are trained on (icons + emoji +
+#                                    clip-art, needs npm, ~1 GB of downloads); extra arguments after --
+#                                    go to its build command (e.g. -- --families tango,papirus --kinds icon)
 #
 # Idempotent: the .debs are fetched once into $IMGSEARCH_CACHE/debian/<pkg>/ (apt-get download +
 # dpkg -x, nothing installed system-wide except librsvg2-bin), and the build is a no-op while
@@ -24,11 +28,14 @@ fi
 
 SHEET=0
 STYLES=0
+WHAT=demo
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --sheet) SHEET=1 ;;
     --styles) STYLES=1 ;;
+    --smoke) WHAT=smoke ;;
+    --icons) WHAT=icons ;;
     --) shift; EXTRA=("$@"); break ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
@@ -67,6 +74,15 @@ if [[ $STYLES -eq 1 ]]; then
     "$PYTHON" -m imgsearch.datasets.styles sheet --dataset "$DIR" >&2
   fi
   echo "$DIR"
+  exit 0
+fi
+if [[ $WHAT == demo ]]; then
+  nice -n 10 "$PYTHON" -c 'from imgsearch.datasets.curated import demo_dataset; print(demo_dataset(quiet=False))'
+  exit 0
+fi
+if [[ $WHAT == smoke ]]; then
+  command -v npm >/dev/null || { log "the smoke slice fetches openmoji with npm: install nodejs/npm"; exit 1; }
+  nice -n 10 "$PYTHON" -c 'from imgsearch.train_heads import smoke_dataset; print(smoke_dataset(quiet=False))'
   exit 0
 fi
 DIR=$("$PYTHON" -m imgsearch.datasets.icons build)

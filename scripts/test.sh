@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/engines.sh start
 bash scripts/setup_models.sh >/dev/null
+bash scripts/setup_data.sh --smoke >/dev/null  # the shipped heads' check and the cross-style pipeline test
 bash scripts/setup_browser.sh
 
 echo "[test] ruff"

@@ -68,7 +68,9 @@ def demo_dataset(cache: Path | None = None, quiet: bool = True) -> Path:
     from imgsearch.datasets import styles
 
     base = cache / "datasets" if cache else styles.dataset_dir().parent
-    src = styles.build(out=base / "styles-demo", styles=DEMO_STYLES, kinds=("icon",), min_families=1, quiet=quiet)
+    src = styles.build(
+        out=base / "styles-demo", styles=DEMO_STYLES, kinds=("icon",), min_families=1, curated_only=True, quiet=quiet
+    )
     out = base / "demo-v2" / "images"
     export_curated(styles.load_labels(src), DEMO_STYLES, out)
     return out

@@ -765,7 +765,13 @@ def dataset_dir(out: Path | None = None) -> Path:
     return Path(out) if out else debian.cache_root() / "datasets" / DATASET_NAME
 
 
-def config(styles: Sequence[str], kinds: Sequence[str], clipart_limit: int | None, min_families: int) -> dict:
+def config(
+    styles: Sequence[str],
+    kinds: Sequence[str],
+    clipart_limit: int | None,
+    min_families: int,
+    curated_only: bool = False,
+) -> dict:
     emoji = {s.style: [s.package, s.version] for s in EMOJI_STYLES if s.style in styles}
     themes = {s.style: [s.package, s.theme_dir] for s in ICON_STYLES if s.style in styles}
     return {
@@ -774,6 +780,7 @@ def config(styles: Sequence[str], kinds: Sequence[str], clipart_limit: int | Non
         "styles": list(styles),
         "kinds": sorted(kinds),
         "min_families": min_families,
+        **({"curated_only": True} if curated_only else {}),
         "clipart_limit": clipart_limit,
         "themes": themes,
         "emoji": emoji,
@@ -839,7 +846,12 @@ def _debian_info(pkg: debian.ExtractedPackage) -> PackageInfo:
 
 
 def plan_icon_items(
-    styles: Sequence[str], fetch: Fetchers, packages: dict[str, PackageInfo], min_families: int, quiet: bool
+    styles: Sequence[str],
+    fetch: Fetchers,
+    packages: dict[str, PackageInfo],
+    min_families: int,
+    quiet: bool,
+    curated_only: bool = False,
 ) -> tuple[list[Item], dict[str, int]]:
     cands: dict[str, list[IconCandidate]] = {}
     roots: dict[str, Path] = {}
@@ -855,6 +867,8 @@ def plan_icon_items(
         cands[spec.style] = scan_icon_style(theme_root, pkg.root, spec.style)
         _log(f"  {spec.style:22s} {len(cands[spec.style]):6d} usable icon names ({spec.package} {pkg.version})", quiet)
     kept, aliases, nfam = plan_icons(cands, min_families)
+    if curated_only:  # a small set for the demo and the smoke tests: only what a curated subject names
+        kept = [c for c in kept if c.name in CURATED_BY_CANONICAL]
     pkg_of = {s.style: s.package for s in ICON_STYLES}
     items = []
     for c in kept:
@@ -1099,6 +1113,7 @@ def build(
     quiet: bool = False,
     clipart_limit: int | None = None,
     min_families: int = MIN_FAMILIES,
+    curated_only: bool = False,
     workers: int = MAX_WORKERS,
     fetch: Fetchers | None = None,
     render_cache: Path | None = None,
@@ -1114,7 +1129,7 @@ def build(
     chosen = select_styles(styles, kinds)
     if not chosen:
         raise ValueError("no style selected")
-    cfg = config(chosen, kinds, clipart_limit, min_families)
+    cfg = config(chosen, kinds, clipart_limit, min_families, curated_only)
     fp = config_fingerprint(cfg)
     root = dataset_dir(out)
     if not force and is_up_to_date(root, fp):
@@ -1126,7 +1141,7 @@ def build(
     items: list[Item] = []
     _log(f"planning {len(chosen)} styles: {' '.join(chosen)}", quiet)
     if "icon" in kinds:
-        icon_items, _ = plan_icon_items(chosen, fetch, packages, min_families, quiet)
+        icon_items, _ = plan_icon_items(chosen, fetch, packages, min_families, quiet, curated_only)
         items += icon_items
     if "emoji" in kinds:
         items += plan_emoji_items(chosen, fetch, packages, quiet, notes)
