@@ -39,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -56,7 +57,7 @@ from imgsearch.datasets import debian, icons, npm, splits
 
 DATASET_NAME = "styles-v2"
 # Bump when anything that changes the output (tables, selection rules, rendering, label fields) changes.
-BUILDER_VERSION = "2.2.0"
+BUILDER_VERSION = "2.2.1"
 IMAGE_SIZE = icons.IMAGE_SIZE
 MIN_FAMILIES = 3  # an icon name is kept only if at least this many families draw it
 MIN_CLIPART_SIZE = 48  # clip-art PNGs whose longer side is smaller are skipped
@@ -1172,8 +1173,11 @@ def build(
             return item, "blank render"
         try:
             img = icons.render_file(item.source, item.fmt, IMAGE_SIZE)
+        except subprocess.CalledProcessError as exc:  # no cache paths in the manifest: it stays comparable
+            err = (exc.stderr or b"").decode("utf-8", "replace").replace(str(item.source), "<source>").strip()
+            return item, f"render failed: rsvg-convert exit {exc.returncode}: {err[:160]}"
         except Exception as exc:  # a broken source is skipped and reported (and tried again next build)
-            return item, f"render failed: {str(exc)[:200]}"
+            return item, f"render failed: {type(exc).__name__}: {str(exc).replace(str(item.source), '<source>')[:160]}"
         cached.parent.mkdir(parents=True, exist_ok=True)
         if icons.is_blank(img):
             cached.with_suffix(".blank").touch()
