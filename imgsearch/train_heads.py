@@ -404,12 +404,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         # an earlier, wider grid (ridge 0.01-10, the contrastive fine-tune of the linear map, a 1024-wide
         # MLP head) gave no more on validation than the closed-form ridge map (docs/embeddings.md)
-        search_grid = [SearchTrainConfig(hidden=0, epochs=0, ridge=r) for r in (0.03, 0.1, 0.3)]
+        search_grid = [
+            SearchTrainConfig(blocks=tuple(w), weights=w, hidden=0, epochs=0, ridge=r)
+            for w in ({"conse": 1.0, "pooled": 1.0}, {"conse": 1.0, "pooled": 1.0, "gram": 0.5})
+            for r in (0.03, 0.1)
+        ]
         style_grid = [
             StyleTrainConfig(blocks=blocks, weights=dict.fromkeys(blocks, 1.0), subject_dirs=r, shrinkage=sh, dims=16)
-            for blocks in (("gram",), ("gram", "pooled"))
-            for r in (32, 128)
-            for sh in (0.03, 0.3)
+            for blocks, r, sh in ((("gram",), 32, 0.3), (("gram",), 128, 0.3), (("gram", "pooled"), 32, 0.03))
         ]
     embed = extractor.conse.embed_texts
     result = train(labels, feats, embed, search_grid=search_grid, style_grid=style_grid, refit_on_val=args.refit)

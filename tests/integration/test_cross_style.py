@@ -1,0 +1,85 @@
+"""Issue 19's acceptance test through the whole pipeline on the real servers with the product's
+defaults (the learned heads over ConSE, the learned style head): icons of two TEST style families
+(papirus and suru: never trained on) are ingested through Kafka; a new user searching "a printer"
+gets the printers of both styles (cross-style retrieval); alice, who has favourited papirus pictures
+of other things, gets papirus printers first; bob gets the suru one first."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from pathlib import Path
+
+import pytest
+
+from imgsearch.datasets.curated import export_curated
+from imgsearch.demo import labels_from_path
+from imgsearch.train_heads import load_labels, smoke_dataset
+from producers import EventPublisher, SearchClient
+from schemas.events import EventType, Interaction, SearchResponse
+from tests.integration.conftest import Pipeline, ingest_all, search_until_ready, wait_for
+
+pytestmark = pytest.mark.integration
+EMBEDDER = "auto"
+STYLE = "auto"
+K = 2  # one style cluster per style
+STYLES = ("papirus", "suru")
+USERS = {"alice": "papirus", "bob": "suru"}
+QUERY, SUBJECT = "a printer", "printer"
+
+
+def make_images(root: Path) -> dict[str, str]:
+    """The curated icons of the two styles, from the smoke dataset (scripts/setup_data.sh --smoke)."""
+    staging = root.parent / "curated"
+    plan = export_curated(load_labels(smoke_dataset()), STYLES, staging)
+    shutil.copytree(staging, root, ignore=shutil.ignore_patterns(".*"))
+    return {image_id: labels_from_path(image_id)[1] for image_id in plan}
+
+
+async def teach(pipeline: Pipeline, client: SearchClient, user: str, style: str) -> None:
+    """Ten favourites/downloads of `style` pictures of anything but printers, then a marker view;
+    returns when the query worker has applied the marker."""
+    mine = sorted(i for i in pipeline.labels if labels_from_path(i)[0] == style and pipeline.labels[i] != SUBJECT)
+    history, marker = mine[:10], mine[10]
+    async with EventPublisher(pipeline.settings.kafka_bootstrap) as pub:
+        for n, image_id in enumerate(history):
+            kind = EventType.FAVORITE if n % 2 else EventType.DOWNLOAD
+            await pub.publish_interaction(
+                Interaction(user_id=user, image_id=image_id, event_type=kind, event_id=f"{user}-{n}")
+            )
+        await pub.publish_interaction(
+            Interaction(user_id=user, image_id=marker, event_type=EventType.VIEW, event_id=f"{user}-marker")
+        )
+    marker_png = base64.b64encode((pipeline.image_dir / f"{marker}.png").read_bytes()).decode()
+
+    async def applied() -> SearchResponse | None:
+        r = await client.search(user, image_b64=marker_png, k=10, personalization_weight=0.1, timeout_s=10)
+        return r if any(h.image_id == marker and f"view:{marker}" in h.drivers for h in r.hits) else None
+
+    await wait_for(applied, 60, f"{user}'s interactions applied by the query worker")
+
+
+async def test_same_query_each_user_their_style_first(pipeline: Pipeline) -> None:
+    await ingest_all(pipeline)
+    printers = {
+        s: {i for i, subj in pipeline.labels.items() if subj == SUBJECT and i.startswith(f"{s}/")} for s in STYLES
+    }
+    assert all(printers.values()), printers  # both styles draw a printer
+    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+        base = await search_until_ready(client, user_id="new-user", text=QUERY, k=10)
+        assert not base.personalized
+        base_ids = [h.image_id for h in base.hits]
+        # cross-style retrieval: every printer of both styles is in the new user's top-10
+        assert printers["papirus"] | printers["suru"] <= set(base_ids), base_ids
+        results = {}
+        for user, style in USERS.items():
+            await teach(pipeline, client, user, style)
+            r = await client.search(user, QUERY, k=10, timeout_s=10)
+            assert r.personalized
+            results[user] = [h.image_id for h in r.hits]
+            print(f"{user:6s} {[labels_from_path(i)[:2] for i in results[user]]}")
+    for user, style in USERS.items():
+        top3 = results[user][:3]
+        want = min(3, len(printers[style]))
+        assert len(set(top3) & printers[style]) == want, (user, top3)
+    assert results["alice"] != results["bob"]
