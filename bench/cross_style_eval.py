@@ -174,7 +174,14 @@ def main() -> int:
     from imgsearch.embedding.heads import load_heads
     from imgsearch.embedding.learned import PACKAGED_HEADS, FeatureExtractor, LearnedEmbedder
     from imgsearch.embedding.style import project_style
-    from imgsearch.train_heads import eval_groups, extract_features, load_labels, search_metrics, style_metrics
+    from imgsearch.train_heads import (
+        eval_groups,
+        extract_features,
+        load_labels,
+        query_vectors,
+        search_metrics,
+        style_metrics,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", type=Path, required=True)
@@ -198,8 +205,7 @@ def main() -> int:
     labels = [labels_all[i] for i in rows]
     feats = extract_features(labels, extractor, args.cache or args.dataset / "features")
     groups = eval_groups(labels)
-    qtexts = [g.query for g in groups]
-    qvec = dict(zip(qtexts, extractor.conse.embed_texts(qtexts), strict=True))
+    qvec = query_vectors(groups, extractor.conse.embed_texts)
     with np.load(model_dir / "style_projection.npz") as z:
         gram_proj = {k: z[k] for k in z.files}
     vectors = {

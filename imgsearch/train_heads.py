@@ -74,7 +74,7 @@ def smoke_report(
 ) -> dict[str, Any]:
     """The figures of the smoke slice (labels and features of that slice only)."""
     groups = eval_groups(labels)
-    qvec = dict(zip([g.query for g in groups], embed_texts([g.query for g in groups]), strict=True))
+    qvec = query_vectors(groups, embed_texts)
     out: dict[str, Any] = {
         "families": list(SMOKE_FAMILIES),
         "images": len(labels),
@@ -88,6 +88,14 @@ def smoke_report(
 
 
 # ----------------------------------------------------------------------------- data + features
+def query_vectors(
+    groups: Sequence[EvalGroup], embed_texts: Callable[[Sequence[str]], NDArray[np.float32]]
+) -> dict[str, NDArray[np.float32]]:
+    """The text vector of every evaluation query, by query text."""
+    texts = sorted({g.query for g in groups})
+    return dict(zip(texts, embed_texts(texts), strict=True))
+
+
 def load_labels(root: Path) -> list[dict[str, Any]]:
     """A styles dataset's rows (sorted by image id, with ``file``) and each row's evaluation ``group``."""
     from imgsearch.datasets import styles
@@ -222,7 +230,7 @@ def train(
 ) -> TrainResult:
     report: dict[str, Any] = {"search_candidates": [], "style_candidates": []}
     groups = eval_groups(labels)
-    qvec = dict(zip([g.query for g in groups], embed_texts([g.query for g in groups]), strict=True))
+    qvec = query_vectors(groups, embed_texts)
 
     # training rows: train families, minus held-out subjects and everything in a held-out evaluation group
     def fit_rows(splits: Sequence[str]) -> NDArray[np.int64]:
@@ -359,7 +367,7 @@ def test_report(
 ) -> dict[str, Any]:
     """Once, after every choice is made: the test families, the chosen heads vs ConSE / the Gram PCA."""
     groups = eval_groups(labels)
-    qvec = dict(zip([g.query for g in groups], embed_texts([g.query for g in groups]), strict=True))
+    qvec = query_vectors(groups, embed_texts)
     test = _split_idx(labels, "test")
     t_labels = [labels[i] for i in test]
     t_feats = take(features, test)

@@ -5,6 +5,7 @@ prefix (consumer groups) and index name."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 import os
@@ -22,8 +23,9 @@ from imgsearch.config import Settings
 from imgsearch.index.opensearch import OpenSearchIndex
 from imgsearch.kafka_admin import ensure_topics
 from imgsearch.runner import Workers, ensure_engines
-from producers import SearchClient, SearchTimeout
+from producers import EventPublisher, SearchClient, SearchTimeout
 from schemas import topics
+from schemas.events import EventType, Interaction, SearchResponse
 
 STYLES = {
     # style: (background, palette, outline only)
@@ -223,3 +225,25 @@ async def search_until_ready(client: SearchClient, **kw):
         except SearchTimeout:
             if time.monotonic() > deadline:
                 raise
+
+
+async def teach_user(
+    pipeline: Pipeline, client: SearchClient, user: str, history: list[tuple[str, EventType]], marker: str
+) -> None:
+    """Publish `history` (image id, event type) for `user`, then a marker view; return when the query
+    worker has applied the marker (a user's events are applied in order)."""
+    async with EventPublisher(pipeline.settings.kafka_bootstrap) as pub:
+        for n, (image_id, kind) in enumerate(history):
+            await pub.publish_interaction(
+                Interaction(user_id=user, image_id=image_id, event_type=kind, event_id=f"{user}-{n}")
+            )
+        await pub.publish_interaction(
+            Interaction(user_id=user, image_id=marker, event_type=EventType.VIEW, event_id=f"{user}-marker")
+        )
+    marker_png = base64.b64encode((pipeline.image_dir / f"{marker}.png").read_bytes()).decode()
+
+    async def applied() -> SearchResponse | None:
+        r = await client.search(user, image_b64=marker_png, k=10, personalization_weight=0.1, timeout_s=10)
+        return r if any(h.image_id == marker and f"view:{marker}" in h.drivers for h in r.hits) else None
+
+    await wait_for(applied, 60, f"{user}'s interactions applied by the query worker")

@@ -13,7 +13,6 @@ printer comes 5th and alice's second papirus printer 4th."""
 
 from __future__ import annotations
 
-import base64
 import shutil
 from pathlib import Path
 
@@ -22,9 +21,9 @@ import pytest
 from imgsearch.datasets.curated import export_curated
 from imgsearch.demo import labels_from_path
 from imgsearch.train_heads import load_labels, smoke_dataset
-from producers import EventPublisher, SearchClient
-from schemas.events import EventType, Interaction, SearchResponse
-from tests.integration.conftest import Pipeline, ingest_all, search_until_ready, wait_for
+from producers import SearchClient
+from schemas.events import EventType
+from tests.integration.conftest import Pipeline, ingest_all, search_until_ready, teach_user
 
 pytestmark = pytest.mark.integration
 EMBEDDER = "auto"
@@ -48,22 +47,8 @@ async def teach(pipeline: Pipeline, client: SearchClient, user: str, style: str)
     returns when the query worker has applied the marker."""
     mine = sorted(i for i in pipeline.labels if labels_from_path(i)[0] == style and pipeline.labels[i] != SUBJECT)
     history, marker = mine[:10], mine[10]
-    async with EventPublisher(pipeline.settings.kafka_bootstrap) as pub:
-        for n, image_id in enumerate(history):
-            kind = EventType.FAVORITE if n % 2 else EventType.DOWNLOAD
-            await pub.publish_interaction(
-                Interaction(user_id=user, image_id=image_id, event_type=kind, event_id=f"{user}-{n}")
-            )
-        await pub.publish_interaction(
-            Interaction(user_id=user, image_id=marker, event_type=EventType.VIEW, event_id=f"{user}-marker")
-        )
-    marker_png = base64.b64encode((pipeline.image_dir / f"{marker}.png").read_bytes()).decode()
-
-    async def applied() -> SearchResponse | None:
-        r = await client.search(user, image_b64=marker_png, k=10, personalization_weight=0.1, timeout_s=10)
-        return r if any(h.image_id == marker and f"view:{marker}" in h.drivers for h in r.hits) else None
-
-    await wait_for(applied, 60, f"{user}'s interactions applied by the query worker")
+    kinds = [EventType.FAVORITE if n % 2 else EventType.DOWNLOAD for n in range(len(history))]
+    await teach_user(pipeline, client, user, list(zip(history, kinds, strict=True)), marker)
 
 
 async def test_same_query_each_user_their_style_first(pipeline: Pipeline) -> None:

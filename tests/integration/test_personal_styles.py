@@ -12,14 +12,12 @@ product's defaults (K-Means seed 0)."""
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 from imgsearch.datasets.styled_photos import make_images, style_of, subject_of, teaching_events
-from producers import EventPublisher, SearchClient
-from schemas.events import EventType, Interaction, SearchResponse
-from tests.integration.conftest import Pipeline, ingest_all, search_until_ready, wait_for
+from producers import SearchClient
+from schemas.events import EventType
+from tests.integration.conftest import Pipeline, ingest_all, search_until_ready, teach_user
 
 pytestmark = pytest.mark.integration
 EMBEDDER = "conse"
@@ -36,21 +34,7 @@ async def teach(pipeline: Pipeline, client: SearchClient, user: str, style: str)
     query worker has applied the marker (a user's events are applied in order)."""
     *history, (marker, marker_kind) = teaching_events(pipeline.labels, style)
     assert marker_kind == EventType.VIEW
-    async with EventPublisher(pipeline.settings.kafka_bootstrap) as pub:
-        for n, (image_id, kind) in enumerate(history):
-            await pub.publish_interaction(
-                Interaction(user_id=user, image_id=image_id, event_type=kind, event_id=f"{user}-{n}")
-            )
-        await pub.publish_interaction(
-            Interaction(user_id=user, image_id=marker, event_type=EventType.VIEW, event_id=f"{user}-marker")
-        )
-    marker_png = base64.b64encode((pipeline.image_dir / f"{marker}.png").read_bytes()).decode()
-
-    async def applied() -> SearchResponse | None:
-        r = await client.search(user, image_b64=marker_png, k=10, personalization_weight=0.1, timeout_s=10)
-        return r if any(h.image_id == marker and f"view:{marker}" in h.drivers for h in r.hits) else None
-
-    await wait_for(applied, 60, f"{user}'s interactions applied by the query worker")
+    await teach_user(pipeline, client, user, history, marker)
 
 
 async def test_three_users_same_query_each_their_style_every_hit_the_subject(pipeline: Pipeline):

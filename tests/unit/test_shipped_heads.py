@@ -13,7 +13,15 @@ from imgsearch.embedding.base import normalize_rows
 from imgsearch.embedding.conse import default_artifact_dir
 from imgsearch.embedding.heads import load_heads
 from imgsearch.embedding.learned import PACKAGED_HEADS, FeatureExtractor, heads_available
-from imgsearch.train_heads import extract_features, load_labels, search_metrics, smoke_dataset, smoke_report, smoke_rows
+from imgsearch.train_heads import (
+    extract_features,
+    load_labels,
+    query_vectors,
+    search_metrics,
+    smoke_dataset,
+    smoke_report,
+    smoke_rows,
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +64,7 @@ def test_learned_search_beats_conse_on_the_smoke_icons(smoke) -> None:
     while on the whole test set it is higher, 0.24 vs 0.14; docs/benchmarks.md.)"""
     heads, _, labels, feats, extractor = smoke
     groups = eval_groups(labels)
-    qvec = dict(zip([g.query for g in groups], extractor.conse.embed_texts([g.query for g in groups]), strict=True))
+    qvec = query_vectors(groups, extractor.conse.embed_texts)
     learned = search_metrics(heads.search.embed(feats), labels, groups, qvec)
     conse = search_metrics(normalize_rows(feats["conse"]), labels, groups, qvec)
     assert learned["icon"]["recall@50"] > conse["icon"]["recall@50"] + 0.2
