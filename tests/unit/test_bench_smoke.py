@@ -48,7 +48,7 @@ def test_cluster_and_personalization_eval_smoke(tmp_path):
     # two drawn styles (light vs dark) are separated by the default style vector far better than chance (0.5)
     default = [r for r in c["results"] if r["vector"].startswith("style:") and "handcrafted" not in r["vector"]]
     assert {r["k"] for r in default} == {2, 3}
-    assert [r for r in default if r["k"] == 2][0]["purity_style"] >= 0.9
+    assert next(r for r in default if r["k"] == 2)["purity_style"] >= 0.9
     run("bench/personalization_eval.py", "--dataset", str(data), "--k", "2", "--out", str(tmp_path / "p.json"))
     p = json.loads((tmp_path / "p.json").read_text())
     modes = {(r["vector"], r["mode"]) for r in p["results"]}
