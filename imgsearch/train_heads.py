@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import logging
 import sys
@@ -27,6 +28,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from tqdm import tqdm
 
+from imgsearch.datasets.augment import AUGMENTATIONS, augment
 from imgsearch.datasets.groups import EvalGroup, eval_group_of, eval_groups, held_out_group
 from imgsearch.domain.centroids import kmeans
 from imgsearch.embedding.base import normalize_rows
@@ -107,14 +109,20 @@ def load_labels(root: Path) -> list[dict[str, Any]]:
 
 
 def extract_features(
-    labels: Sequence[Mapping[str, Any]], extractor: FeatureExtractor, cache: Path | None, batch: int = 64
+    labels: Sequence[Mapping[str, Any]],
+    extractor: FeatureExtractor,
+    cache: Path | None,
+    batch: int = 64,
+    augmentation: str | None = None,
 ) -> Features:
-    """Features of every labelled image, cached under `cache` in chunks of 1024 images (each an .npz
-    keyed by its image ids and the frozen models' ids), so an interrupted run resumes."""
-    models = extractor.conse.model_id + extractor.gram.model_id
+    """Features of every labelled image (or of its `augmentation` copy), cached under `cache` in chunks
+    of 1024 images (each an .npz keyed by its image ids, the augmentation and the frozen models' ids),
+    so an interrupted run resumes."""
+    models = extractor.conse.model_id + extractor.gram.model_id + (f"+aug:{augmentation}" if augmentation else "")
     chunk = 1024
     parts: dict[str, list[np.ndarray]] = {}
-    with tqdm(total=len(labels), desc="features", unit="img", file=sys.stderr) as bar:
+    desc = f"features ({augmentation})" if augmentation else "features"
+    with tqdm(total=len(labels), desc=desc, unit="img", file=sys.stderr) as bar:
         for c in range(0, len(labels), chunk):
             rows = labels[c : c + chunk]
             key = hashlib.sha256(("\n".join(str(lab["image_id"]) for lab in rows) + models).encode()).hexdigest()[:16]
@@ -129,7 +137,9 @@ def extract_features(
                     imgs = []
                     for lab in rows[s : s + batch]:
                         with Image.open(lab["file"]) as im:
-                            imgs.append(im.convert("RGB"))
+                            imgs.append(
+                                augment(im, augmentation, str(lab["image_id"])) if augmentation else im.convert("RGB")
+                            )
                     for k, v in extractor.extract(imgs).items():
                         acc.setdefault(k, []).append(v)
                     bar.update(len(imgs))
@@ -227,7 +237,10 @@ def train(
     mixes: Sequence[float] = (0.5, 0.65, 0.8, 0.9, 1.0),
     curated_text: bool = True,
     refit_on_val: bool = False,
+    augmented: Mapping[str, tuple[NDArray[np.int64], Features]] | None = None,
 ) -> TrainResult:
+    """Fit on the train families, choose on val (search configs x mixes x with/without the `augmented`
+    copies: augmentation name -> (label rows, their features)), optionally refit the choice on train+val."""
     report: dict[str, Any] = {"search_candidates": [], "style_candidates": []}
     groups = eval_groups(labels)
     qvec = query_vectors(groups, embed_texts)
@@ -265,9 +278,20 @@ def train(
         targets = np.array([pos[class_of(labels[i])[0]] for i in rows], dtype=np.int64)
         return embed_texts([text_of[name] for name in names]), targets
 
+    def with_copies(rows: NDArray[np.int64], augs: Sequence[str]) -> tuple[Features, NDArray[np.int64]]:
+        """The rows' features plus those of their augmented copies (same subjects), and all their rows."""
+        parts, all_rows = [take(features, rows)], [rows]
+        for name in augs:
+            arows, afeats = (augmented or {})[name]
+            pos = {int(r): j for j, r in enumerate(arows)}
+            sel = np.array([pos[int(r)] for r in rows if int(r) in pos], dtype=np.int64)
+            parts.append(take(afeats, sel))
+            all_rows.append(arows[sel])
+        return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}, np.concatenate(all_rows)
+
     class_text, targets = classes(train_rows)
-    train_feats = take(features, train_rows)
     report["train_images"], report["train_subjects"] = len(train_rows), len(class_text)
+    augment_sets: list[tuple[str, ...]] = [()] + ([tuple(augmented)] if augmented else [])
 
     val = _split_idx(labels, "val")
     val_labels = [labels[i] for i in val]
@@ -278,7 +302,7 @@ def train(
         return float(np.mean(parts)) if parts else 0.0
 
     best: tuple[float, SearchHead, dict[str, Any]] | None = None
-    for cfg in search_grid:
+    for cfg, augs in itertools.product(search_grid, augment_sets):
         t0 = time.monotonic()
         bar = tqdm(total=cfg.epochs, desc=f"search head h={cfg.hidden} T={cfg.temperature}", file=sys.stderr)
 
@@ -286,17 +310,26 @@ def train(
             bar.set_postfix(loss=f"{loss:.3f}")
             bar.update(1)
 
-        head = train_search_head(train_feats, targets, class_text, cfg, progress=prog)
+        fit_feats, fit_rows_all = with_copies(train_rows, augs)
+        class_text, targets = classes(fit_rows_all)
+        head = train_search_head(fit_feats, targets, class_text, cfg, progress=prog)
         bar.close()
         for mix in mixes:
             m = search_metrics(head.embed(val_feats, mix), val_labels, groups, qvec)
             s = score(m)
-            row = {"config": _cfg_dict(cfg), "mix": mix, "val": _brief(m), "score": s, "seconds": time.monotonic() - t0}
+            row = {
+                "config": _cfg_dict(cfg),
+                "augment": list(augs),
+                "mix": mix,
+                "val": _brief(m),
+                "score": s,
+                "seconds": time.monotonic() - t0,
+            }
             report["search_candidates"].append(row)
-            log.info("search head %s mix=%.2f: val %s", _cfg_dict(cfg), mix, _brief(m))
+            log.info("search head %s augment=%s mix=%.2f: val %s", _cfg_dict(cfg), list(augs), mix, _brief(m))
             if best is None or s > best[0]:
                 best = (s, replace(head, mix=mix), row)
-                best_cfg = cfg
+                best_cfg, best_augs = cfg, augs
     assert best is not None
     search = best[1]
     report["search_chosen"] = best[2]
@@ -325,9 +358,9 @@ def train(
     if refit_on_val:
         # every choice made, the chosen settings are fitted once more on train + val families (two more
         # icon styles and one emoji vendor to learn from); the test families are still never seen
-        rows = fit_rows(["train", "val"])
+        fit_feats, rows = with_copies(fit_rows(["train", "val"]), best_augs)
         class_text, targets = classes(rows)
-        search = replace(train_search_head(take(features, rows), targets, class_text, best_cfg), mix=search.mix)
+        search = replace(train_search_head(fit_feats, targets, class_text, best_cfg), mix=search.mix)
         rows_s = np.concatenate([style_train, _split_idx(labels, "val")])
         style = train_style_head(
             take(features, rows_s),
@@ -401,6 +434,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--smoke-dataset", type=Path, default=None, help="also record the figures of the smoke slice built there"
     )
+    p.add_argument(
+        "--augment",
+        default=",".join(AUGMENTATIONS),
+        help="augmented copies of the train/val images the search head may use, chosen on val ('none': off)",
+    )
+    p.add_argument("--augment-kinds", default="icon,emoji", help="which kinds of images get augmented copies")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     labels = load_labels(args.dataset)
@@ -421,8 +460,27 @@ def main(argv: list[str] | None = None) -> int:
             StyleTrainConfig(blocks=blocks, weights=dict.fromkeys(blocks, 1.0), subject_dirs=r, shrinkage=sh, dims=16)
             for blocks, r, sh in ((("gram",), 32, 0.3), (("gram",), 128, 0.3), (("gram", "pooled"), 32, 0.03))
         ]
+    augmented: dict[str, tuple[NDArray[np.int64], Features]] = {}
+    kinds = {k for k in args.augment_kinds.split(",") if k}
+    aug_rows = np.array(
+        [i for i, lab in enumerate(labels) if lab["split"] in ("train", "val") and lab["kind"] in kinds], dtype=np.int64
+    )
+    for name in [a for a in args.augment.split(",") if a and a != "none"]:
+        aug_labels = [labels[i] for i in aug_rows]
+        augmented[name] = (
+            aug_rows,
+            extract_features(aug_labels, extractor, args.cache or args.dataset / "features", augmentation=name),
+        )
     embed = extractor.conse.embed_texts
-    result = train(labels, feats, embed, search_grid=search_grid, style_grid=style_grid, refit_on_val=args.refit)
+    result = train(
+        labels,
+        feats,
+        embed,
+        search_grid=search_grid,
+        style_grid=style_grid,
+        refit_on_val=args.refit,
+        augmented=augmented,
+    )
     result.search, result.style = as_stored(result.search, result.style)
     report = result.report
     # the figures written into the manifest come from the frozen models that will serve (which may be
@@ -452,7 +510,11 @@ def main(argv: list[str] | None = None) -> int:
             "artifact_version": extractor.conse.manifest.get("artifact_version"),
             "variant": extractor.conse.manifest.get("variant"),
         },
-        "command": "imgsearch train-heads --dataset " + str(args.dataset.name) + (" --quick" if args.quick else ""),
+        "command": "imgsearch train-heads --dataset "
+        + str(args.dataset.name)
+        + (" --quick" if args.quick else "")
+        + (" --refit" if args.refit else "")
+        + f" --augment {args.augment} --augment-kinds {args.augment_kinds}",
         "report": report,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
