@@ -27,7 +27,7 @@ from imgsearch.embedding.heads import Heads, load_heads
 from imgsearch.embedding.style import GramStyleDescriber
 
 Features = dict[str, NDArray[np.float32]]
-PACKAGED_HEADS = Path(__file__).resolve().parent / "trained" / "heads-v1"
+PACKAGED_HEADS = Path(__file__).resolve().parent / "trained" / "heads-v2"
 
 
 class FeatureExtractor:

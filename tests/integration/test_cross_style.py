@@ -69,7 +69,7 @@ async def test_same_query_each_user_their_style_first(pipeline: Pipeline) -> Non
             r = await client.search(user, QUERY, k=10, timeout_s=10)
             assert r.personalized
             results[user] = [h.image_id for h in r.hits]
-            print(f"{user:6s} {[labels_from_path(i)[:2] for i in results[user]]}")
+            print(f"{user:6s} {[(*labels_from_path(h.image_id)[:2], h.cluster_id, round(h.personal_score, 2)) for h in r.hits]}")
     assert results["alice"][0] in printers["papirus"], results["alice"]
     assert not printers["suru"] & set(base_ids), base_ids
     assert printers["suru"] <= set(results["bob"]), results["bob"]

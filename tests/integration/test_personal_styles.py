@@ -22,7 +22,7 @@ from tests.integration.conftest import Pipeline, ingest_all, search_until_ready,
 pytestmark = pytest.mark.integration
 EMBEDDER = "conse"
 # The Gram-PCA style descriptor, not the product's default: the learned style head (trained on icons,
-# emoji and clip-art, IMGSEARCH_STYLE=auto since heads-v1) does not see these photo filters as styles -
+# emoji and clip-art; IMGSEARCH_STYLE=auto since heads-v1) does not see these photo filters as styles -
 # with it u-sepia's top-10 held 0 sepia cats vs 3 without personalization (CI run of 2026-12-01). A known
 # regression of the default on photo-filter styles, written in docs/benchmarks.md; IMGSEARCH_STYLE=gram
 # gives this behaviour back.
