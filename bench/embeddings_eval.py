@@ -124,6 +124,8 @@ def main() -> int:
     ap.add_argument("--stage3", action="store_true", help="also run stage 3 (A/B split, v2 improvements)")
     ap.add_argument("--stage3-only", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="only the first N captioned stamps (smoke test)")
+    ap.add_argument("--templates", default="photo,ensemble5,drawing,bare", help="stage 2: prompt template sets")
+    ap.add_argument("--synonyms", default="first,all,joined", help="stage 2: how class synonyms enter the prompts")
     args = ap.parse_args()
     if args.stage3_only:
         return stage3(args)
@@ -215,8 +217,8 @@ def main() -> int:
         b = max(s1, key=lambda r: (r["R@10"], r["MRR"]))
         logits = logits_cache[(v, b["pixel_norm"], b["resize_mode"])]
         for tpl, syn, k, temp in itertools.product(
-            ["photo", "ensemble5", "drawing", "bare"],
-            ["first", "all", "joined"],
+            args.templates.split(","),
+            args.synonyms.split(","),
             [5, 10, 20, 0],
             [0.5, 1.0, 2.0, 4.0],
         ):
@@ -261,8 +263,8 @@ def main() -> int:
     )
     ofat = []
     for factor, values in (
-        ("templates", ["photo", "ensemble5", "drawing", "bare"]),
-        ("synonyms", ["first", "all", "joined"]),
+        ("templates", args.templates.split(",")),
+        ("synonyms", args.synonyms.split(",")),
         ("top_k", [5, 10, 20, 0]),
         ("temperature", [0.5, 1.0, 2.0, 4.0]),
     ):

@@ -19,7 +19,8 @@
 # Environment:
 #   IMGSEARCH_SECURE (0)  1 = the secured instance: Kafka only over SASL_SSL (SCRAM-SHA-512, ACLs, deny
 #       by default), OpenSearch with the security plugin (TLS, basic auth, roles); its own CA and random
-#       passwords in <data>/secrets; defaults: ports 9094/9095/9201/9301, data <repo>/.engines-secure
+#       passwords in <data>/secrets; data <repo>/.engines-secure; its ports: SECURE_KAFKA_PORT (9094),
+#       SECURE_KAFKA_CONTROLLER_PORT (9095), SECURE_OPENSEARCH_PORT (9201), SECURE_OPENSEARCH_TRANSPORT_PORT (9301)
 #   IMGSEARCH_CACHE (~/.cache/imgsearch)  artifacts: $IMGSEARCH_CACHE/engines, maven repo: .../m2
 #   IMGSEARCH_DATA  (<repo>/.engines)     data, logs, pid files
 #   KAFKA_PORT (9092) KAFKA_CONTROLLER_PORT (9093) OPENSEARCH_PORT (9200) OPENSEARCH_TRANSPORT_PORT (9300)
@@ -39,8 +40,9 @@ M2=$CACHE/m2
 SECURE=${IMGSEARCH_SECURE:-0}
 if [[ $SECURE == 1 ]]; then
   DATA=${IMGSEARCH_DATA:-$REPO/.engines-secure}
-  KAFKA_PORT=${KAFKA_PORT:-9094}; KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9095}
-  OPENSEARCH_PORT=${OPENSEARCH_PORT:-9201}; OPENSEARCH_TRANSPORT_PORT=${OPENSEARCH_TRANSPORT_PORT:-9301}
+  # its own port variables: the plain pair's KAFKA_PORT etc. may be exported in the same shell
+  KAFKA_PORT=${SECURE_KAFKA_PORT:-9094}; KAFKA_CONTROLLER_PORT=${SECURE_KAFKA_CONTROLLER_PORT:-9095}
+  OPENSEARCH_PORT=${SECURE_OPENSEARCH_PORT:-9201}; OPENSEARCH_TRANSPORT_PORT=${SECURE_OPENSEARCH_TRANSPORT_PORT:-9301}
 else
   DATA=${IMGSEARCH_DATA:-$REPO/.engines}
 fi

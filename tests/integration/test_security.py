@@ -69,10 +69,12 @@ def secure() -> Iterator[Secure]:
         **{k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "OPENSEARCH_", "IMGSEARCH_"))},
         "IMGSEARCH_SECURE": "1",
         "IMGSEARCH_DATA": str(data),
-        "KAFKA_PORT": os.environ.get("IMGSEARCH_SECURE_KAFKA_PORT", "9094"),
-        "KAFKA_CONTROLLER_PORT": os.environ.get("IMGSEARCH_SECURE_CONTROLLER_PORT", "9095"),
-        "OPENSEARCH_PORT": os.environ.get("IMGSEARCH_SECURE_OPENSEARCH_PORT", "9201"),
-        "OPENSEARCH_TRANSPORT_PORT": os.environ.get("IMGSEARCH_SECURE_TRANSPORT_PORT", "9301"),
+        # the same download cache as the plain pair (OpenSearch's security plugin is fetched once)
+        **({"IMGSEARCH_CACHE": os.environ["IMGSEARCH_CACHE"]} if "IMGSEARCH_CACHE" in os.environ else {}),
+        "SECURE_KAFKA_PORT": os.environ.get("IMGSEARCH_SECURE_KAFKA_PORT", "9094"),
+        "SECURE_KAFKA_CONTROLLER_PORT": os.environ.get("IMGSEARCH_SECURE_CONTROLLER_PORT", "9095"),
+        "SECURE_OPENSEARCH_PORT": os.environ.get("IMGSEARCH_SECURE_OPENSEARCH_PORT", "9201"),
+        "SECURE_OPENSEARCH_TRANSPORT_PORT": os.environ.get("IMGSEARCH_SECURE_TRANSPORT_PORT", "9301"),
     }
     _engines(script_env, "reset")  # fresh CA, passwords and ACLs every run
     subprocess.run(["bash", ENGINES, "start"], env=script_env, check=True)

@@ -69,6 +69,12 @@ def test_embeddings_eval_smoke(tmp_path):
         "pad",
         "--limit",
         "40",
+        # one prompt-template set, one synonym mode: 1 of the sweep's 12 class matrices (1,000 prompts
+        # each through MiniLM) - the full sweep took ~280 of the 300 s timeout on a cold, busy machine
+        "--templates",
+        "photo",
+        "--synonyms",
+        "first",
         "--out",
         str(tmp_path / "e.json"),
     )
