@@ -5,11 +5,12 @@ pictures of other things, bob suru ones. For "a printer":
 
 * the new user's first hit is a printer;
 * alice's first hit is a papirus printer;
-* the suru printer, absent from the new user's top-10, enters bob's: his style reaches his results.
+* bob's one suru printer climbs in his ranking (against the new user's) into his top 3: his top 3 holds
+  every printer of his style, as issue 19 asks.
 
 What this does NOT reach (measured when written, see docs/benchmarks.md "Same query, your style"):
-issue 19 asks for each user's top-3 to hold as many of their style's printers as exist; bob's suru
-printer comes 5th and alice's second papirus printer 4th."""
+alice's top 3 should hold her style's printers too, but her second papirus printer comes 8th (the
+search vector ranks other papirus devices - a television, a calendar - above it)."""
 
 from __future__ import annotations
 
@@ -69,8 +70,14 @@ async def test_same_query_each_user_their_style_first(pipeline: Pipeline) -> Non
             r = await client.search(user, QUERY, k=10, timeout_s=10)
             assert r.personalized
             results[user] = [h.image_id for h in r.hits]
-            print(f"{user:6s} {[(*labels_from_path(h.image_id)[:2], h.cluster_id, round(h.personal_score, 2)) for h in r.hits]}")
+            shown = [(*labels_from_path(h.image_id)[:2], h.cluster_id, round(h.personal_score, 2)) for h in r.hits]
+            print(f"{user:6s} {shown}")
     assert results["alice"][0] in printers["papirus"], results["alice"]
-    assert not printers["suru"] & set(base_ids), base_ids
-    assert printers["suru"] <= set(results["bob"]), results["bob"]
+    (suru_printer,) = printers["suru"]
+
+    def rank(ids: list[str]) -> int:
+        return ids.index(suru_printer) + 1 if suru_printer in ids else len(ids) + 1
+
+    assert rank(results["bob"]) <= 3, results["bob"]
+    assert rank(results["bob"]) < rank(base_ids), (base_ids, results["bob"])
     assert results["alice"] != results["bob"]
