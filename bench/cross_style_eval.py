@@ -36,7 +36,6 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imgsearch.clusters import N_INIT
 from imgsearch.config import Settings
 from imgsearch.domain.blend import Candidate, blend
 from imgsearch.domain.centroids import kmeans
@@ -90,7 +89,7 @@ def personalised_figures(
 ) -> dict[str, Any]:
     ids = [str(lab["image_id"]) for lab in labels]
     styles = sorted({str(lab["style"]) for lab in labels})
-    centroids, _ = kmeans(style, k_clusters, seed=seed, n_init=N_INIT)  # as the product fits them
+    centroids, _ = kmeans(style, k_clusters, seed=seed)
     cluster = np.argmax(style @ centroids.T, axis=1)
     cluster_of = dict(zip(ids, cluster.tolist(), strict=True))
     users = simulate_users(labels, styles, seed)

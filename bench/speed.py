@@ -64,6 +64,7 @@ class Config:
     search_timeout_s: float = 5.0
     slo_p50_ms: float = 30.0
     slo_p99_ms: float = 100.0
+    dataset: Path | None = None  # the image set (labels.json + images); None: the icons-v1 set
 
     @classmethod
     def make(cls, quick: bool) -> Config:
@@ -521,11 +522,12 @@ async def run(cfg: Config) -> dict:
     engines = ensure_engines()
     facts = machine_facts(engines["OPENSEARCH_URL"])
     say(f"engines {engines}; {facts['nproc']} CPUs, {facts['ram_gb']} GB RAM, load {facts['loadavg_at_start']}")
-    if not (dataset_dir() / "labels.json").exists():
-        raise SystemExit("the icon image set is missing: bash scripts/setup_data.sh")
+    images_root = cfg.dataset or dataset_dir()
+    if not (images_root / "labels.json").exists():
+        raise SystemExit(f"no image set at {images_root}: bash scripts/setup_data.sh --icons (or pass --dataset)")
     tag = f"bench{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
-    env = isolated_env(engines, tag, tmp, dataset_dir(), cfg)
+    env = isolated_env(engines, tag, tmp, images_root, cfg)
     os.environ.update(env)
     settings = Settings()
     res: dict[str, Any] = {"mode": "quick" if cfg.quick else "full", "machine": facts, "config": asdict(cfg)}
@@ -537,7 +539,7 @@ async def run(cfg: Config) -> dict:
     created_indices: list[str] = []
     try:
         # ------------------------------------------------------------------ 1. bare embedder
-        rows = load_labels()
+        rows = load_labels(images_root)
         rng = random.Random(0)
         bare_rows = rng.sample(rows, min(cfg.bare_images, len(rows)))
         say(f"1. ingest: loading {len(bare_rows)} icon images, bare embedder baseline (batch 16) ...")
@@ -1028,9 +1030,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a small version of every section (seconds to a minute)")
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default bench-results/speed[-quick].json)")
+    ap.add_argument(
+        "--dataset", type=Path, default=None, help="an image set with labels.json (default: the icons-v1 set)"
+    )
     ap.add_argument("--no-docs-img", action="store_true", help="do not copy the plots to docs/img/")
     args = ap.parse_args()
     cfg = Config.make(args.quick)
+    cfg.dataset = args.dataset
     out = args.out or REPO / "bench-results" / ("speed-quick.json" if args.quick else "speed.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     res = asyncio.run(run(cfg))

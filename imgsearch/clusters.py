@@ -28,7 +28,6 @@ from imgsearch.progress import progress_bar
 
 log = logging.getLogger(__name__)
 MINIBATCH_ABOVE = 20_000  # vectors: above this, mini-batch k-means
-N_INIT = 8  # k-means++ seedings per in-process fit; the lowest-inertia one is kept
 
 
 def clamp_k(k: int, n: int) -> int:
@@ -55,7 +54,7 @@ def fit(vectors: NDArray[np.float32], k: int, vector_kind: VectorKind, feature_i
         centers, inertia = minibatch_kmeans(vectors, k_eff, seed=seed)
         log.info("mini-batch k-means: k=%d over %d vectors, inertia %.3f", len(centers), len(vectors), inertia)
     else:
-        centers, inertia = kmeans(vectors, k_eff, seed=seed, n_init=N_INIT)
+        centers, inertia = kmeans(vectors, k_eff, seed=seed)
         log.info("k-means: k=%d (asked %d) over %d vectors, inertia %.3f", len(centers), k, len(vectors), inertia)
     return CentroidModel(model_version(centers, feature_id), vector_kind, feature_id, centers)
 
@@ -246,7 +245,7 @@ def k_table(vectors: NDArray[np.float32], ks: Sequence[int], seed: int = 0) -> l
     """(k actually used, inertia, silhouette) for each requested K."""
     out = []
     for k in ks:
-        centers, inertia = kmeans(vectors, clamp_k(k, len(vectors)), seed=seed, n_init=N_INIT)
+        centers, inertia = kmeans(vectors, clamp_k(k, len(vectors)), seed=seed)
         labels = np.argmax(vectors @ centers.T, axis=1)
         out.append((len(centers), inertia, silhouette(vectors, labels)))
     return out
