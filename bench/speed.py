@@ -639,7 +639,8 @@ async def run(cfg: Config) -> dict:
         if pad:
             await bulk_vectors(os_client, index_name, syn, syn_source)
         docs = await idx.count()
-        queries = sorted({r["query"] for r in rows})
+        # icons-v1 rows name their subject's query; a styles set's rows their own text
+        queries = sorted({str(r.get("query") or r["text"]) for r in rows})
         search: dict[str, Any] = {
             "indexed_docs": docs, "real_docs": real, "query_texts": len(queries), "dimension": embedder.dimension,
         }  # fmt: skip
