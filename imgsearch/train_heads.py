@@ -366,8 +366,10 @@ def train(
     # K-Means purity. So the style head is also scored by leave-families-out folds of the train icon
     # families (fit on the other train families, cluster the held-out ones); no test family is read.
     folds = style_folds(labels, style_train)
+    style_heads: list[StyleHead] = []
     for scfg in style_grid:
         head_s = train_style_head(st_feats, st_styles, st_subjects, scfg)
+        style_heads.append(head_s)
         vecs = head_s.describe(val_feats)
         m = {name: style_metrics(vecs[idx], [val_labels[i] for i in idx]) for name, idx in val_sets.items()}
         for n_fold, (fit_idx, held_idx) in enumerate(folds):
@@ -394,7 +396,7 @@ def train(
     if best_style[0] - first["score"] <= STYLE_MARGIN and best_style[2] is not first:
         log.info("style head: %s is within %.3f of the incumbent, which stays", best_style[2]["config"], STYLE_MARGIN)
         best_style_cfg = style_grid[0]
-        best_style = (first["score"], train_style_head(st_feats, st_styles, st_subjects, best_style_cfg), first)
+        best_style = (first["score"], style_heads[0], first)
     report["style_chosen"] = best_style[2]
     report["style_margin"] = STYLE_MARGIN
     style = best_style[1]
@@ -509,8 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     aug_rows = np.array(
         [i for i, lab in enumerate(labels) if lab["split"] in ("train", "val") and lab["kind"] in kinds], dtype=np.int64
     )
+    aug_labels = [labels[i] for i in aug_rows]
     for name in [a for a in args.augment.split(",") if a and a != "none"]:
-        aug_labels = [labels[i] for i in aug_rows]
         augmented[name] = (
             aug_rows,
             extract_features(aug_labels, extractor, args.cache or args.dataset / "features", augmentation=name),

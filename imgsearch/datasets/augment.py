@@ -23,23 +23,19 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageFilter
 
+from imgsearch.embedding.conse import to_rgb_on_white
+
 AUGMENTATIONS: tuple[str, ...] = ("flat", "hue")
 
 
-def on_white(img: Image.Image) -> Image.Image:
-    rgba = img.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")
-
-
 def flat(img: Image.Image, key: str = "") -> Image.Image:
-    smooth = on_white(img).filter(ImageFilter.MedianFilter(3))
+    smooth = to_rgb_on_white(img).filter(ImageFilter.MedianFilter(3))
     return smooth.quantize(colors=6, method=Image.Quantize.MEDIANCUT).convert("RGB")
 
 
 def hue(img: Image.Image, key: str = "") -> Image.Image:
     shift = 40 + int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 176
-    hsv = np.asarray(on_white(img).convert("HSV")).copy()
+    hsv = np.asarray(to_rgb_on_white(img).convert("HSV")).copy()
     hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + shift) % 256).astype(np.uint8)
     return Image.fromarray(hsv, "HSV").convert("RGB")
 

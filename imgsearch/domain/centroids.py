@@ -119,18 +119,12 @@ def model_version(centroids: NDArray[np.float32], feature_id: str) -> str:
 
 
 def kmeans(
-    vectors: NDArray[np.float32], k: int, *, seed: int = 0, iters: int = 50, tol: float = 1e-5, n_init: int = 1
+    vectors: NDArray[np.float32], k: int, *, seed: int = 0, iters: int = 50, tol: float = 1e-5
 ) -> tuple[NDArray[np.float32], float]:
     """Spherical k-means (cosine) with k-means++ seeding. Returns (unit centroids, inertia).
 
-    ``k`` is clamped to the number of distinct vectors. ``n_init`` > 1 runs that many seedings
-    (seed, seed+1, ...) and keeps the one of lowest inertia, as scikit-learn's ``n_init`` does: one
-    k-means++ run can stop in a poor local optimum (on a 136-icon, two-style set, ten single runs ended
-    with inertias from 74 to 114).
+    ``k`` is clamped to the number of distinct vectors.
     """
-    if n_init > 1:
-        runs = [kmeans(vectors, k, seed=seed + i, iters=iters, tol=tol) for i in range(n_init)]
-        return min(runs, key=lambda r: r[1])
     x = np.asarray(vectors, dtype=np.float32)
     n = x.shape[0]
     if n == 0:
