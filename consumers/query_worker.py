@@ -16,7 +16,7 @@ def _build(settings: Settings) -> faust.App:
 
         if not settings.personalize_campaign_arn:
             raise ValueError("IMGSEARCH_RANKER=personalize needs IMGSEARCH_PERSONALIZE_CAMPAIGN_ARN")
-        ranker = PersonalizeRanker(settings.personalize_campaign_arn)
+        ranker = PersonalizeRanker(settings.personalize_campaign_arn, filter_arn=settings.personalize_filter_arn)
     app, _ = query.build(settings, make_embedder(settings), ranker)
     return app
 

@@ -63,7 +63,14 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def _default_event_weights() -> dict[EventType, float]:
-    weights = {EventType.VIEW: 1.0, EventType.CLICK: 1.0, EventType.FAVORITE: 3.0, EventType.DOWNLOAD: 5.0}
+    weights = {
+        EventType.VIEW: 1.0,
+        EventType.CLICK: 1.0,
+        EventType.FAVORITE: 3.0,
+        EventType.DOWNLOAD: 5.0,
+        EventType.HIDE: -1.0,
+        EventType.NOT_MY_STYLE: -3.0,
+    }
     raw = os.environ.get("IMGSEARCH_EVENT_WEIGHTS", "")  # e.g. "view=1,favorite=3,download=5"
     for part in filter(None, (p.strip() for p in raw.split(","))):
         name, _, value = part.partition("=")
@@ -114,7 +121,11 @@ class Settings:
     personalize_max_calls_per_s: float = field(
         default_factory=lambda: _env_float("IMGSEARCH_PERSONALIZE_MAX_CALLS_PER_S", 50.0)
     )
+    # a GetPersonalizedRanking filter, e.g. EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("not_my_style")
+    personalize_filter_arn: str = field(default_factory=lambda: _env("IMGSEARCH_PERSONALIZE_FILTER_ARN", ""))
     personalization_weight: float = field(default_factory=lambda: _env_float("IMGSEARCH_PERSONALIZATION_WEIGHT", 0.5))
+    # negative feedback: aversion (event-weight units) that halves a style's blended scores
+    dislike_scale: float = field(default_factory=lambda: _env_float("IMGSEARCH_DISLIKE_SCALE", 3.0))
     blend_mode: str = field(default_factory=lambda: _env("IMGSEARCH_BLEND", "gated"))  # gated | linear
     candidate_multiplier: int = field(default_factory=lambda: _env_int("IMGSEARCH_CANDIDATES_MULTIPLIER", 5))
     min_candidates: int = field(default_factory=lambda: _env_int("IMGSEARCH_MIN_CANDIDATES", 50))

@@ -41,6 +41,10 @@ class EventType(StrEnum):
     CLICK = "click"
     FAVORITE = "favorite"
     DOWNLOAD = "download"
+    # negative feedback: "hide" hides that image from the user's results and weighs a little against its
+    # style; "not_my_style" weighs strongly against the image's style (negative default weights)
+    HIDE = "hide"
+    NOT_MY_STYLE = "not_my_style"
 
 
 class Event(BaseModel):
@@ -133,7 +137,7 @@ class PersonalizationEvent(Event):
     cluster_id: int = Field(ge=0)
     image_id: Id
     event_type: EventType
-    weight: float = Field(gt=0)
+    weight: float = Field(ge=-1000.0, le=1000.0, description="signed: negative feedback weighs against the cluster")
     timestamp: datetime
     session_id: Id | None = None
     centroid_version: str = Field(default="none", max_length=128, description="the cluster model of cluster_id")

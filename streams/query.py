@@ -105,6 +105,7 @@ class QueryService:
             model=lambda: self.ranker_model.current,
             neighbour_strength=settings.neighbour_strength,
             new_user=settings.new_user_policy,
+            dislike_scale=settings.dislike_scale,
         )
         self.dlq = DeadLetters(app, settings, ROLE)
         self.offload = Offload()
@@ -207,15 +208,18 @@ class QueryService:
                 result = await asyncio.wait_for(self.ranker.rank(req.user_id, clusters), RANKER_TIMEOUT_S)
             except Exception as exc:
                 notes.append(f"personalization unavailable ({type(exc).__name__}); ranked by relevance only")
-            if not result.has_signal and not notes:
+            if not result.has_feedback and not notes:
                 notes.append("no interactions for this user yet; ranked by relevance only")
+        if result.hidden:
+            candidates = [c for c in candidates if c.image_id not in result.hidden]
         ranked = blend(
             candidates,
             result.scores,
-            weight if result.has_signal else 0.0,
+            weight if result.has_feedback else 0.0,
             req.k,
             req.max_per_cluster,
             self.settings.blend_mode,
+            demotions=result.demotions,
         )
         timings["rank"] = (time.perf_counter() - t2) * 1000
         hits = [
@@ -234,7 +238,7 @@ class QueryService:
         return SearchResponse(
             **base,
             hits=hits,
-            personalized=result.has_signal,
+            personalized=result.has_feedback,
             ranker=result.ranker,
             notes=notes,
             timings_ms=timings,

@@ -12,6 +12,10 @@ so both are min-max normalised over the candidate list first. Two ways to combin
   relevant images, the user's style comes first. w=1 ranks by ``knn·personal``.
 
 With weight 0 both give exactly the k-NN order (ties broken by k-NN score, then image id).
+
+Negative feedback: a cluster's ``demotion`` d in [0, 1] (from "not my style" / "hide", see
+``imgsearch.domain.profile.demotion``) multiplies its candidates' blended scores by ``1 - d`` whatever
+the mode, when the weight is above 0.
 """
 
 from __future__ import annotations
@@ -54,11 +58,13 @@ def blend(
     k: int,
     max_per_cluster: int | None = None,
     mode: str = "gated",
+    demotions: Mapping[int, float] | None = None,
 ) -> list[Ranked]:
     """Rank candidates by ``(1-w)·norm(knn) + w·norm(personal)`` and return the top ``k``.
 
     ``cluster_scores`` are the ranker's scores per cluster id (missing clusters score 0).
     ``max_per_cluster`` optionally caps how many hits one cluster (style) may take.
+    ``demotions`` (cluster id -> [0, 1]) scale down disliked clusters' blended scores (weight > 0 only).
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"personalization weight must be in [0, 1], got {weight}")
@@ -70,8 +76,17 @@ def blend(
     personal_raw = [float(cluster_scores.get(c.cluster_id, 0.0)) for c in candidates]
     has_signal = any(p > 0 for p in personal_raw)
     personal_norm = minmax(personal_raw) if has_signal else [0.0] * len(candidates)
+    down = demotions if weight > 0 and demotions else {}
+    for d in down.values():
+        if not 0.0 <= d <= 1.0:
+            raise ValueError(f"a demotion must be in [0, 1], got {d}")
     ranked = [
-        Ranked(c, p_raw, (1.0 - weight) * kn + weight * (pn if mode == "linear" else kn * pn))
+        Ranked(
+            c,
+            p_raw,
+            ((1.0 - weight) * kn + weight * (pn if mode == "linear" else kn * pn))
+            * (1.0 - down.get(c.cluster_id, 0.0)),
+        )
         for c, kn, pn, p_raw in zip(candidates, knn_norm, personal_norm, personal_raw, strict=True)
     ]
     ranked.sort(key=lambda r: (-r.blended_score, -r.candidate.knn_score, r.candidate.image_id))

@@ -8,6 +8,12 @@
 ``affinity = (1-β)·long/Σlong + β·session/Σsession`` with β the recency weight. A profile is a
 per-cluster distribution, not one averaged vector: a user who likes two styles keeps both
 (multi-interest, as PinnerSage argues). Stored as plain dicts for a faust table (changelog-backed).
+
+Negative feedback (``hide``, ``not_my_style``: negative weights) lands in the same signed scores, so a
+style can go below zero and later likes can bring it back. ``affinity`` shares out the positive part
+only; ``aversion`` is the negative part (long-term and session, mixed like the affinity), which the
+ranker turns into a demotion. A hidden image is also remembered by id (the last MAX_HIDDEN) and left
+out of that user's results.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_SEEN_EVENT_IDS = 512
+MAX_HIDDEN = 500
 
 
 @dataclass
@@ -32,6 +39,8 @@ class Profile:
     version: str = "none"
     # cluster id -> event-decayed session score
     session: dict[str, float] = field(default_factory=dict)
+    # image ids the user hid, newest last
+    hidden: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> Profile:
@@ -43,6 +52,7 @@ class Profile:
             recent=[[str(y) for y in x] for x in raw.get("recent", [])],
             version=str(raw.get("version", "none")),
             session={str(k): float(v) for k, v in dict(raw.get("session", {})).items()},
+            hidden=[str(x) for x in raw.get("hidden", [])],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +62,7 @@ class Profile:
             "recent": self.recent,
             "version": self.version,
             "session": self.session,
+            "hidden": self.hidden,
         }
 
     def remapped(
@@ -73,7 +84,14 @@ class Profile:
         for old_key, score in self.session.items():
             for new, share in remap.get(int(old_key), {}).items():
                 session[str(new)] = session.get(str(new), 0.0) + score * share
-        return Profile(clusters=clusters, seen=list(self.seen), recent=recent, version=version, session=session)
+        return Profile(
+            clusters=clusters,
+            seen=list(self.seen),
+            recent=recent,
+            version=version,
+            session=session,
+            hidden=list(self.hidden),
+        )
 
     def add(
         self,
@@ -106,7 +124,7 @@ class Profile:
         model, remapped); False if the event id was seen already."""
         if event_id in self.seen:
             return False
-        self.session = {k: v * session_decay for k, v in self.session.items() if v * session_decay > 1e-6}
+        self.session = {k: v * session_decay for k, v in self.session.items() if abs(v * session_decay) > 1e-6}
         for cluster_id, share in shares.items():
             self.session[str(cluster_id)] = self.session.get(str(cluster_id), 0.0) + weight * share
         for cluster_id, share in shares.items():
@@ -120,7 +138,12 @@ class Profile:
             self.clusters[key] = [score, ref]
         self.seen.append(event_id)
         del self.seen[:-MAX_SEEN_EVENT_IDS]
-        if shares:
+        if event_type == "hide" and image_id:
+            if image_id in self.hidden:
+                self.hidden.remove(image_id)
+            self.hidden.append(image_id)
+            del self.hidden[:-MAX_HIDDEN]
+        if shares and weight > 0:  # the explanations ("because you liked ...") name positive events only
             top = max(shares.items(), key=lambda kv: kv[1])[0]
             self.recent.append([str(top), image_id, event_type])
             del self.recent[:-20]
@@ -131,26 +154,57 @@ class Profile:
         return {int(k): score * _decay(max(0.0, now - ref), half_life_s) for k, (score, ref) in self.clusters.items()}
 
     def affinity(self, now: float, half_life_s: float, recency_weight: float) -> dict[int, float]:
-        """Long-term and session preferences, each as shares summing to 1, mixed by the recency weight."""
-        long = self.scores(now, half_life_s)
-        long_total = sum(long.values())
-        session_total = sum(self.session.values())
-        beta = recency_weight if session_total > 0 else 0.0
-        if long_total <= 0:
-            beta = 1.0 if session_total > 0 else 0.0
+        """Long-term and session preferences (their positive parts), each as shares summing to 1,
+        mixed by the recency weight."""
+        long = {c: v for c, v in self.scores(now, half_life_s).items() if v > 0}
+        session = {int(k): v for k, v in self.session.items() if v > 0}
+        return _mix_shares(long, session, recency_weight)
+
+    def aversion(self, now: float, half_life_s: float, recency_weight: float) -> dict[int, float]:
+        """How strongly the user has turned against each cluster, in event-weight units (the negative
+        parts of the long-term and session scores, mixed by the recency weight, not normalised: three
+        "not my style" weigh more than one)."""
+        long = {c: -v for c, v in self.scores(now, half_life_s).items() if v < 0}
+        session = {int(k): -v for k, v in self.session.items() if v < 0}
+        beta = recency_weight if session else 0.0
+        if not long:
+            beta = 1.0
         out: dict[int, float] = {}
-        if long_total > 0 and beta < 1.0:
-            for c, v in long.items():
-                out[c] = (1 - beta) * v / long_total
-        if session_total > 0 and beta > 0:
-            for k, v in self.session.items():
-                out[int(k)] = out.get(int(k), 0.0) + beta * v / session_total
-        return out
+        for c, v in long.items():
+            out[c] = (1 - beta) * v
+        for c, v in session.items():
+            out[c] = out.get(c, 0.0) + beta * v
+        return {c: v for c, v in out.items() if v > 0}
 
     def drivers(self, cluster_id: int) -> list[str]:
         """Recent interactions on this cluster, newest first ("favorite:img-12")."""
         key = str(cluster_id)
         return [f"{etype}:{img}" for c, img, etype in reversed(self.recent) if c == key][:3]
+
+
+def _mix_shares(long: Mapping[int, float], session: Mapping[int, float], recency_weight: float) -> dict[int, float]:
+    long_total = sum(long.values())
+    session_total = sum(session.values())
+    beta = recency_weight if session_total > 0 else 0.0
+    if long_total <= 0:
+        beta = 1.0 if session_total > 0 else 0.0
+    out: dict[int, float] = {}
+    if long_total > 0 and beta < 1.0:
+        for c, v in long.items():
+            out[c] = (1 - beta) * v / long_total
+    if session_total > 0 and beta > 0:
+        for c, v in session.items():
+            out[c] = out.get(c, 0.0) + beta * v / session_total
+    return out
+
+
+def demotion(aversion: Mapping[int, float], scale: float) -> dict[int, float]:
+    """Aversion (event-weight units) -> a demotion in [0, 1): ``1 - 2^(-aversion/scale)``. With the
+    default weights (not_my_style -3) and scale 3: one "not my style" halves a style's scores, three
+    cut them to 1/8."""
+    if scale <= 0:
+        return {c: 1.0 for c, v in aversion.items() if v > 0}
+    return {c: 1.0 - math.pow(2.0, -v / scale) for c, v in aversion.items() if v > 0}
 
 
 def _decay(dt: float, half_life_s: float) -> float:

@@ -2,7 +2,8 @@
 
 Given a user and the candidate cluster ids, return a score per cluster. Scores are non-negative and
 sum to 1 over the input when the ranker has a signal for the user (as Personalize's do), or are all
-zero when it has none (a new user).
+zero when it has none (a new user). Negative feedback comes back beside them: ``demotions`` (cluster
+-> share in [0, 1] taken off its candidates' blended scores) and ``hidden`` image ids.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ class RankerResult:
     has_signal: bool
     ranker: str
     drivers: dict[int, list[str]] = field(default_factory=dict)  # cluster -> recent interactions
+    demotions: dict[int, float] = field(default_factory=dict)  # cluster -> demotion in [0, 1]
+    hidden: frozenset[str] = frozenset()  # image ids the user hid
+
+    @property
+    def has_feedback(self) -> bool:
+        """Anything to personalize with: a positive signal, a demoted style or a hidden image."""
+        return self.has_signal or any(v > 0 for v in self.demotions.values()) or bool(self.hidden)
 
 
 class PersonalRanker(Protocol):

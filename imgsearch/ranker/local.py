@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from imgsearch.domain.cooccurrence import CooccurrenceModel
-from imgsearch.domain.profile import Profile, normalise
+from imgsearch.domain.profile import Profile, demotion, normalise
 from imgsearch.ranker.base import RankerResult
 
 
@@ -28,6 +28,7 @@ class LocalProfileRanker:
         model: Callable[[], CooccurrenceModel | None] = lambda: None,
         neighbour_strength: float = 0.5,
         new_user: str = "relevance",
+        dislike_scale: float = 3.0,
     ) -> None:
         if new_user not in ("relevance", "popularity"):
             raise ValueError(f"new-user policy must be relevance or popularity, got {new_user!r}")
@@ -38,10 +39,12 @@ class LocalProfileRanker:
         self._strength = neighbour_strength
         self._new_user = new_user
         self._clock = clock
+        self._dislike_scale = dislike_scale
 
     async def rank(self, user_id: str, cluster_ids: Sequence[int]) -> RankerResult:
         profile = Profile.from_dict(self._get(user_id))
-        raw = profile.affinity(self._clock(), self._half_life, self._recency)
+        now = self._clock()
+        raw = profile.affinity(now, self._half_life, self._recency)
         model = self._model()
         name = self.name
         if model is not None and raw and model.centroid_version == profile.version:
@@ -53,4 +56,17 @@ class LocalProfileRanker:
         scores = normalise(raw, cluster_ids)
         has_signal = any(v > 0 for v in scores.values())
         drivers = {c: profile.drivers(c) for c in scores if scores[c] > 0}
-        return RankerResult(scores=scores, has_signal=has_signal, ranker=name, drivers=drivers)
+        wanted = set(cluster_ids)
+        demotions = {
+            c: v
+            for c, v in demotion(profile.aversion(now, self._half_life, self._recency), self._dislike_scale).items()
+            if c in wanted
+        }
+        return RankerResult(
+            scores=scores,
+            has_signal=has_signal,
+            ranker=name,
+            drivers=drivers,
+            demotions=demotions,
+            hidden=frozenset(profile.hidden),
+        )

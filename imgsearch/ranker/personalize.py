@@ -7,6 +7,12 @@ GetPersonalizedRanking (a Personalized-Ranking campaign). The item id is the clu
   token bucket keeps the call rate under the configured limit.
 - GetPersonalizedRanking: the de-duplicated candidate cluster ids (at most 500). Failures raise
   :class:`RankerUnavailable`; the query worker then answers by relevance and says so.
+- Negative feedback (``hide``, ``not_my_style``) is sent as its own event types with the configured
+  (negative) event value. Personalize does not learn "less of this" from event values, so a solution
+  should be trained on the positive types only (the dataset's event-type / value threshold) and the
+  campaign queried with a filter such as ``EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN
+  ("not_my_style")`` (``filter_arn``). Clusters that the filter drops from the ranking come back with a
+  demotion of 1, so the blend treats them as the local ranker treats a disliked style (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -146,7 +152,13 @@ class PersonalizeRanker:
     name = "amazon-personalize"
 
     def __init__(
-        self, campaign_arn: str, client: Any = None, *, attempts: int = 2, sleep: Callable[[float], None] = time.sleep
+        self,
+        campaign_arn: str,
+        client: Any = None,
+        *,
+        attempts: int = 2,
+        sleep: Callable[[float], None] = time.sleep,
+        filter_arn: str = "",
     ) -> None:
         if client is None:
             import boto3
@@ -156,6 +168,7 @@ class PersonalizeRanker:
                 "personalize-runtime", config=Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 1})
             )
         self.campaign_arn = campaign_arn
+        self.filter_arn = filter_arn
         self._client = client
         self._attempts = attempts
         self._sleep = sleep
@@ -164,11 +177,12 @@ class PersonalizeRanker:
         items = [str(c) for c in dict.fromkeys(cluster_ids)][:MAX_RANKING_INPUT]
         if not items:
             return RankerResult({}, False, self.name)
+        request: dict[str, Any] = {"campaignArn": self.campaign_arn, "userId": user_id, "inputList": items}
+        if self.filter_arn:
+            request["filterArn"] = self.filter_arn
         try:
             resp = _call_with_retry(
-                lambda: self._client.get_personalized_ranking(
-                    campaignArn=self.campaign_arn, userId=user_id, inputList=items
-                ),
+                lambda: self._client.get_personalized_ranking(**request),
                 "personalize GetPersonalizedRanking",
                 self._attempts,
                 self._sleep,
@@ -176,9 +190,11 @@ class PersonalizeRanker:
         except Exception as exc:
             raise RankerUnavailable(f"Personalize ranking failed: {exc}") from exc
         scores = {int(r["itemId"]): float(r.get("score", 0.0)) for r in resp.get("personalizedRanking", [])}
+        # with a filter, a cluster missing from the ranking was excluded for this user (e.g. "not my style")
+        demotions = {int(c): 1.0 for c in items if int(c) not in scores} if self.filter_arn else {}
         for c in items:
             scores.setdefault(int(c), 0.0)
-        return RankerResult(scores, any(v > 0 for v in scores.values()), self.name)
+        return RankerResult(scores, any(v > 0 for v in scores.values()), self.name, demotions=demotions)
 
     async def rank(self, user_id: str, cluster_ids: Sequence[int]) -> RankerResult:
         return await asyncio.to_thread(self.rank_sync, user_id, cluster_ids)

@@ -70,3 +70,48 @@ async def test_three_users_same_query_each_their_style_every_hit_the_subject(pip
     # three different top-10s (as sets, not just reordered)
     sets = [frozenset(ids) for ids in results.values()]
     assert len(set(sets)) == 3, results
+
+
+async def test_not_my_style_pushes_that_style_out_and_hide_hides(pipeline: Pipeline) -> None:
+    """Issue 15's negative feedback on the real pipeline: a new user searches, says "not my style" to
+    three hits of the style that fills most of their top-10 and hides one hit of another style. The
+    disliked style's images then rank after every cat of the clusters the user did not turn down, the
+    hidden image is gone, and every hit is still a cat.
+
+    Issue 15's figure (the disliked style's share of the top-10 down by >= 80 %) is measured on the test
+    families by bench/cross_style_eval.py; here it is not reachable by construction: the disliked style
+    (photo) shares its cluster with sepia and negative, and the collection has only 8 cats outside that
+    cluster, so 2 of the 10 hits are still photo cats (3 before) - the ranking keeps cats (P@10) rather
+    than show other subjects."""
+    await ingest_all(pipeline)
+    user, query = "u-picky", QUERY
+    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+        base = await search_until_ready(client, user_id=user, text=query, k=10)
+        assert not base.personalized
+        base_ids = [h.image_id for h in base.hits]
+        counts: dict[str, int] = {}
+        for i in base_ids:
+            counts[style_of(i)] = counts.get(style_of(i), 0) + 1
+        disliked = max(sorted(counts), key=lambda s: counts[s])
+        hide = next(i for i in base_ids if style_of(i) != disliked)
+        dislikes = [i for i in base_ids if style_of(i) == disliked][:3]
+        history = [(i, EventType.NOT_MY_STYLE) for i in dislikes] + [(hide, EventType.HIDE)]
+        # the marker view (how the helper knows the events are applied) is a non-cat of a third style
+        marker = sorted(
+            i for i in pipeline.labels if subject_of(i) != "cat" and style_of(i) not in (disliked, style_of(hide))
+        )[0]
+        await teach_user(pipeline, client, user, history, marker)
+        r = await client.search(user, query, k=10, timeout_s=10)
+    ids = [h.image_id for h in r.hits]
+    print("before", [(style_of(h.image_id), h.cluster_id) for h in base.hits], "disliked", disliked, "hidden", hide)
+    print("after ", [(style_of(h.image_id), h.cluster_id, round(h.blended_score, 3)) for h in r.hits])
+    assert r.personalized and len(ids) == 10
+    before, after = counts[disliked], sum(style_of(i) == disliked for i in ids)
+    assert before >= 2 and after < before, (disliked, before, after)
+    turned_down = {h.cluster_id for h in base.hits if h.image_id in dislikes}
+    ranks_down = [n for n, h in enumerate(r.hits) if h.cluster_id in turned_down]
+    ranks_other = [n for n, h in enumerate(r.hits) if h.cluster_id not in turned_down]
+    assert ranks_down and ranks_other and max(ranks_other) < min(ranks_down), [h.cluster_id for h in r.hits]
+    assert hide not in ids
+    p10_before = sum(subject_of(i) == "cat" for i in base_ids) / 10
+    assert sum(subject_of(i) == "cat" for i in ids) / 10 >= 0.95 * p10_before, ids

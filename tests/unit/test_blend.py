@@ -71,3 +71,14 @@ def test_gated_blend_lifts_relevant_preferred_items_only():
     ]
     with pytest.raises(ValueError):
         blend(cs, {}, 0.5, k=2, mode="max")
+
+
+def test_demotions_push_a_disliked_cluster_down_without_a_positive_signal():
+    ranked = blend(cands(), {}, 0.5, k=5, demotions={1: 0.9})
+    ids = [r.candidate.image_id for r in ranked]
+    assert ids == ["b", "c", "d", "a", "e"]  # a (cluster 1, best match) falls behind every other style
+    assert ranked[3].blended_score == pytest.approx(0.5 * 1.0 * 0.1)
+    # weight 0 is relevance only: no demotion either
+    assert blend(cands(), {}, 0.0, k=5, demotions={1: 0.9})[0].candidate.image_id == "a"
+    with pytest.raises(ValueError, match="demotion"):
+        blend(cands(), {}, 0.5, k=5, demotions={1: 1.5})

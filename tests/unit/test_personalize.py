@@ -139,3 +139,46 @@ def test_token_bucket_limits_rate():
     for _ in range(5):
         bucket.take()
     assert now[0] == pytest.approx(0.3, abs=1e-6)  # 2 free, then 3 at 10/s
+
+
+def test_negative_feedback_is_sent_as_its_own_event_type_with_a_negative_value():
+    c = client("personalize-events")
+    sink = PersonalizeEventSink("tracker-1", c, max_calls_per_s=1000)
+    dislike = PersonalizationEvent(
+        event_id="ev-n",
+        user_id="alice",
+        cluster_id=4,
+        image_id="img-n",
+        event_type=EventType.NOT_MY_STYLE,
+        weight=-3.0,
+        timestamp=T0,
+    )
+    with Stubber(c) as stub:  # the service model accepts the type and the negative value
+        stub.add_response(
+            "put_events",
+            {},
+            {
+                "trackingId": "tracker-1",
+                "userId": "alice",
+                "sessionId": "alice-20261125",
+                "eventList": [
+                    {"eventId": "ev-n", "eventType": "not_my_style", "eventValue": -3.0, "itemId": "4", "sentAt": T0}
+                ],
+            },
+        )
+        assert sink.put([dislike]) == 1
+        stub.assert_no_pending_responses()
+
+
+def test_a_ranking_filter_is_sent_and_what_it_drops_is_demoted():
+    c = client("personalize-runtime")
+    flt = "arn:aws:personalize:us-east-1:123456789012:filter/not-my-style"
+    ranker = PersonalizeRanker(CAMPAIGN, c, filter_arn=flt)
+    with Stubber(c) as stub:
+        stub.add_response(
+            "get_personalized_ranking",
+            {"personalizedRanking": [{"itemId": "7", "score": 0.8}, {"itemId": "3", "score": 0.2}]},
+            {"campaignArn": CAMPAIGN, "userId": "alice", "inputList": ["3", "7", "9"], "filterArn": flt},
+        )
+        res = asyncio.run(ranker.rank("alice", [3, 7, 9]))
+    assert res.demotions == {9: 1.0} and res.scores[9] == 0.0 and res.has_feedback

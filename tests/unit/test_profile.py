@@ -115,3 +115,47 @@ def test_local_ranker_uses_cooccurrence_and_popularity():
     assert res.has_signal and res.ranker == "local-popularity" and max(res.scores, key=res.scores.get) == 3
     with pytest.raises(ValueError):
         LocalProfileRanker(store.get, DAY, new_user="random")
+
+
+def test_negative_feedback_goes_below_zero_and_comes_back_as_aversion():
+    from imgsearch.domain.profile import demotion
+
+    p = Profile()
+    p.add("a", 1, 3.0, 0.0, DAY, image_id="i1", event_type="favorite")
+    for n in range(3):
+        p.add(f"n{n}", 2, -3.0, 1.0 + n, DAY, image_id=f"j{n}", event_type="not_my_style")
+    aff = p.affinity(10.0, DAY, 0.6)
+    assert set(aff) == {1} and abs(aff[1] - 1.0) < 1e-9  # a disliked style takes no share of the affinity
+    av = p.aversion(10.0, DAY, 0.6)
+    assert set(av) == {2} and av[2] > 3.0
+    d = demotion(av, 3.0)
+    assert 0.75 < d[2] < 1.0  # three "not my style" at the default weight and scale
+    assert demotion({2: 3.0}, 3.0)[2] == pytest.approx(0.5)
+    assert p.drivers(2) == []  # explanations name positive events only
+    p.add("b", 2, 5.0, 20.0, DAY, image_id="k", event_type="download")
+    p.add("c", 2, 5.0, 21.0, DAY, image_id="k2", event_type="download")
+    assert 2 not in p.aversion(22.0, DAY, 0.6)  # later likes bring the style back
+
+
+def test_hidden_images_are_remembered_once_and_survive_a_round_trip():
+    p = Profile()
+    p.add("h1", 3, -1.0, 0.0, DAY, image_id="img-9", event_type="hide")
+    p.add("h2", 3, -1.0, 1.0, DAY, image_id="img-9", event_type="hide")
+    assert p.hidden == ["img-9"]
+    q = Profile.from_dict(p.to_dict())
+    assert q.hidden == ["img-9"] and q.aversion(2.0, DAY, 0.6)[3] > 0
+    assert q.remapped({3: {5: 1.0}}, "v2", 2.0, DAY).hidden == ["img-9"]
+
+
+def test_local_ranker_returns_demotions_and_hidden_images_for_the_candidates():
+    p = Profile()
+    for n in range(3):
+        p.add(f"n{n}", 2, -3.0, 10.0 + n, DAY, image_id=f"j{n}", event_type="not_my_style")
+    p.add("h", 4, -1.0, 20.0, DAY, image_id="img-h", event_type="hide")
+    store = {"u": p.to_dict()}
+    ranker = LocalProfileRanker(store.get, DAY, clock=lambda: 30.0, dislike_scale=3.0)
+    res = asyncio.run(ranker.rank("u", [1, 2]))
+    assert not res.has_signal and res.has_feedback  # only dislikes: still personalized (demoted)
+    assert set(res.demotions) == {2} and res.demotions[2] > 0.75  # cluster 4 is not a candidate
+    assert res.hidden == frozenset({"img-h"})
+    assert not asyncio.run(ranker.rank("nobody", [1, 2])).has_feedback

@@ -192,6 +192,10 @@ function renderCard(user, hit, previousRank, hadPrevious) {
   $(".act-view", card).addEventListener("click", () => openLightbox(user, hit));
   $(".act-fav", card).addEventListener("click", () => interact(user, hit, "favorite", card));
   $(".act-dl", card).addEventListener("click", () => download(user, hit, card));
+  $(".act-hide", card).addEventListener("click", async () => {
+    if (await interact(user, hit, "hide", card)) card.classList.add("hidden-by-user");
+  });
+  $(".act-nms", card).addEventListener("click", () => interact(user, hit, "not_my_style", card));
   return card;
 }
 
@@ -266,6 +270,8 @@ function markDone(card, done) {
   fav.classList.toggle("done", done.has("favorite"));
   fav.textContent = done.has("favorite") ? "★ Fav" : "☆ Fav";
   $(".act-dl", card).classList.toggle("done", done.has("download"));
+  $(".act-hide", card).classList.toggle("done", done.has("hide"));
+  $(".act-nms", card).classList.toggle("done", done.has("not_my_style"));
 }
 
 // ------------------------------------------------------------------ interactions
