@@ -39,9 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from imgsearch.config import Settings
 from imgsearch.domain.blend import Candidate, blend
 from imgsearch.domain.centroids import kmeans
-from imgsearch.domain.profile import Profile, normalise
+from imgsearch.domain.profile import Profile, demotion, normalise
 from imgsearch.embedding.base import normalize_rows
 from imgsearch.quality import ndcg_at
+from schemas.events import EventType
 
 DAY = 86400.0
 TARGETS = {
@@ -128,6 +129,73 @@ def personalised_figures(
         }
     out["p10_ratio"] = out["default"]["subject_p10"] / max(out["weight0"]["subject_p10"], 1e-9)
     return out
+
+
+def negative_feedback_figures(
+    search: NDArray[np.float32],
+    style: NDArray[np.float32],
+    labels: Sequence[Mapping[str, Any]],
+    queries: Sequence[tuple[str, NDArray[np.float32]]],
+    settings: Settings,
+    k_clusters: int,
+    seed: int = 0,
+    dislikes: int = 3,
+) -> dict[str, Any]:
+    """Issue 15's negative feedback: for every (query, style) whose images fill at least `dislikes` of
+    a new user's top-10, that user says "not my style" to that many of them (the product's Profile,
+    aversion, demotion and blend; default weights and scale). Share of that style in the top-10
+    before and after, the drop, and subject P@10 before and after."""
+    ids = [str(lab["image_id"]) for lab in labels]
+    centroids, _ = kmeans(style, k_clusters, seed=seed)
+    cluster = np.argmax(style @ centroids.T, axis=1)
+    groups = np.array([lab.get("group") or "" for lab in labels])
+    style_arr = np.array([lab["style"] for lab in labels])
+    n_cand = max(10 * settings.candidate_multiplier, settings.min_candidates)
+    w_nms = settings.event_weights[EventType.NOT_MY_STYLE]
+    drops, p10_before, p10_after, hit80 = [], [], [], []
+    for group, qv in queries:
+        sims = search @ qv
+        cand = np.argsort(-sims)[:n_cand]
+        cands = [Candidate(ids[j], float((1 + sims[j]) / 2), int(cluster[j])) for j in cand]
+        base = cand[:10]
+        rel = groups == group
+        for s in sorted(set(style_arr[base].tolist())):
+            mine = [j for j in base if style_arr[j] == s]
+            if len(mine) < dislikes:
+                continue
+            prof = Profile(version="eval")
+            for n, j in enumerate(mine[:dislikes]):
+                prof.add(
+                    f"n{n}",
+                    int(cluster[j]),
+                    w_nms,
+                    1000.0 + n,
+                    settings.profile_half_life_s,
+                    image_id=ids[j],
+                    event_type=EventType.NOT_MY_STYLE.value,
+                )
+            now = 1000.0 + dislikes
+            down = demotion(
+                prof.aversion(now, settings.profile_half_life_s, settings.recency_weight), settings.dislike_scale
+            )
+            ranked = blend(cands, {}, settings.personalization_weight, 10, mode=settings.blend_mode, demotions=down)
+            after = np.array([ids.index(r.candidate.image_id) for r in ranked])
+            before_share = len(mine) / 10
+            after_share = float((style_arr[after] == s).mean())
+            drops.append(1.0 - after_share / before_share)
+            hit80.append(drops[-1] >= 0.8)
+            p10_before.append(float(rel[base].mean()))
+            p10_after.append(float(rel[after].mean()))
+    if not drops:
+        return {"pairs": 0}
+    return {
+        "pairs": len(drops),
+        "dislikes": dislikes,
+        "share_drop_mean": float(np.mean(drops)),
+        "share_drop_ge_0.8": float(np.mean(hit80)),
+        "subject_p10_before": float(np.mean(p10_before)),
+        "subject_p10_after": float(np.mean(p10_after)),
+    }
 
 
 def caption_r10(embedder: Any, stamps: Path) -> dict[str, float]:
@@ -235,6 +303,9 @@ def main() -> int:
             report["users"][name][kind] = personalised_figures(
                 search[idx], style[idx], sub, kind_queries, settings, len({lab["style"] for lab in sub})
             )
+            report["users"][name][kind]["not_my_style"] = negative_feedback_figures(
+                search[idx], style[idx], sub, kind_queries, settings, len({lab["style"] for lab in sub})
+            )
     conse = ConseEmbedder(model_dir)
     if args.stamps.is_dir():
         report["captions"] = {"today": caption_r10(conse, args.stamps), "learned": caption_r10(learned, args.stamps)}
@@ -286,6 +357,19 @@ def print_report(r: Mapping[str, Any]) -> None:
             f"  {kind:6} {'P@10 personalised/unpers.':26} {_f(TARGETS['p10_ratio'])} "
             f"{_f(r['users']['today'][kind]['p10_ratio'])} {_f(r['users']['learned'][kind]['p10_ratio'])}"
         )
+    print(f"\n{'negative feedback (3 x not my style)':34} {'target':>7} {'today':>7} {'learned':>7}")
+    for kind in ("icon", "emoji"):
+        if kind not in r["users"]["learned"]:
+            continue
+        for m, t in (
+            ("share_drop_mean", 0.8),
+            ("share_drop_ge_0.8", None),
+            ("subject_p10_before", None),
+            ("subject_p10_after", None),
+        ):
+            today = r["users"]["today"][kind].get("not_my_style", {}).get(m)
+            new = r["users"]["learned"][kind].get("not_my_style", {}).get(m)
+            print(f"  {kind:6} {m:26} {_f(t)} {_f(today)} {_f(new)}")
     if "captions" in r:
         print(
             f"\n  captions R@10 (all)               {_f(TARGETS['caption_r10'])} "
