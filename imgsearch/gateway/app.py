@@ -60,6 +60,7 @@ ERROR_STATUS = {
     "undecodable_image": 422,
     "image_too_large": 413,
     "too_many_pixels": 413,
+    "format_not_allowed": 415,
     "expired": 504,
     "index_unavailable": 503,
 }
