@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +29,13 @@ RETRIES = 3
 
 def extra_env(tmp: Path) -> dict[str, str]:
     return {"IMGSEARCH_UNKNOWN_IMAGE_WAIT_S": str(WAIT_S), "IMGSEARCH_UNKNOWN_IMAGE_RETRIES": str(RETRIES)}
+
+
+@pytest.fixture(scope="module")
+async def pipeline(pipeline: Pipeline) -> AsyncIterator[Pipeline]:
+    """The shared pipeline with the fixtures' 36 drawings indexed."""
+    await ingest_all(pipeline)
+    yield pipeline
 
 
 class Tail:
@@ -84,7 +92,6 @@ async def test_unknown_image_interactions_are_parked_and_other_users_flow(pipeli
     """Item 5: five interactions for images nobody indexed do not hold up another user's interaction;
     they are dead-lettered after the retries (unknown_image), and one whose image arrives during the
     wait is applied."""
-    await ingest_all(pipeline)
     settings = pipeline.settings
     known = sorted(pipeline.labels)
     async with (
@@ -188,6 +195,12 @@ async def test_a_future_timestamp_does_not_freeze_a_profile(pipeline: Pipeline):
         await teach_user(pipeline, client, "control", history, marker)
         fan = await client.search("future-fan", image_b64=query, k=20, personalization_weight=0.5)
         control = await client.search("control", image_b64=query, k=20, personalization_weight=0.5)
+        liked_scores = {h.image_id: h.personal_score for h in fan.hits if h.cluster_id == liked}
+        control_scores = {h.image_id: h.personal_score for h in control.hits if h.cluster_id == liked}
+        print("personal score of the liked style, future-fan vs control:", liked_scores, control_scores)
+        # events seconds apart decay a little differently: equal to 1e-6
+        assert liked_scores and liked_scores == pytest.approx(control_scores, rel=1e-6)
+        assert [h.image_id for h in fan.hits] == [h.image_id for h in control.hits]
         _, letter = await dead.until(
             lambda m: DeadLetter.from_bytes(m.value).reason_code == "timestamp_in_future",
             30,
@@ -195,11 +208,6 @@ async def test_a_future_timestamp_does_not_freeze_a_profile(pipeline: Pipeline):
         )
     dl = DeadLetter.from_bytes(letter.value)
     assert json.loads(dl.original_bytes())["event_id"] == "future-1" and "IMGSEARCH_MAX_CLOCK_SKEW_S" in dl.reason
-    liked_scores = {h.image_id: h.personal_score for h in fan.hits if h.cluster_id == liked}
-    control_scores = {h.image_id: h.personal_score for h in control.hits if h.cluster_id == liked}
-    print("personal score of the liked style, future-fan vs control:", liked_scores, control_scores)
-    assert liked_scores and liked_scores == pytest.approx(control_scores, rel=1e-6)  # events seconds apart: decay
-    assert [h.image_id for h in fan.hits] == [h.image_id for h in control.hits]
 
 
 async def test_a_fifo_under_an_allowed_root_does_not_stall_the_embedder(pipeline: Pipeline):
