@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -37,6 +37,9 @@ from schemas.events import (
     parse_event,
 )
 from streams.common import DeadLetters, json_schema, make_app, topic
+
+if TYPE_CHECKING:
+    from imgsearch.ranker.personalize import PersonalizeDataDeletion
 
 log = logging.getLogger(__name__)
 ROLE = "interactions"
@@ -226,6 +229,25 @@ class InteractionMapper:
         log.info("forget request %s: parked interactions dropped, forwarded to the query workers", request.event_id)
 
 
+async def forget_in_personalize(
+    requests: list[tuple[Any, ForgetUser]], deletion: PersonalizeDataDeletion | None, dlq: DeadLetters
+) -> None:
+    """One Amazon Personalize data deletion job for the forget requests of a batch (issue 14 item
+    15); without the deletion configured, each request is dead-lettered so it can be replayed."""
+    if not requests:
+        return
+    if deletion is None:
+        for event, _ in requests:
+            await dlq.from_event(
+                event,
+                "personalize_deletion_not_configured",
+                "the user was forgotten here but not in Amazon Personalize: set "
+                "IMGSEARCH_PERSONALIZE_DATASET_GROUP_ARN, _DELETION_ROLE_ARN and _DELETION_S3, then replay",
+            )
+        return
+    await asyncio.to_thread(deletion.delete_users, [r.user_id for _, r in requests], [r.event_id for _, r in requests])
+
+
 def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
     app = make_app(ROLE, settings)
     mapper = InteractionMapper(app, settings)
@@ -274,21 +296,6 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
             log.warning("%s: a forgotten user's data stays in Amazon Personalize (dead-lettered)", exc)
         events_topic = topic(app, topics.personalization_events(), settings)
 
-        async def forget_in_personalize(requests: list[tuple[Any, ForgetUser]]) -> None:
-            """One data deletion job for the forget requests of a batch (issue 14 item 15)."""
-            if deletion is None:
-                for event, _ in requests:
-                    await mapper.dlq.from_event(
-                        event,
-                        "personalize_deletion_not_configured",
-                        "the user was forgotten here but not in Amazon Personalize: set "
-                        "IMGSEARCH_PERSONALIZE_DATASET_GROUP_ARN, _DELETION_ROLE_ARN and _DELETION_S3, then replay",
-                    )
-                return
-            await asyncio.to_thread(
-                deletion.delete_users, [r.user_id for _, r in requests], [r.event_id for _, r in requests]
-            )
-
         @app.agent(events_topic, name="personalize-put-events")
         async def put_events(stream: faust.StreamT) -> None:
             # offsets advance only after PutEvents succeeded (at-least-once); Personalize sees the
@@ -308,6 +315,6 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
                 # deletion job starts (the job deletes what the dataset holds when it runs)
                 await asyncio.to_thread(sink.put, batch)
                 if forgets:
-                    await forget_in_personalize(forgets)
+                    await forget_in_personalize(forgets, deletion, mapper.dlq)
 
     return app, mapper
