@@ -310,7 +310,8 @@ async def test_forget_removes_the_profile_also_after_a_restart(pipeline: Pipelin
         t_forget = time.monotonic()
         await cmd_forget(settings, "leaver")
         gateway = Gateway(Settings())
-        async with TestClient(TestServer(create_app(gateway=gateway))) as http:
+        port = int(os.environ.get("IMGSEARCH_TEST_GATEWAY_PORT", "0")) or None  # None: any free port
+        async with TestClient(TestServer(create_app(gateway=gateway), host="127.0.0.1", port=port)) as http:
             resp = await http.post("/api/forget", json={"user_id": "gw-leaver"})
             assert resp.status == 202, await resp.text()
             assert (await resp.json())["user_id"] == "gw-leaver"
