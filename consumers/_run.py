@@ -12,6 +12,7 @@ from faust.worker import Worker
 
 from imgsearch.config import Settings
 from imgsearch.kafka_admin import ensure_topics
+from schemas import topics
 from streams.common import changelog_topics
 
 
@@ -29,7 +30,11 @@ def run(role: str, build: Callable[[Settings], faust.App]) -> None:
     # and visible in the broker's metadata, the worker cannot miss them (see ensure_topics)
     loop = asyncio.new_event_loop()  # not the current loop: faust's worker makes its own
     try:
-        loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, changelog_topics(app), settings.partitions))
+        # and a topic this version of a role reads that an older `imgsearch topics` did not create
+        extra = [topics.interactions_retry()] if role == "interactions" else []
+        loop.run_until_complete(
+            ensure_topics(settings.kafka_bootstrap, changelog_topics(app) + extra, settings.partitions)
+        )
     finally:
         loop.close()
     Worker(app, loglevel=level, quiet=True).execute_from_commandline()

@@ -125,6 +125,23 @@ async def cmd_interact(settings: Settings, user: str, image: str, event_type: st
         await pub.publish_interaction(Interaction(user_id=user, image_id=image, event_type=EventType(event_type)))
 
 
+async def cmd_forget(settings: Settings, user: str) -> str:
+    """Publish a ForgetUser request (issue 14 item 15); returns its event id."""
+    from producers.publisher import EventPublisher
+    from schemas.events import ForgetUser
+
+    request = ForgetUser(user_id=user, requested_by="cli")
+    async with EventPublisher(settings.kafka_bootstrap) as pub:
+        await pub.publish_forget(request)
+    print(
+        f"forget request {request.event_id} for {user} published: the interaction workers drop the user's parked "
+        "interactions, the query workers delete the profile (a tombstone on the profile table's changelog)"
+        + (", and a Personalize data deletion job is started" if settings.ranker == "personalize" else "")
+        + f"; raw events age out of the event topics within {settings.event_retention_ms / 86_400_000:g} days"
+    )
+    return request.event_id
+
+
 def parse_likes(raw: str) -> dict[str, list[str]]:
     """'alice=papirus,bob=moka+paper' -> {'alice': ['papirus'], 'bob': ['moka', 'paper']}"""
     out = {}
@@ -158,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     it.add_argument("user")
     it.add_argument("image")
     it.add_argument("event_type", choices=["view", "click", "favorite", "download"])
+    fg = sub.add_parser("forget", help="forget a user: profile, parked events, Amazon Personalize data")
+    fg.add_argument("user")
     c = sub.add_parser("clusters", help="train a centroid model and publish it")
     c.add_argument("folder", type=Path, help="images to train on")
     c.add_argument("-k", type=int, default=100)
@@ -208,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(cmd_search(settings, args.user, args.text, args.k, args.weight, args.timeout, args.json))
     elif args.cmd == "interact":
         asyncio.run(cmd_interact(settings, args.user, args.image, args.event_type))
+    elif args.cmd == "forget":
+        asyncio.run(cmd_forget(settings, args.user))
     elif args.cmd == "clusters":
         from imgsearch.clusters import train_from_folder
 

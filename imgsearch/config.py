@@ -7,6 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from schemas import topics
 from schemas.events import EventType
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -141,6 +142,26 @@ class Settings:
     max_image_pixels: int = field(default_factory=lambda: _env_int("IMGSEARCH_MAX_IMAGE_PIXELS", 40_000_000))
     allowed_uri_roots: str = field(default_factory=lambda: _env("IMGSEARCH_ALLOWED_URI_ROOTS", ""))
     unknown_image_wait_s: float = field(default_factory=lambda: _env_float("IMGSEARCH_UNKNOWN_IMAGE_WAIT_S", 10.0))
+    # issue 14 item 5: an interaction for an image not indexed yet is parked on the retry topic and
+    # tried this many times, unknown_image_wait_s / retries apart, before it is dead-lettered
+    unknown_image_retries: int = field(default_factory=lambda: _env_int("IMGSEARCH_UNKNOWN_IMAGE_RETRIES", 5))
+    # issue 14 item 6: interactions stamped further than this in the future are dead-lettered
+    max_clock_skew_s: float = field(default_factory=lambda: _env_float("IMGSEARCH_MAX_CLOCK_SKEW_S", 300.0))
+    # issue 14 item 7: decoded images are reduced to at most this side (the models see 224 px);
+    # reading a file gives up after read_timeout_s
+    decode_max_side: int = field(default_factory=lambda: _env_int("IMGSEARCH_DECODE_MAX_SIDE", 1024))
+    read_timeout_s: float = field(default_factory=lambda: _env_float("IMGSEARCH_READ_TIMEOUT_S", 5.0))
+    # issue 14 item 15: retention of the user-keyed event topics (raw interactions, their retries,
+    # personalization events, dead letters), and how soon a forgotten profile is compacted away
+    event_retention_ms: int = field(default_factory=topics.event_retention_ms)
+    # Amazon Personalize data deletion (imgsearch forget with IMGSEARCH_RANKER=personalize)
+    personalize_dataset_group_arn: str = field(
+        default_factory=lambda: _env("IMGSEARCH_PERSONALIZE_DATASET_GROUP_ARN", "")
+    )
+    personalize_deletion_role_arn: str = field(
+        default_factory=lambda: _env("IMGSEARCH_PERSONALIZE_DELETION_ROLE_ARN", "")
+    )
+    personalize_deletion_s3: str = field(default_factory=lambda: _env("IMGSEARCH_PERSONALIZE_DELETION_S3", ""))
     data_dir: str = field(default_factory=lambda: _env("IMGSEARCH_DATA", str(REPO_ROOT / ".engines")))
     web_port: int = field(default_factory=lambda: _env_int("IMGSEARCH_WORKER_WEB_PORT", 0))
     # run workers on faust-streaming / mode-streaming versions other than the tested ones (streams/common.py)

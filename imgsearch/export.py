@@ -100,7 +100,7 @@ async def read_events(bootstrap: str, timeout_s: float = 30.0) -> list[Personali
     from aiokafka.admin import AIOKafkaAdminClient
 
     from schemas import topics
-    from schemas.events import InvalidEvent, parse_event
+    from schemas.events import ForgetUser, InvalidEvent, event_type_of, parse_event
 
     name = topics.personalization_events().name
     consumer = AIOKafkaConsumer(**kafka_security(), bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -131,6 +131,12 @@ async def read_events(bootstrap: str, timeout_s: float = 30.0) -> list[Personali
             for msgs in batch.values():
                 for m in msgs:
                     try:
+                        if event_type_of(m.value) == "user.forget":
+                            # a forgotten user's earlier events (same key: same partition, before it)
+                            # stay on the topic until retention removes them; never export them
+                            gone = parse_event(ForgetUser, m.value).user_id
+                            events = [e for e in events if e.user_id != gone]
+                            continue
                         events.append(parse_event(PersonalizationEvent, m.value))
                     except InvalidEvent:
                         continue

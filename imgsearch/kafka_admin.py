@@ -25,6 +25,10 @@ def topic_configs(spec: TopicSpec) -> dict[str, str]:
     if spec.retain_forever:
         configs["retention.ms"] = "-1"
         configs["retention.bytes"] = "-1"
+    elif spec.retention_ms is not None:
+        configs["retention.ms"] = str(spec.retention_ms)
+    if spec.max_compaction_lag_ms is not None:
+        configs["max.compaction.lag.ms"] = str(spec.max_compaction_lag_ms)
     return configs
 
 

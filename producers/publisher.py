@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from imgsearch.connections import kafka_security
 from schemas import topics
-from schemas.events import Interaction, NewImage
+from schemas.events import ForgetUser, Interaction, NewImage
 
 
 class EventPublisher:
@@ -57,6 +57,13 @@ class EventPublisher:
         return len(futures)
 
     async def publish_interaction(self, event: Interaction) -> None:
+        await self._producer.send_and_wait(
+            topics.interactions().name, key=event.user_id.encode(), value=event.to_bytes()
+        )
+
+    async def publish_forget(self, event: ForgetUser) -> None:
+        """A right-to-be-forgotten request, on the interactions topic keyed by the user: it is
+        handled after every interaction of that user published before it (issue 14 item 15)."""
         await self._producer.send_and_wait(
             topics.interactions().name, key=event.user_id.encode(), value=event.to_bytes()
         )

@@ -143,6 +143,30 @@ class PersonalizationEvent(Event):
     centroid_version: str = Field(default="none", max_length=128, description="the cluster model of cluster_id")
 
 
+class ForgetUser(Event):
+    """Forget a user (issue 14 item 15): on the interactions topic, keyed by user id, behind that
+    user's earlier interactions. The interaction mapper drops the user's parked interactions and
+    forwards it on personalization.events, where the query worker deletes the profile (a tombstone
+    on the table's changelog) and, with Amazon Personalize, a data deletion job is started."""
+
+    type: Literal["user.forget"] = "user.forget"
+    event_id: Id = Field(default_factory=new_id)
+    user_id: Id
+    requested_at: datetime = Field(default_factory=utcnow)
+    requested_by: str = Field(default="", max_length=128, description="cli, gateway, ... (audit)")
+
+
+def event_type_of(payload: bytes | str | None) -> str | None:
+    """The ``type`` field of a JSON object payload, or None (not JSON, not an object, no type):
+    for topics that carry more than one event kind."""
+    try:
+        raw = json.loads(payload or b"")
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        return None
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 class SearchRequest(Event):
     """A search client asks; the answer goes to ``reply_topic`` keyed by ``request_id``."""
 
@@ -234,6 +258,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     SearchRequest,
     SearchResponse,
     DeadLetter,
+    ForgetUser,
 )
 
 

@@ -20,6 +20,24 @@ class TopicSpec:
     compacted: bool = False
     partitions: int | None = None  # None: the configured default
     retain_forever: bool = False  # the source of truth that re-indexing replays
+    retention_ms: int | None = None  # None: the broker's default (issue 14 item 15: user-keyed events)
+    max_compaction_lag_ms: int | None = None  # compacted topics: how soon a tombstoned key is erased
+
+
+EVENT_RETENTION_ENV = "IMGSEARCH_EVENT_RETENTION_MS"
+DEFAULT_EVENT_RETENTION_MS = 7 * 24 * 3600 * 1000
+# a forgotten user's profile (a tombstone on the table's changelog) is compacted away within a day
+CHANGELOG_MAX_COMPACTION_LAG_MS = 24 * 3600 * 1000
+
+
+def event_retention_ms() -> int:
+    """How long the topics holding per-user events keep them (IMGSEARCH_EVENT_RETENTION_MS, default
+    7 days): what is left of a forgotten user's raw events is gone after this (docs/operations.md)."""
+    raw = os.environ.get(EVENT_RETENTION_ENV, "")
+    try:
+        return DEFAULT_EVENT_RETENTION_MS if raw == "" else int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{EVENT_RETENTION_ENV} must be an integer (ms), got {raw!r}") from exc
 
 
 def _prefix() -> str:
@@ -39,11 +57,31 @@ def images_indexed() -> TopicSpec:
 
 
 def interactions() -> TopicSpec:
-    return TopicSpec(_name("interactions"), "user_id", "Interaction events from upstream apps")
+    return TopicSpec(
+        _name("interactions"),
+        "user_id",
+        "Interaction events from upstream apps (and ForgetUser requests)",
+        retention_ms=event_retention_ms(),
+    )
+
+
+def interactions_retry() -> TopicSpec:
+    """Interactions for images not indexed yet, parked so they do not hold up other users (issue 14 item 5)."""
+    return TopicSpec(
+        _name("interactions.retry"),
+        "user_id",
+        "interactions waiting for their image (headers: attempt, not-before)",
+        retention_ms=event_retention_ms(),
+    )
 
 
 def personalization_events() -> TopicSpec:
-    return TopicSpec(_name("personalization.events"), "user_id", "cluster-level interactions for the ranker")
+    return TopicSpec(
+        _name("personalization.events"),
+        "user_id",
+        "cluster-level interactions for the ranker (and ForgetUser)",
+        retention_ms=event_retention_ms(),
+    )
 
 
 def search_requests() -> TopicSpec:
@@ -60,7 +98,12 @@ def reply_topic(client_id: str) -> TopicSpec:
 
 
 def dead_letters() -> TopicSpec:
-    return TopicSpec(_name("dead-letters"), "source topic", "DeadLetter: invalid events with a reason")
+    return TopicSpec(
+        _name("dead-letters"),
+        "source topic",
+        "DeadLetter: invalid events with a reason",
+        retention_ms=event_retention_ms(),
+    )
 
 
 def centroids() -> TopicSpec:
@@ -81,6 +124,7 @@ def all_shared() -> list[TopicSpec]:
         new_images(),
         images_indexed(),
         interactions(),
+        interactions_retry(),
         personalization_events(),
         search_requests(),
         dead_letters(),

@@ -196,6 +196,7 @@ def changelog_topics(app: faust.App) -> list[topics.TopicSpec]:
             doc=f"changelog of the {table.name} table",
             compacted=True,
             partitions=table.partitions or app.conf.topic_partitions,
+            max_compaction_lag_ms=topics.CHANGELOG_MAX_COMPACTION_LAG_MS,
         )
         for table in app.tables.values()
     ]

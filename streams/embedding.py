@@ -87,8 +87,12 @@ class EmbeddingPipeline:
         data = image.image_bytes()
         if data is None:
             assert image.source_uri is not None
-            data = fetch_uri(image.source_uri, self.roots, self.settings.max_image_bytes)
-        return decode(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
+            data = fetch_uri(
+                image.source_uri, self.roots, self.settings.max_image_bytes, timeout_s=self.settings.read_timeout_s
+            )
+        return decode(
+            data, self.settings.max_image_bytes, self.settings.max_image_pixels, max_side=self.settings.decode_max_side
+        )
 
     async def process(self, events: list[Any]) -> None:
         """Process one batch. Transient faults are retried inside; anything else that fails the batch

@@ -38,16 +38,19 @@ from imgsearch.ranker.local import LocalProfileRanker
 from schemas import topics
 from schemas.events import (
     ErrorInfo,
+    ForgetUser,
     Id,
     InvalidEvent,
     PersonalizationEvent,
     SearchHit,
     SearchRequest,
     SearchResponse,
+    event_type_of,
     parse_event,
 )
 from streams.centroids import CentroidWatcher, RankerModelWatcher
 from streams.common import DeadLetters, Offload, json_schema, make_app, topic
+from streams.interactions import future_skew_s
 
 log = logging.getLogger(__name__)
 ROLE = "query"
@@ -157,13 +160,28 @@ class QueryService:
             self.profiles[ev.user_id] = profile.to_dict()
         return changed
 
+    def forget(self, request: ForgetUser) -> bool:
+        """Delete the user's profile (issue 14 item 15). faust writes a tombstone (the key with no
+        value) to the table's compacted changelog, so the profile stays gone when a worker restores
+        the table after a restart, and compaction erases the earlier records. True if there was one."""
+        existed = request.user_id in self.profiles
+        if existed:
+            del self.profiles[request.user_id]
+        log.info("forget request %s: profile %s", request.event_id, "deleted" if existed else "absent")
+        return existed
+
     def _embed_query(self, req: SearchRequest) -> np.ndarray:
         vectors = []
         if req.text is not None:
             vectors.append(self.embedder.embed_texts([req.text])[0])
         data = req.image_bytes()
         if data is not None:
-            img = decode(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
+            img = decode(
+                data,
+                self.settings.max_image_bytes,
+                self.settings.max_image_pixels,
+                max_side=self.settings.decode_max_side,
+            )
             vectors.append(self.embedder.embed_images([img])[0])
         v = np.mean(vectors, axis=0)
         return v / max(float(np.linalg.norm(v)), 1e-12)
@@ -311,9 +329,18 @@ def build(
     async def learn_profiles(stream: faust.StreamT) -> None:
         async for event in stream.events():
             try:
+                if event_type_of(event.message.value) == "user.forget":
+                    service.forget(parse_event(ForgetUser, event.message.value))
+                    continue
                 ev = parse_event(PersonalizationEvent, event.message.value)
             except InvalidEvent as exc:
                 await service.dlq.from_event(event, exc.code, exc.message)
+                continue
+            ahead = future_skew_s(ev.timestamp, settings.max_clock_skew_s)
+            if ahead is not None:  # the mapper refuses these already; one written here directly is refused too
+                await service.dlq.from_event(
+                    event, "timestamp_in_future", f"timestamp {ev.timestamp.isoformat()} is {ahead:.0f} s ahead"
+                )
                 continue
             service.learn(ev)
 

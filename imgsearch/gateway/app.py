@@ -7,6 +7,7 @@ gateway process. Routes:
 - ``GET|POST /api/search`` → a Kafka search request; the reply as JSON, each hit with its image and
   thumbnail URLs. No reply in time: 504; the worker's error reply: 4xx/5xx by error code
 - ``POST /api/interactions`` ``{"user_id", "image_id", "event_type"}`` → an Interaction event (202)
+- ``POST /api/forget`` ``{"user_id"}`` → a ForgetUser request (202): profile, parked events, Personalize data
 - ``GET /images/{image_id}`` the original (``?download=1``: as an attachment), ``GET /thumbs/{image_id}``
   a PNG thumbnail; only ``file://`` sources under ``IMGSEARCH_ALLOWED_URI_ROOTS`` are ever read
 - ``GET /healthz`` (JSON; 503 when Kafka or OpenSearch is not usable), ``GET /metrics`` (Prometheus)
@@ -38,13 +39,15 @@ from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
 from imgsearch.index.opensearch import OpenSearchIndex
 from producers import EventPublisher, SearchClient, SearchTimeout
 from producers.search_client import SearchError, default_client_id
-from schemas.events import MAX_K, EventType, Interaction, SearchResponse
+from schemas.events import MAX_K, EventType, ForgetUser, Interaction, SearchResponse
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_PORT = 8080
-THUMB_SIZES = (64, 512)
+# the only thumbnail sizes (issue 14 item 7): a requested size is rounded up to one of them, so an
+# image has at most four cached thumbnails whatever sizes are asked for
+THUMB_SIZES = (64, 128, 256, 512)
 THUMB_CACHE = 1024
 
 # the worker's error codes → HTTP status
@@ -57,6 +60,7 @@ ERROR_STATUS = {
     "undecodable_image": 422,
     "image_too_large": 413,
     "too_many_pixels": 413,
+    "format_not_allowed": 415,
     "expired": 504,
     "index_unavailable": 503,
 }
@@ -172,9 +176,9 @@ class Gateway:
         if not self.roots:
             raise GatewayError(403, "uri_not_allowed", "no IMGSEARCH_ALLOWED_URI_ROOTS: the gateway serves no files")
         try:
-            return fetch_uri(uri, self.roots, self.settings.max_image_bytes)
+            return fetch_uri(uri, self.roots, self.settings.max_image_bytes, timeout_s=self.settings.read_timeout_s)
         except ImageRejected as exc:
-            status = {"uri_unreachable": 404, "image_too_large": 413}.get(exc.code, 403)
+            status = {"uri_unreachable": 404, "image_too_large": 413, "read_timeout": 504}.get(exc.code, 403)
             raise GatewayError(status, exc.code, str(exc)) from exc
 
     async def original(self, image_id: str) -> tuple[bytes, str, str]:
@@ -194,10 +198,10 @@ class Gateway:
         def make() -> bytes:
             data = self._read(uri)
             try:
-                img = decode(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
+                # reduced while decoding (JPEG draft) and to the thumbnail's size, never held full size
+                img = decode(data, self.settings.max_image_bytes, self.settings.max_image_pixels, max_side=size)
             except ImageRejected as exc:
                 raise GatewayError(422, exc.code, str(exc)) from exc
-            img.thumbnail((size, size))
             buf = io.BytesIO()
             img.save(buf, "PNG", optimize=True)
             return buf.getvalue()
@@ -278,6 +282,19 @@ class Gateway:
         await self.publisher.publish_interaction(event)
         metrics.INTERACTIONS_PUBLISHED.labels(event.event_type.value).inc()
         return event
+
+    # ------------------------------------------------------------------ forget (issue 14 item 15)
+    async def forget(self, body: dict[str, Any]) -> ForgetUser:
+        # The user id is taken from the body like /api/interactions does today; the gateway's auth
+        # helper (issue 14 item 9) will supply it from the caller's token, so a user can only ask
+        # to forget themself.
+        try:
+            request = ForgetUser.model_validate({"user_id": body.get("user_id"), "requested_by": "gateway"})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise GatewayError(400, "invalid_request", problems) from exc
+        await self.publisher.publish_forget(request)
+        return request
 
     # ------------------------------------------------------------------ health
     async def health(self) -> tuple[bool, dict[str, Any]]:
@@ -369,6 +386,11 @@ async def interactions(request: web.Request) -> web.Response:
     )
 
 
+async def forget(request: web.Request) -> web.Response:
+    req = await request.app[GATEWAY].forget(await _json_object(request))
+    return web.json_response({"event_id": req.event_id, "user_id": req.user_id, "status": "accepted"}, status=202)
+
+
 async def image(request: web.Request) -> web.Response:
     data, ctype, name = await request.app[GATEWAY].original(request.match_info["image_id"])
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=300"}
@@ -378,12 +400,17 @@ async def image(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type=ctype, headers=headers)
 
 
+def thumb_size(requested: int) -> int:
+    """The smallest fixed thumbnail size at least ``requested`` (the largest beyond it)."""
+    return next((s for s in THUMB_SIZES if s >= requested), THUMB_SIZES[-1])
+
+
 async def thumb(request: web.Request) -> web.Response:
     try:
         size = int(request.query.get("size", "256"))
     except ValueError:
         raise GatewayError(400, "invalid_request", "size must be an integer") from None
-    size = min(max(size, THUMB_SIZES[0]), THUMB_SIZES[1])
+    size = thumb_size(size)
     data = await request.app[GATEWAY].thumbnail(request.match_info["image_id"], size)
     return web.Response(body=data, content_type="image/png", headers={"Cache-Control": "public, max-age=300"})
 
@@ -416,6 +443,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     app.router.add_route("GET", "/api/search", search)
     app.router.add_route("POST", "/api/search", search)
     app.router.add_post("/api/interactions", interactions)
+    app.router.add_post("/api/forget", forget)
     app.router.add_get("/images/{image_id:.+}", image)
     app.router.add_get("/thumbs/{image_id:.+}", thumb)
     app.router.add_get("/healthz", healthz)

@@ -1,5 +1,6 @@
 """Amazon Personalize at cluster level: PutEvents (real-time interactions) and
-GetPersonalizedRanking (a Personalized-Ranking campaign). The item id is the cluster id.
+GetPersonalizedRanking (a Personalized-Ranking campaign), and CreateDataDeletionJob (forgetting
+users). The item id is the cluster id.
 
 - PutEvents: at most 10 events per call, one call per (user, session); a session id is always
   present (the interaction's, else a per-user-per-day one); the event id is the interaction's own
@@ -198,3 +199,110 @@ class PersonalizeRanker:
 
     async def rank(self, user_id: str, cluster_ids: Sequence[int]) -> RankerResult:
         return await asyncio.to_thread(self.rank_sync, user_id, cluster_ids)
+
+
+class DeletionNotConfigured(RuntimeError):
+    """Forgetting a user in Amazon Personalize needs the dataset group, a role and an S3 location."""
+
+
+def _split_s3(url: str) -> tuple[str, str]:
+    if not url.startswith("s3://"):
+        raise DeletionNotConfigured(f"IMGSEARCH_PERSONALIZE_DELETION_S3 must be s3://bucket/prefix, got {url!r}")
+    bucket, _, prefix = url[5:].partition("/")
+    if not bucket:
+        raise DeletionNotConfigured(f"IMGSEARCH_PERSONALIZE_DELETION_S3 must be s3://bucket/prefix, got {url!r}")
+    return bucket, prefix.strip("/")
+
+
+class PersonalizeDataDeletion:
+    """Deletes users' data from an Amazon Personalize dataset group (issue 14 item 15).
+
+    Personalize deletes by a data deletion job over a CSV of user ids in S3 (``USER_ID`` header, one
+    id a line): the CSV is written to ``<s3 prefix>/<job name>.csv`` and ``CreateDataDeletionJob``
+    started on it, with a role Personalize assumes to read that object. The job name comes from the
+    forget requests' event ids, so a redelivered request names the same job and Personalize's
+    ``ResourceAlreadyExistsException`` means it was already issued. The job removes the users'
+    interactions from the datasets; retrain (or let the campaign's next update run) so the model
+    forgets them too.
+    """
+
+    def __init__(
+        self,
+        dataset_group_arn: str,
+        role_arn: str,
+        s3_url: str,
+        *,
+        personalize: Any = None,
+        s3: Any = None,
+        attempts: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        missing = [
+            name
+            for name, value in (
+                ("IMGSEARCH_PERSONALIZE_DATASET_GROUP_ARN", dataset_group_arn),
+                ("IMGSEARCH_PERSONALIZE_DELETION_ROLE_ARN", role_arn),
+                ("IMGSEARCH_PERSONALIZE_DELETION_S3", s3_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise DeletionNotConfigured("forgetting users in Amazon Personalize needs " + ", ".join(missing))
+        self.bucket, self.prefix = _split_s3(s3_url)
+        if personalize is None or s3 is None:
+            import boto3
+
+            personalize = personalize or boto3.client("personalize")
+            s3 = s3 or boto3.client("s3")
+        self.dataset_group_arn = dataset_group_arn
+        self.role_arn = role_arn
+        self._personalize = personalize
+        self._s3 = s3
+        self._attempts = attempts
+        self._sleep = sleep
+
+    @staticmethod
+    def job_name(event_ids: Sequence[str]) -> str:
+        import hashlib
+
+        digest = hashlib.sha256("\n".join(sorted(event_ids)).encode()).hexdigest()[:32]
+        return f"imgsearch-forget-{digest}"  # [a-zA-Z0-9][a-zA-Z0-9\-_]*, at most 63 characters
+
+    def delete_users(self, user_ids: Sequence[str], event_ids: Sequence[str]) -> str:
+        """Start the deletion job for ``user_ids`` (blocking; run it in a thread). Returns the job's
+        ARN, or its name when a redelivered request finds it already created."""
+        from botocore.exceptions import ClientError
+
+        users = list(dict.fromkeys(user_ids))
+        if not users:
+            raise ValueError("no user to delete")
+        name = self.job_name(event_ids or users)
+        key = f"{self.prefix}/{name}.csv" if self.prefix else f"{name}.csv"
+        body = ("USER_ID\n" + "".join(f"{u}\n" for u in users)).encode()
+        _call_with_retry(
+            partial(self._s3.put_object, Bucket=self.bucket, Key=key, Body=body, ContentType="text/csv"),
+            "s3 PutObject (Personalize deletion list)",
+            self._attempts,
+            self._sleep,
+        )
+        try:
+            resp = _call_with_retry(
+                partial(
+                    self._personalize.create_data_deletion_job,
+                    jobName=name,
+                    datasetGroupArn=self.dataset_group_arn,
+                    dataSource={"dataLocation": f"s3://{self.bucket}/{key}"},
+                    roleArn=self.role_arn,
+                ),
+                "personalize CreateDataDeletionJob",
+                self._attempts,
+                self._sleep,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceAlreadyExistsException":
+                log.info("Personalize data deletion job %s exists already (a redelivered request)", name)
+                return name
+            raise
+        arn = str(resp["dataDeletionJobArn"])
+        log.info("Personalize data deletion job %s started for %d user(s)", arn, len(users))
+        return arn

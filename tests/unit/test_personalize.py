@@ -182,3 +182,69 @@ def test_a_ranking_filter_is_sent_and_what_it_drops_is_demoted():
         )
         res = asyncio.run(ranker.rank("alice", [3, 7, 9]))
     assert res.demotions == {9: 1.0} and res.scores[9] == 0.0 and res.has_feedback
+
+
+# ---------------------------------------------------------------- forgetting users (issue 14 item 15)
+
+DATASET_GROUP = "arn:aws:personalize:us-east-1:123456789012:dataset-group/styles"
+DELETION_ROLE = "arn:aws:iam::123456789012:role/personalize-deletion"
+
+
+def test_data_deletion_job_for_forgotten_users():
+    from imgsearch.ranker.personalize import PersonalizeDataDeletion
+
+    personalize, s3 = client("personalize"), client("s3")
+    name = PersonalizeDataDeletion.job_name(["fg-1", "fg-2"])
+    assert name.startswith("imgsearch-forget-") and len(name) <= 63
+    key = f"forget/{name}.csv"
+    with Stubber(s3) as s3_stub, Stubber(personalize) as p_stub:
+        s3_stub.add_response(
+            "put_object",
+            {"ETag": '"x"'},
+            {"Bucket": "deletions", "Key": key, "Body": b"USER_ID\nalice\nbob\n", "ContentType": "text/csv"},
+        )
+        p_stub.add_response(
+            "create_data_deletion_job",
+            {"dataDeletionJobArn": "arn:aws:personalize:us-east-1:123456789012:data-deletion-job/" + name},
+            {
+                "jobName": name,
+                "datasetGroupArn": DATASET_GROUP,
+                "dataSource": {"dataLocation": f"s3://deletions/{key}"},
+                "roleArn": DELETION_ROLE,
+            },
+        )
+        deletion = PersonalizeDataDeletion(
+            DATASET_GROUP, DELETION_ROLE, "s3://deletions/forget/", personalize=personalize, s3=s3, sleep=lambda s: None
+        )
+        arn = deletion.delete_users(["alice", "bob", "alice"], ["fg-2", "fg-1"])
+        s3_stub.assert_no_pending_responses()
+        p_stub.assert_no_pending_responses()
+    assert arn.endswith(name)
+
+
+def test_redelivered_forget_finds_its_job_and_throttling_is_retried():
+    from imgsearch.ranker.personalize import PersonalizeDataDeletion
+
+    personalize, s3 = client("personalize"), client("s3")
+    name = PersonalizeDataDeletion.job_name(["fg-1"])
+    with Stubber(s3) as s3_stub, Stubber(personalize) as p_stub:
+        for _ in range(2):
+            s3_stub.add_response("put_object", {"ETag": '"x"'})
+        p_stub.add_client_error("create_data_deletion_job", "LimitExceededException")
+        p_stub.add_response("create_data_deletion_job", {"dataDeletionJobArn": "arn:job"})
+        p_stub.add_client_error("create_data_deletion_job", "ResourceAlreadyExistsException")
+        deletion = PersonalizeDataDeletion(
+            DATASET_GROUP, DELETION_ROLE, "s3://deletions", personalize=personalize, s3=s3, sleep=lambda s: None
+        )
+        assert deletion.delete_users(["alice"], ["fg-1"]) == "arn:job"  # after one retry
+        assert deletion.delete_users(["alice"], ["fg-1"]) == name  # the same request again: already issued
+        p_stub.assert_no_pending_responses()
+
+
+def test_deletion_needs_its_configuration():
+    from imgsearch.ranker.personalize import DeletionNotConfigured, PersonalizeDataDeletion
+
+    with pytest.raises(DeletionNotConfigured, match="IMGSEARCH_PERSONALIZE_DELETION_ROLE_ARN"):
+        PersonalizeDataDeletion(DATASET_GROUP, "", "s3://b/p", personalize=object(), s3=object())
+    with pytest.raises(DeletionNotConfigured, match="s3://bucket/prefix"):
+        PersonalizeDataDeletion(DATASET_GROUP, DELETION_ROLE, "https://b/p", personalize=object(), s3=object())
