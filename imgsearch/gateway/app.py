@@ -399,8 +399,9 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
-    is_page = request.path == "/" and response.content_type == "text/html"
-    response.headers["Content-Security-Policy"] = PAGE_CSP if is_page else RESOURCE_CSP
+    # by path, not by the response's type: a 304 revalidating the page has no type, and its headers
+    # replace the cached ones (a sandbox CSP there would stop the page's script)
+    response.headers["Content-Security-Policy"] = PAGE_CSP if request.path == "/" else RESOURCE_CSP
 
 
 async def index_page(request: web.Request) -> web.StreamResponse:

@@ -131,11 +131,11 @@ def test_gateway_without_an_auth_setting_does_not_start(e2e: E2E) -> None:
 
 def test_requests_without_credentials_are_refused(authed: tuple[str, str]) -> None:
     url, _ = authed
-    status, headers, body = request("GET", f"{url}/api/search?q=circle&user=alice")
+    status, headers, body = request("GET", f"{url}/api/search?q=circle&user=tess")
     assert status == 401 and error_code(body) == "unauthenticated", body
     assert headers.get("WWW-Authenticate", "").startswith("Bearer")
     status, body_json = api_json(
-        "POST", f"{url}/api/interactions", {"user_id": "alice", "image_id": "mono/bar-0", "event_type": "favorite"}
+        "POST", f"{url}/api/interactions", {"user_id": "tess", "image_id": "mono/bar-0", "event_type": "favorite"}
     )
     assert status == 401 and body_json["error"]["code"] == "unauthenticated"
     status, _, body = request("GET", f"{url}/api/config")
@@ -145,30 +145,33 @@ def test_requests_without_credentials_are_refused(authed: tuple[str, str]) -> No
 
 def test_the_user_is_the_tokens_never_the_requests(authed: tuple[str, str], signer: rsa.RSAPrivateKey) -> None:
     url, _ = authed
-    alice = bearer(token(signer, "alice"))
-    status, _, body = request("GET", f"{url}/api/search?q=a+round+circle&k=3", headers=alice)
+    tess = bearer(token(signer, "tess"))
+    status, _, body = request("GET", f"{url}/api/search?q=a+round+circle&k=3", headers=tess)
     assert status == 200, body
-    assert json.loads(body)["user_id"] == "alice"
-    # alice's token naming bob: refused, not answered as bob and not silently as alice
-    status, _, body = request("GET", f"{url}/api/search?q=a+round+circle&user=bob", headers=alice)
+    assert json.loads(body)["user_id"] == "tess"
+    # tess's token naming trent: refused, not answered as trent and not silently as tess
+    status, _, body = request("GET", f"{url}/api/search?q=a+round+circle&user=trent", headers=tess)
     assert status == 403 and error_code(body) == "user_mismatch", body
     status, reply = api_json(
-        "POST", f"{url}/api/interactions", {"user_id": "bob", "image_id": "mono/bar-0", "event_type": "favorite"}, alice
+        "POST",
+        f"{url}/api/interactions",
+        {"user_id": "trent", "image_id": "mono/bar-0", "event_type": "favorite"},
+        tess,
     )
     assert status == 403 and reply["error"]["code"] == "user_mismatch"
-    status, reply = api_json("POST", f"{url}/api/interactions", {"image_id": "mono/bar-0", "event_type": "view"}, alice)
-    assert status == 202 and reply["user_id"] == "alice", reply
-    status, _, body = request("GET", f"{url}/api/whoami", headers=alice)
-    assert status == 200 and json.loads(body) == {"user_id": "alice", "demo": False}
+    status, reply = api_json("POST", f"{url}/api/interactions", {"image_id": "mono/bar-0", "event_type": "view"}, tess)
+    assert status == 202 and reply["user_id"] == "tess", reply
+    status, _, body = request("GET", f"{url}/api/whoami", headers=tess)
+    assert status == 200 and json.loads(body) == {"user_id": "tess", "demo": False}
 
 
 def test_bad_tokens_are_refused(authed: tuple[str, str], signer: rsa.RSAPrivateKey) -> None:
     url, _ = authed
     cases = {
-        "expired": token(signer, "alice", exp_in=-3600),
-        "other signer": token(rsa_key(), "alice"),
-        "wrong audience": token(signer, "alice", aud="someone-else"),
-        "unsigned": jwt.encode({"sub": "alice", "aud": AUDIENCE, "exp": int(time.time()) + 300}, None, "none"),
+        "expired": token(signer, "tess", exp_in=-3600),
+        "other signer": token(rsa_key(), "tess"),
+        "wrong audience": token(signer, "tess", aud="someone-else"),
+        "unsigned": jwt.encode({"sub": "tess", "aud": AUDIENCE, "exp": int(time.time()) + 300}, None, "none"),
         "garbage": "not.a.token",
     }
     for what, tok in cases.items():
@@ -270,7 +273,7 @@ def test_the_page_signs_in_with_a_token(
 # ---------------------------------------------------------------------- item 10: CSRF
 def test_state_changing_requests_need_json_from_our_origin(e2e: E2E) -> None:
     url = e2e.gateway_url
-    body = json.dumps({"user_id": "alice", "image_id": "mono/bar-0", "event_type": "download"}).encode()
+    body = json.dumps({"user_id": "tess", "image_id": "mono/bar-0", "event_type": "download"}).encode()
     # what a cross-site no-cors fetch or a form can send: text/plain
     status, _, reply = request("POST", f"{url}/api/interactions", body, {"Content-Type": "text/plain"})
     assert status == 415 and error_code(reply) == "unsupported_media_type", reply
@@ -283,7 +286,7 @@ def test_state_changing_requests_need_json_from_our_origin(e2e: E2E) -> None:
     )
     assert status == 403 and error_code(reply) == "origin_not_allowed", reply
     status, _, reply = request(
-        "POST", f"{url}/api/search", b'{"q": "circle", "user": "alice"}', {"Content-Type": "text/plain"}
+        "POST", f"{url}/api/search", b'{"q": "circle", "user": "tess"}', {"Content-Type": "text/plain"}
     )
     assert status == 415
     # the page itself: same origin, JSON
@@ -365,6 +368,10 @@ def test_the_page_has_a_strict_csp(e2e: E2E) -> None:
     assert status == 200 and "script-src 'self'" in csp and "default-src 'none'" in csp, headers
     assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     assert headers["X-Content-Type-Options"] == "nosniff"
+    # a browser revalidating its cached page gets a 304 whose headers replace the cached ones: the
+    # page's CSP there too (a sandbox CSP would stop the page's script on the next visit)
+    status, headers, _ = request("GET", f"{e2e.gateway_url}/", headers={"If-Modified-Since": headers["Last-Modified"]})
+    assert status == 304 and headers.get("Content-Security-Policy") == csp, (status, headers)
 
 
 def test_the_polyglot_does_not_run_in_the_browser(e2e: E2E, browser: Any) -> None:
@@ -411,7 +418,7 @@ def test_worker_ports_are_loopback_only_and_tables_are_not_served(e2e: E2E) -> N
         assert not _reachable(other, e2e.web_ports[role]), f"{role}: faust web reachable on {other}"
         assert not _reachable(other, e2e.metrics_ports[role]), f"{role}: metrics reachable on {other}"
     port = e2e.web_ports["query"]
-    for path in ("/table/profiles/alice/", "/table/", "/router/"):
+    for path in ("/table/profiles/tess/", "/table/", "/router/"):
         status, _, _ = request("GET", f"http://127.0.0.1:{port}{path}")
         assert status == 404, (path, status)
 
@@ -431,18 +438,18 @@ def test_the_gateway_log_redacts_url_credentials(e2e: E2E) -> None:
 def test_hostile_numbers_and_nesting_are_clear_400s(e2e: E2E) -> None:
     url = e2e.gateway_url
     for raw in (
-        b'{"q": "circle", "user": "alice", "k": Infinity}',
-        b'{"q": "circle", "user": "alice", "k": 1e999}',
-        b'{"q": "circle", "user": "alice", "weight": NaN}',
+        b'{"q": "circle", "user": "tess", "k": Infinity}',
+        b'{"q": "circle", "user": "tess", "k": 1e999}',
+        b'{"q": "circle", "user": "tess", "weight": NaN}',
         b"[" * 100_000 + b"]" * 100_000,
-        b'{"q": "circle", "user": "alice", "a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        b'{"q": "circle", "user": "tess", "a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
     ):
         status, _, body = request("POST", f"{url}/api/search", raw, {"Content-Type": "application/json"})
         assert status == 400, (raw[:60], status, body[:300])
         err = json.loads(body)["error"]
         assert err["code"] == "malformed_json" and "Error" not in err["message"], err
     for query in ("k=Infinity", "k=1e999", "k=nan", "weight=Infinity", "weight=nan", "max_per_cluster=inf"):
-        status, _, body = request("GET", f"{url}/api/search?q=circle&user=alice&{query}")
+        status, _, body = request("GET", f"{url}/api/search?q=circle&user=tess&{query}")
         assert status == 400 and error_code(body) == "invalid_request", (query, status, body[:300])
 
 
@@ -471,7 +478,7 @@ def test_inline_images_can_be_interacted_with_and_say_why_no_preview(e2e: E2E) -
     status, reply = api_json(
         "POST",
         f"{e2e.gateway_url}/api/interactions",
-        {"user_id": "alice", "image_id": image_id, "event_type": "favorite"},
+        {"user_id": "tess", "image_id": image_id, "event_type": "favorite"},
     )
     assert status == 202 and reply["image_id"] == image_id, reply
     for kind in ("thumbs", "images"):
