@@ -251,6 +251,7 @@ def test_demo_banner_on_the_page(e2e: E2E, browser: Any) -> None:
     wait_until(lambda: browser.execute_script("return document.body.dataset.ready === '1'"), 20, "the page")
     banner = browser.find_element(By.ID, "demo-banner")
     assert banner.is_displayed() and "DEMO MODE" in banner.text
+    assert not browser.find_element(By.ID, "signin").is_displayed()  # nobody signs in in demo mode
 
 
 def test_the_page_signs_in_with_a_token(
@@ -263,6 +264,9 @@ def test_the_page_signs_in_with_a_token(
     wait_until(lambda: browser.execute_script("return document.body.dataset.ready === '1'"), 20, "the page")
     wait_until(lambda: browser.execute_script("return Number(document.body.dataset.searches || 0) > 0"), 20, "a search")
     assert not browser.find_element(By.ID, "demo-banner").is_displayed()
+    assert not browser.find_element(By.ID, "signin").is_displayed()  # signed in
+    assert not browser.find_element(By.ID, "user-pills").is_displayed()  # no switching to another user
+    assert not browser.find_element(By.CSS_SELECTOR, "fieldset.compare").is_displayed()  # nor side by side
     assert browser.find_element(By.ID, "user").get_attribute("value") == "dora"
     assert browser.execute_script(
         "return [...document.querySelectorAll('#results .column')].map(c => c.dataset.user)"
