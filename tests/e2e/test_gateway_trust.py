@@ -290,6 +290,10 @@ def test_state_changing_requests_need_json_from_our_origin(e2e: E2E) -> None:
     )
     assert status == 403 and error_code(reply) == "origin_not_allowed", reply
     status, _, reply = request(
+        "POST", f"{url}/api/interactions", body, {"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}
+    )
+    assert status == 403 and error_code(reply) == "origin_not_allowed", reply
+    status, _, reply = request(
         "POST", f"{url}/api/search", b'{"q": "circle", "user": "tess"}', {"Content-Type": "text/plain"}
     )
     assert status == 415
