@@ -191,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     kr = sub.add_parser("k-report", help="inertia and silhouette of K-Means over a range of K (indexed vectors)")
     kr.add_argument("--k", default="2,4,8,16,32,64,100", help="comma-separated K values")
     kr.add_argument("--vector", choices=["style", "search"], default="style")
-    sub.add_parser("gateway", help="the HTTP gateway and web page (IMGSEARCH_GATEWAY_PORT, default 8080)")
+    sub.add_parser(
+        "gateway",
+        help="the HTTP gateway and web page (IMGSEARCH_GATEWAY_PORT, default 8080; IMGSEARCH_GATEWAY_AUTH "
+        "jwt|api_key|demo)",
+    )
     th = sub.add_parser("train-heads", help="learn the search and style heads (imgsearch train-heads -- --help)")
     th.add_argument("args", nargs=argparse.REMAINDER)
     d = sub.add_parser("demo", help="the end-to-end demo (expects the engines running)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from schemas import topics
 from schemas.events import EventType
@@ -83,6 +84,31 @@ def _default_event_weights() -> dict[EventType, float]:
 
 
 SECRET_FIELDS = {"opensearch_password", "kafka_sasl_password"}
+# settings that hold a URL or a list of URLs / host:port addresses: logged with their userinfo redacted
+URL_FIELDS = {"kafka_bootstrap", "opensearch_url", "gateway_jwt_jwks_url"}
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its userinfo (``scheme://user:password@host``) replaced by
+    ``***``; a comma-separated list (a Kafka bootstrap) is redacted item by item. Anything without
+    userinfo comes back unchanged. Use it on every URL that is logged or printed."""
+    if "," in url:
+        return ",".join(redact_url(part) for part in url.split(","))
+    if "@" not in url:
+        return url
+    if "://" not in url:  # host:port with userinfo, e.g. "user:secret@broker:9092"
+        userinfo, _, rest = url.rpartition("@")
+        return f"{userinfo.partition(':')[0]}:***@{rest}" if ":" in userinfo else f"***@{rest}"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unparsable: keep nothing before the last "@"
+        return "***@" + url.rpartition("@")[2]
+    if "@" not in parts.netloc:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    netloc = f"{user}:***@{hostport}" if ":" in userinfo else f"***@{hostport}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -164,6 +190,23 @@ class Settings:
     personalize_deletion_s3: str = field(default_factory=lambda: _env("IMGSEARCH_PERSONALIZE_DELETION_S3", ""))
     data_dir: str = field(default_factory=lambda: _env("IMGSEARCH_DATA", str(REPO_ROOT / ".engines")))
     web_port: int = field(default_factory=lambda: _env_int("IMGSEARCH_WORKER_WEB_PORT", 0))
+    # the address faust's web server (IMGSEARCH_WORKER_WEB_PORT) and the metrics server bind to:
+    # loopback unless a deployment opens them (e.g. 0.0.0.0 for a Prometheus in another container)
+    web_host: str = field(default_factory=lambda: _env("IMGSEARCH_WORKER_WEB_HOST", "127.0.0.1"))
+    metrics_host: str = field(default_factory=lambda: _env("IMGSEARCH_METRICS_HOST", "127.0.0.1"))
+    # the gateway's authentication (imgsearch/gateway/auth.py, docs/operations.md "Gateway trust"):
+    # "jwt", "api_key" or both ("jwt,api_key"); "demo" = none at all (anyone acts as any user, loudly)
+    gateway_auth: str = field(default_factory=lambda: _env("IMGSEARCH_GATEWAY_AUTH", ""))
+    gateway_jwt_key_file: str = field(default_factory=lambda: _env("IMGSEARCH_GATEWAY_JWT_KEY_FILE", ""))
+    gateway_jwt_jwks_url: str = field(default_factory=lambda: _env("IMGSEARCH_GATEWAY_JWT_JWKS_URL", ""))
+    gateway_jwt_algorithms: str = field(default_factory=lambda: _env("IMGSEARCH_GATEWAY_JWT_ALGORITHMS", "RS256,ES256"))
+    gateway_jwt_audience: str = field(default_factory=lambda: _env("IMGSEARCH_GATEWAY_JWT_AUDIENCE", ""))
+    gateway_jwt_issuer: str = field(default_factory=lambda: _env("IMGSEARCH_GATEWAY_JWT_ISSUER", ""))
+    gateway_jwt_user_claim: str = field(default_factory=lambda: _env("IMGSEARCH_GATEWAY_JWT_USER_CLAIM", "sub"))
+    gateway_jwt_leeway_s: float = field(default_factory=lambda: _env_float("IMGSEARCH_GATEWAY_JWT_LEEWAY_S", 30.0))
+    gateway_api_keys_file: str = field(default_factory=lambda: _env("IMGSEARCH_GATEWAY_API_KEYS_FILE", ""))
+    # origins besides the gateway's own that may send state-changing requests (CSRF check), comma-separated
+    gateway_allowed_origins: str = field(default_factory=lambda: _env("IMGSEARCH_GATEWAY_ALLOWED_ORIGINS", ""))
     # run workers on faust-streaming / mode-streaming versions other than the tested ones (streams/common.py)
     allow_untested_faust: bool = field(default_factory=lambda: _env_bool("IMGSEARCH_ALLOW_UNTESTED_FAUST", False))
     event_weights: dict[EventType, float] = field(default_factory=_default_event_weights)
@@ -173,6 +216,9 @@ class Settings:
         for name in SECRET_FIELDS:
             if out.get(name):
                 out[name] = "***"
+        for name in URL_FIELDS:
+            if out.get(name):
+                out[name] = redact_url(str(out[name]))
         return out
 
     def clip_files(self) -> tuple[Path, Path, Path]:

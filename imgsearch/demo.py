@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from imgsearch.config import REPO_ROOT, Settings
+from imgsearch.config import REPO_ROOT, Settings, redact_url
 from imgsearch.connections import kafka_security
 from imgsearch.progress import progress_bar
 from schemas.events import SearchResponse
@@ -185,8 +185,11 @@ async def serve() -> None:
     import subprocess
 
     port = os.environ.get("IMGSEARCH_GATEWAY_PORT", "8080")
-    proc = subprocess.Popen([sys.executable, "-m", "imgsearch.gateway", "--port", port])
-    print(f"[demo] explore it: http://127.0.0.1:{port}/  (users alice and bob; Ctrl-C to stop)")
+    # the demo's gateway authenticates nobody (anyone may pick alice or bob): said on the page and in its log
+    env = {**os.environ, "IMGSEARCH_GATEWAY_AUTH": os.environ.get("IMGSEARCH_GATEWAY_AUTH") or "demo"}
+    proc = subprocess.Popen([sys.executable, "-m", "imgsearch.gateway", "--port", port], env=env)
+    mode = "DEMO MODE, no authentication" if env["IMGSEARCH_GATEWAY_AUTH"] == "demo" else env["IMGSEARCH_GATEWAY_AUTH"]
+    print(f"[demo] explore it: http://127.0.0.1:{port}/  (users alice and bob; {mode}; Ctrl-C to stop)")
     try:
         while proc.poll() is None:
             await asyncio.sleep(1.0)
@@ -235,7 +238,7 @@ async def run_demo(
     styles = Counter(labels_from_path(i)[0] for i in ids)
     print(f"[demo] {len(ids)} images in {len(styles)} styles from {folder}")
     print(
-        f"[demo] Kafka {settings.kafka_bootstrap}, OpenSearch {settings.opensearch_url}, "
+        f"[demo] Kafka {redact_url(settings.kafka_bootstrap)}, OpenSearch {redact_url(settings.opensearch_url)}, "
         f"index {settings.index_name}, topics {DEMO_PREFIX}.*"
     )
 

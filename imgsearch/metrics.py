@@ -211,9 +211,12 @@ def start_metrics_server(
 ) -> MetricsServer:
     """Serve ``/metrics`` and ``/healthz`` on ``host:port`` from a daemon thread. If the port is in
     use, the next ones are tried (``tries`` in all, default ``IMGSEARCH_METRICS_PORT_TRIES`` or 20);
-    port 0 picks any free port. ``host`` defaults to ``IMGSEARCH_METRICS_HOST`` or 0.0.0.0 (Prometheus
-    scrapes from another host or container)."""
-    host = host or os.environ.get("IMGSEARCH_METRICS_HOST", "0.0.0.0")
+    port 0 picks any free port. ``host`` defaults to ``Settings.metrics_host`` (``IMGSEARCH_METRICS_HOST``,
+    default 127.0.0.1: set 0.0.0.0 for a Prometheus on another host or container)."""
+    if host is None:
+        from imgsearch.config import Settings
+
+        host = Settings().metrics_host
     tries = tries or int(os.environ.get("IMGSEARCH_METRICS_PORT_TRIES", "20"))
 
     class Server(ThreadingWSGIServer):
@@ -317,7 +320,9 @@ def faust_health(app: Any) -> tuple[bool, dict[str, Any]]:
     return ok, {"app": app.conf.id, "assigned_partitions": assigned, "rebalancing": rebalancing}
 
 
-def instrument_faust_app(app: Any, role: str, port: int | None = None, lag_interval_s: float = 5.0) -> bool:
+def instrument_faust_app(
+    app: Any, role: str, port: int | None = None, lag_interval_s: float = 5.0, host: str | None = None
+) -> bool:
     """Metrics for one faust app: sensor, consumer-lag timer, /metrics + /healthz server on ``port``
     (default ``IMGSEARCH_METRICS_PORT``; 0: no server and no instrumentation). Call it once, before
     the worker starts (e.g. at the end of ``streams.common.make_app``); calling it again is a no-op.
@@ -331,7 +336,9 @@ def instrument_faust_app(app: Any, role: str, port: int | None = None, lag_inter
 
     @app.task
     async def _serve_metrics() -> None:
-        servers.append(start_metrics_server(port, health=lambda: faust_health(app), name=f"{role}:{app.conf.id}"))
+        servers.append(
+            start_metrics_server(port, host=host, health=lambda: faust_health(app), name=f"{role}:{app.conf.id}")
+        )
 
     @app.timer(interval=lag_interval_s)
     async def _consumer_lag() -> None:

@@ -162,7 +162,13 @@ def make_app(role: str, settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
-        web_host="127.0.0.1",
+        # faust binds web_bind (its default: 0.0.0.0), web_host only names the URL: both loopback
+        # unless IMGSEARCH_WORKER_WEB_HOST says otherwise; no table views (/table/profiles/<user>/
+        # would show anyone a user's recent images) and no router views
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_tables_enabled=False,
+        web_router_enabled=False,
         producer_acks=-1,
         # Before it commits on shutdown (SIGTERM) or gives up partitions in a rebalance, a worker
         # waits until the events its agents hold are done. Without this, faust cancels an agent in
@@ -173,7 +179,7 @@ def make_app(role: str, settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
     )
     keep_queued_events_on_resume(app.flow_control)
-    metrics.instrument_faust_app(app, role)  # no-op unless IMGSEARCH_METRICS_PORT > 0
+    metrics.instrument_faust_app(app, role, host=settings.metrics_host)  # no-op unless IMGSEARCH_METRICS_PORT > 0
     return app
 
 

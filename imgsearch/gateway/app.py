@@ -11,6 +11,12 @@ gateway process. Routes:
 - ``GET /images/{image_id}`` the original (``?download=1``: as an attachment), ``GET /thumbs/{image_id}``
   a PNG thumbnail; only ``file://`` sources under ``IMGSEARCH_ALLOWED_URI_ROOTS`` are ever read
 - ``GET /healthz`` (JSON; 503 when Kafka or OpenSearch is not usable), ``GET /metrics`` (Prometheus)
+- ``GET /api/whoami`` the authenticated user
+
+Search and interactions act as the authenticated user (``auth.py``: JWT or API key; ``demo``: the
+request's own ``user``). Every state-changing request must be JSON from the gateway's own origin
+(``auth.csrf_guard``). Originals are served only as the image type their bytes are (``sniff_image``),
+every response carries ``nosniff`` and a Content-Security-Policy.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ import argparse
 import asyncio
 import base64
 import io
+import json
 import logging
-import mimetypes
+import math
 import os
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,11 +38,20 @@ from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
 from aiohttp import web
+from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from imgsearch import metrics
-from imgsearch.config import Settings
+from imgsearch.config import Settings, redact_url
+from imgsearch.gateway.auth import (
+    AUTH,
+    DEMO_WARNING,
+    Authenticator,
+    AuthError,
+    authenticated_user,
+    make_csrf_guard,
+)
 from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
 from imgsearch.index.opensearch import OpenSearchIndex
 from producers import EventPublisher, SearchClient, SearchTimeout
@@ -49,6 +66,20 @@ DEFAULT_PORT = 8080
 # image has at most four cached thumbnails whatever sizes are asked for
 THUMB_SIZES = (64, 128, 256, 512)
 THUMB_CACHE = 1024
+# originals are served as one of these, by what their bytes are (Pillow's sniffing), never by file name
+SERVED_TYPES = {
+    "PNG": ("image/png", ".png"),
+    "JPEG": ("image/jpeg", ".jpg"),
+    "GIF": ("image/gif", ".gif"),
+    "WEBP": ("image/webp", ".webp"),
+}
+# the page: scripts, styles, images and fetches from the gateway only; no inline script, no framing
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# everything else (JSON, images): nothing may run, even if a browser renders it as a document
+RESOURCE_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 # the worker's error codes → HTTP status
 ERROR_STATUS = {
@@ -81,6 +112,16 @@ class GatewayError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+def sniff_image(data: bytes) -> tuple[str, str] | None:
+    """(content type, file suffix) of the bytes if they are one of ``SERVED_TYPES``, by their
+    signature (Pillow identifies the format without decoding); else ``None``."""
+    try:
+        with Image.open(io.BytesIO(data), formats=list(SERVED_TYPES)) as img:
+            return SERVED_TYPES.get(img.format or "")
+    except Exception:
+        return None
 
 
 class Gateway:
@@ -135,9 +176,9 @@ class Gateway:
         self._started = True
         log.info(
             "gateway: Kafka %s (replies on %s), OpenSearch %s index %s, image roots %s",
-            self.settings.kafka_bootstrap,
+            redact_url(self.settings.kafka_bootstrap),
             self.client.reply_topic,
-            self.settings.opensearch_url,
+            redact_url(self.settings.opensearch_url),
             self.settings.index_name,
             self.roots or "(none: images are not served)",
         )
@@ -158,7 +199,7 @@ class Gateway:
                 log.warning("gateway shutdown: %s", exc)
 
     # ------------------------------------------------------------------ images
-    async def source_of(self, image_id: str) -> str:
+    async def indexed(self, image_id: str) -> dict[str, Any]:
         try:
             doc = await asyncio.wait_for(self.index.get(image_id), 5.0)
         except TimeoutError:
@@ -167,9 +208,17 @@ class Gateway:
             raise GatewayError(503, "index_unavailable", f"the image index did not answer: {exc}") from exc
         if doc is None:
             raise GatewayError(404, "unknown_image", f"no indexed image {image_id!r}")
-        uri = doc.get("source_uri")
+        return dict(doc)
+
+    async def source_of(self, image_id: str) -> str:
+        uri = (await self.indexed(image_id)).get("source_uri")
         if not uri:
-            raise GatewayError(404, "no_source", f"image {image_id!r} was sent inline; the gateway has no copy")
+            raise GatewayError(
+                404,
+                "no_source",
+                f"image {image_id!r} was ingested inline (no source URI): the gateway keeps no copy of its "
+                "bytes, so it has no preview or download; it can still be searched and interacted with",
+            )
         return str(uri)
 
     def _read(self, uri: str) -> bytes:
@@ -182,10 +231,28 @@ class Gateway:
             raise GatewayError(status, exc.code, str(exc)) from exc
 
     async def original(self, image_id: str) -> tuple[bytes, str, str]:
+        """(bytes, content type, file name) of an image to serve. Its type is what its bytes are
+        (``sniff_image``), never its name: other decodable formats are served re-encoded as PNG,
+        anything else is refused (415), so nothing but an image is served from the gateway's origin."""
         uri = await self.source_of(image_id)
         data = await asyncio.to_thread(self._read, uri)
         name = Path(unquote(urlparse(uri).path)).name
-        return data, mimetypes.guess_type(name)[0] or "application/octet-stream", name
+        sniffed = sniff_image(data)
+        if sniffed is None:
+
+            def as_png() -> bytes:
+                try:
+                    img = decode(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
+                except ImageRejected as exc:
+                    raise GatewayError(415, "not_an_image", f"{image_id!r} is not an image the gateway serves") from exc
+                buf = io.BytesIO()
+                img.save(buf, "PNG")
+                return buf.getvalue()
+
+            data = await asyncio.to_thread(as_png)
+            sniffed = SERVED_TYPES["PNG"]
+        ctype, suffix = sniffed
+        return data, ctype, str(Path(name).with_suffix(suffix)) if name else f"image{suffix}"
 
     async def thumbnail(self, image_id: str, size: int) -> bytes:
         key = (image_id, size)
@@ -232,8 +299,10 @@ class Gateway:
             weight = None if weight_raw in (None, "") else float(weight_raw)
             cap_raw = params.get("max_per_cluster")
             cap = None if cap_raw in (None, "", 0, "0") else int(cap_raw)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(inf)
             raise GatewayError(400, "invalid_request", f"bad number: {exc}") from exc
+        if weight is not None and not math.isfinite(weight):
+            raise GatewayError(400, "invalid_request", f"bad number: personalization weight {weight_raw!r}")
         t0 = time.perf_counter()
         try:
             resp = await self.client.search(
@@ -278,16 +347,15 @@ class Gateway:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise GatewayError(400, "invalid_interaction", problems) from exc
-        await self.source_of(event.image_id)  # unknown images are refused here, not dead-lettered later
+        await self.indexed(event.image_id)  # unknown images are refused here (inline-ingested ones are known)
         await self.publisher.publish_interaction(event)
         metrics.INTERACTIONS_PUBLISHED.labels(event.event_type.value).inc()
         return event
 
     # ------------------------------------------------------------------ forget (issue 14 item 15)
     async def forget(self, body: dict[str, Any]) -> ForgetUser:
-        # The user id is taken from the body like /api/interactions does today; the gateway's auth
-        # helper (issue 14 item 9) will supply it from the caller's token, so a user can only ask
-        # to forget themself.
+        # the route puts the authenticated user's id in the body (gateway.auth), so a user can only
+        # ask to forget themself
         try:
             request = ForgetUser.model_validate({"user_id": body.get("user_id"), "requested_by": "gateway"})
         except ValidationError as exc:
@@ -325,17 +393,31 @@ async def errors_and_metrics(
         resp = await handler(request)
     except GatewayError as exc:
         resp = json_error(exc.status, exc.code, exc.message)
+    except AuthError as exc:
+        resp = json_error(exc.status, exc.code, exc.message)
+        resp.headers.update(exc.headers)
     except web.HTTPException as exc:
         if not request.path.startswith("/api/"):
             metrics.HTTP_REQUESTS.labels(route, request.method, str(exc.status)).inc()
             raise
         resp = json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
-    except Exception as exc:
-        log.exception("gateway error on %s", request.path)
-        resp = json_error(500, "internal", f"{type(exc).__name__}: {exc}")
+    except Exception:  # the details go to the log, not to the client
+        ref = uuid.uuid4().hex[:12]
+        log.exception("gateway error on %s (ref %s)", request.path, ref)
+        resp = json_error(500, "internal", f"internal error (ref {ref} in the gateway log)")
     metrics.HTTP_REQUESTS.labels(route, request.method, str(resp.status)).inc()
     metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - t0)
     return resp
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response (pages, JSON, images, static files, errors): no MIME sniffing, a CSP."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    # by path, not by the response's type: a 304 revalidating the page has no type, and its headers
+    # replace the cached ones (a sandbox CSP there would stop the page's script)
+    response.headers["Content-Security-Policy"] = PAGE_CSP if request.path == "/" else RESOURCE_CSP
 
 
 async def index_page(request: web.Request) -> web.StreamResponse:
@@ -344,9 +426,12 @@ async def index_page(request: web.Request) -> web.StreamResponse:
 
 async def config(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
+    auth = request.app[AUTH]
     return web.json_response(
         {
-            "users": gw.users,
+            "demo": auth.demo,
+            "auth": list(auth.modes),
+            "users": gw.users if auth.demo else [],
             "default_weight": gw.settings.personalization_weight,
             "k": 20,
             "max_k": MAX_K,
@@ -356,25 +441,48 @@ async def config(request: web.Request) -> web.Response:
     )
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 async def _json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object: strict JSON (no NaN/Infinity, finite numbers), any nesting
+    depth refused with a 400 instead of the parser's RecursionError."""
     try:
-        body = await request.json()
-    except ValueError as exc:
+        body = json.loads(await request.text(), parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise GatewayError(400, "malformed_json", "the body is not usable JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and the two above
         raise GatewayError(400, "malformed_json", f"the body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise GatewayError(400, "malformed_json", "the body must be a JSON object")
     return body
 
 
+async def whoami(request: web.Request) -> web.Response:
+    user = await authenticated_user(request, request.query.get("user"))
+    return web.json_response({"user_id": user, "demo": request.app[AUTH].demo})
+
+
 async def search(request: web.Request) -> web.Response:
     params: dict[str, Any] = dict(request.query)
     if request.method == "POST":
         params.update(await _json_object(request))
+    params["user_id"] = await authenticated_user(request, params.get("user_id") or params.get("user"))
     return web.json_response(await request.app[GATEWAY].search(params))
 
 
 async def interactions(request: web.Request) -> web.Response:
-    event = await request.app[GATEWAY].interact(await _json_object(request))
+    body = await _json_object(request)
+    body["user_id"] = await authenticated_user(request, body.get("user_id"))
+    event = await request.app[GATEWAY].interact(body)
     return web.json_response(
         {
             "event_id": event.event_id,
@@ -387,13 +495,15 @@ async def interactions(request: web.Request) -> web.Response:
 
 
 async def forget(request: web.Request) -> web.Response:
-    req = await request.app[GATEWAY].forget(await _json_object(request))
+    body = await _json_object(request)
+    body["user_id"] = await authenticated_user(request, body.get("user_id"))  # a user forgets only themself
+    req = await request.app[GATEWAY].forget(body)
     return web.json_response({"event_id": req.event_id, "user_id": req.user_id, "status": "accepted"}, status=202)
 
 
 async def image(request: web.Request) -> web.Response:
     data, ctype, name = await request.app[GATEWAY].original(request.match_info["image_id"])
-    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=300"}
+    headers = {"Cache-Control": "public, max-age=300"}
     if request.query.get("download") not in (None, "", "0"):
         safe = "".join(c for c in name if c.isalnum() or c in "._-") or "image"
         headers["Content-Disposition"] = f'attachment; filename="{safe}"'
@@ -427,9 +537,16 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> web.Application:
-    app = web.Application(middlewares=[errors_and_metrics], client_max_size=12 * 2**20)
     gw = gateway or Gateway(settings or Settings())
+    auth = Authenticator(gw.settings)  # refuses to start without a configured IMGSEARCH_GATEWAY_AUTH
+    app = web.Application(middlewares=[errors_and_metrics, make_csrf_guard(gw.settings)], client_max_size=12 * 2**20)
     app[GATEWAY] = gw
+    app[AUTH] = auth
+    app.on_response_prepare.append(security_headers)
+    if auth.demo:
+        log.warning(DEMO_WARNING)
+    else:
+        log.info("gateway authentication: %s", auth.describe())
 
     async def lifecycle(app: web.Application) -> Any:
         await gw.start()
@@ -440,6 +557,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     app.router.add_get("/", index_page)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     app.router.add_get("/api/config", config)
+    app.router.add_get("/api/whoami", whoami)
     app.router.add_route("GET", "/api/search", search)
     app.router.add_route("POST", "/api/search", search)
     app.router.add_post("/api/interactions", interactions)
@@ -461,8 +579,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    try:
+        app = create_app(Settings())
+    except ValueError as exc:  # no or a bad authentication set-up: say so, do not serve
+        log.error("gateway not started: %s", exc)
+        return 2
     web.run_app(
-        create_app(Settings()),
+        app,
         host=args.host,
         port=args.port,
         print=lambda _: log.info("gateway on http://%s:%d/", args.host, args.port),

@@ -84,6 +84,7 @@ class E2E:
     labels: dict[str, str]
     tmp: Path
     metrics_ports: dict[str, int] = field(default_factory=dict)
+    web_ports: dict[str, int] = field(default_factory=dict)  # faust's own web server
     gateway_url: str = ""
     gateway_log: Path | None = None
 
@@ -146,6 +147,8 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         **_isolated_env(engines, tmp, image_dir, "hash"),
         "IMGSEARCH_GATEWAY_USERS": "alice,bob",
         "IMGSEARCH_GATEWAY_SEARCH_TIMEOUT_S": "5",
+        # the page tests switch users freely: the gateway runs in its (loud) demo mode
+        "IMGSEARCH_GATEWAY_AUTH": "demo",
     }
     restore = contextlib.ExitStack()
     restore.enter_context(environment(env))
@@ -165,7 +168,14 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         asyncio.run(prepare())
         for role in ROLES:
             p.metrics_ports[role] = free_port()
-            workers.start(role, {"IMGSEARCH_METRICS_PORT": str(p.metrics_ports[role])})
+            p.web_ports[role] = free_port()
+            workers.start(
+                role,
+                {
+                    "IMGSEARCH_METRICS_PORT": str(p.metrics_ports[role]),
+                    "IMGSEARCH_WORKER_WEB_PORT": str(p.web_ports[role]),
+                },
+            )
 
         async def ingest() -> None:
             from imgsearch.cli import cmd_ingest

@@ -10,6 +10,7 @@ const state = {
   done: new Map(),      // user -> Map(image_id -> Set(event types))
   liveTimer: null,
   inflight: 0,
+  token: sessionStorage.getItem("imgsearch.token") || "",  // outside demo mode: the user's JWT
 };
 
 function setStatus(text, isError = false) {
@@ -42,7 +43,9 @@ function doneSet(user, imageId) {
 }
 
 async function api(path, options = {}) {
-  const resp = await fetch(path, options);
+  const headers = { ...(options.headers || {}) };
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  const resp = await fetch(path, { ...options, headers });
   let body = null;
   try { body = await resp.json(); } catch (_) { body = null; }
   if (!resp.ok) {
@@ -168,6 +171,7 @@ function renderCard(user, hit, previousRank, hadPrevious) {
   card.dataset.cluster = String(hit.cluster_id);
   card.dataset.user = user;
   const img = $(".thumb", card);
+  img.addEventListener("error", () => noPreview(img, hit));
   img.src = hit.thumb_url;
   img.alt = hit.image_id;
   let rankText = `#${hit.rank}`;
@@ -197,6 +201,15 @@ function renderCard(user, hit, previousRank, hadPrevious) {
   });
   $(".act-nms", card).addEventListener("click", () => interact(user, hit, "not_my_style", card));
   return card;
+}
+
+// an image ingested inline has no copy at the gateway (404 no_source): say so instead of a broken image
+function noPreview(img, hit) {
+  const box = document.createElement("div");
+  box.className = "thumb-missing";
+  box.dataset.imageId = hit.image_id;
+  box.textContent = "no preview (image sent inline)";
+  img.replaceWith(box);
 }
 
 function placeExplanation(card) {
@@ -385,15 +398,62 @@ async function pollHealth() {
   }
 }
 
+// outside demo mode the user is whoever the token says; a token may come in the URL fragment (#token=…)
+function takeTokenFromFragment() {
+  const frag = new URLSearchParams(location.hash.slice(1));
+  if (frag.get("token")) {
+    state.token = frag.get("token");
+    sessionStorage.setItem("imgsearch.token", state.token);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+}
+
+async function signIn() {
+  try {
+    const me = await api("/api/whoami");
+    $("#user").value = me.user_id;
+    $("#signin").hidden = true;
+    setStatus(`Signed in as ${me.user_id}.`);
+    return true;
+  } catch (e) {
+    state.token = "";
+    sessionStorage.removeItem("imgsearch.token");
+    $("#signin").hidden = false;
+    $("#signin-status").textContent = e.status === 401 ? `not signed in: ${e.message}` : e.message;
+    return false;
+  }
+}
+
+async function setUpAuth() {
+  document.body.dataset.demo = String(Boolean(state.config.demo));
+  if (state.config.demo) { $("#demo-banner").hidden = false; return; }
+  // a signed-in user searches and acts as themself only: no user switching, no side by side
+  $("#user").readOnly = true;
+  document.querySelector("fieldset.compare").hidden = true;
+  $("#user-pills").hidden = true;
+  $("#signin").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    state.token = $("#token").value.trim();
+    sessionStorage.setItem("imgsearch.token", state.token);
+    $("#token").value = "";
+    if (await signIn() && $("#q").value.trim()) runSearch();
+  });
+  takeTokenFromFragment();
+  if (state.token) await signIn(); else $("#signin").hidden = false;
+}
+
 async function init() {
   try { state.config = await api("/api/config"); } catch (_) { /* defaults */ }
-  renderPills();
+  await setUpAuth();
+  if (state.config.demo) renderPills();
   const params = new URLSearchParams(location.search);
   $("#weight").value = params.get("weight") || String(state.config.default_weight ?? 0.5);
   $("#weight-value").textContent = weight().toFixed(2);
-  $("#user").value = params.get("user") || state.config.users[0] || guestId();
-  $("#user2").value = params.get("compare") || state.config.users[1] || "";
-  $("#sbs").checked = Boolean(params.get("compare"));
+  if (state.config.demo) {
+    $("#user").value = params.get("user") || state.config.users[0] || guestId();
+    $("#user2").value = params.get("compare") || state.config.users[1] || "";
+    $("#sbs").checked = Boolean(params.get("compare"));
+  }
   $("#q").value = params.get("q") || "";
   highlightPill();
 
@@ -405,6 +465,10 @@ async function init() {
   $("#sbs").addEventListener("change", () => { if ($("#q").value.trim()) runSearch(); });
   $("#user2").addEventListener("change", () => { if ($("#sbs").checked && $("#q").value.trim()) runSearch(); });
   $("#lightbox").addEventListener("click", closeLightbox);
+  $("#lightbox-img").addEventListener("error", () => {
+    $("#lightbox-caption").textContent = `${$("#lightbox-img").alt}: no preview (the image was sent inline; ` +
+      "the gateway keeps no copy)";
+  });
   document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeLightbox(); });
   pollHealth();
   setInterval(pollHealth, 15000);
