@@ -12,13 +12,16 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from imgsearch.connections import kafka_security
+from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
 
 def topic_configs(spec: TopicSpec) -> dict[str, str]:
-    configs: dict[str, str] = {}
+    # every topic we create takes one event of the largest allowed size (schemas/limits.py); left at
+    # the broker default (~1 MB), a 942 KB query image was refused deep in the producer (HTTP 500)
+    configs: dict[str, str] = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
     if spec.compacted:
         configs["cleanup.policy"] = "compact"
         configs["max.message.bytes"] = str(16 * 2**20)  # a model with 100 × 1024 floats is a few MB

@@ -46,6 +46,18 @@ class InteractionMapper:
             await asyncio.sleep(0.1)
 
     async def handle(self, event: Any) -> None:
+        """One interaction; an unexpected error dead-letters it (``processing_failed``), the stream goes on."""
+        try:
+            await self._handle(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception(
+                "interaction at %s[%s]@%s failed", event.message.topic, event.message.partition, event.message.offset
+            )
+            await self.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
+
+    async def _handle(self, event: Any) -> None:
         try:
             interaction = parse_event(Interaction, event.message.value)
         except InvalidEvent as exc:
@@ -91,10 +103,12 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
         async for event in stream.events():
             try:
                 msg = parse_event(ImageIndexed, event.message.value)
+                mapper.clusters[msg.image_id] = [msg.cluster_id, msg.centroid_version]
             except InvalidEvent as exc:
                 await mapper.dlq.from_event(event, exc.code, exc.message)
-                continue
-            mapper.clusters[msg.image_id] = [msg.cluster_id, msg.centroid_version]
+            except Exception as exc:  # one bad event is dead-lettered; the stream goes on
+                log.exception("image-indexed event failed")
+                await mapper.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
 
     @app.agent(source, name="map-interactions")
     async def map_interactions(stream: faust.StreamT) -> None:
@@ -116,12 +130,18 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
             # offsets advance only after PutEvents succeeded (at-least-once); Personalize sees the
             # interaction's own event id, so a redelivered message is the same event
             async for events in stream.take_events(10, within=0.5):  # type: ignore[attr-defined]
-                batch = []
+                batch, sources = [], []
                 for event in events:
                     try:
                         batch.append(parse_event(PersonalizationEvent, event.message.value))
+                        sources.append(event)
                     except InvalidEvent as exc:
                         await mapper.dlq.from_event(event, exc.code, exc.message)
-                await asyncio.to_thread(sink.put, batch)
+                try:
+                    await asyncio.to_thread(sink.put, batch)
+                except Exception as exc:  # the sink retries what can be retried; then dead letters, never a crash
+                    log.exception("PutEvents failed for %d events", len(batch))
+                    for event in sources:
+                        await mapper.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
 
     return app, mapper
