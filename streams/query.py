@@ -127,7 +127,11 @@ class QueryService:
             client = AIOKafkaClient(
                 **kafka_security(), bootstrap_servers=self.settings.kafka_bootstrap, client_id="imgsearch-query-meta"
             )
-            await asyncio.wait_for(client.bootstrap(), REPLY_CHECK_TIMEOUT_S * 5)
+            try:
+                await asyncio.wait_for(client.bootstrap(), REPLY_CHECK_TIMEOUT_S * 5)
+            except BaseException:
+                await client.close()
+                raise
             self._metadata_client = client
             self._reply_topics = KnownTopics(client)
         return await self._reply_topics.exists(name, REPLY_CHECK_TIMEOUT_S)
@@ -280,7 +284,14 @@ class QueryService:
         being created, and that request (``event``) is dead-lettered. False if it was not sent."""
         why: tuple[str, str] | None = None
         try:
-            if not await self._reply_topic_exists(reply_topic):
+            exists = await self._reply_topic_exists(reply_topic)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # no answer about the topic is no refusal: the bounded send decides
+            log.warning("could not check reply topic %s (%s: %s)", reply_topic, type(exc).__name__, exc)
+            exists = True
+        try:
+            if not exists:
                 why = ("reply_topic_unknown", f"reply topic {reply_topic} does not exist; replies create no topic")
             else:
                 await asyncio.wait_for(

@@ -152,9 +152,11 @@ async def test_topics_are_created_with_the_chains_message_size(pipeline: Pipelin
     for response in described:
         for resource in response.resources:
             name, entries = resource[3], resource[4]
-            sizes[name] = next(int(e[1]) for e in entries if e[0] == "max.message.bytes")
+            # (name, value, read only, config source, ...): source 1 is the topic's own config, not
+            # an inherited broker default (which a broker configured elsewhere may not have)
+            sizes[name] = next((int(e[1]), e[3]) for e in entries if e[0] == "max.message.bytes")
     assert set(sizes) == set(names)
-    assert all(size >= MAX_MESSAGE_BYTES for size in sizes.values()), sizes
+    assert all(size >= MAX_MESSAGE_BYTES and source == 1 for size, source in sizes.values()), sizes
 
 
 async def test_a_2mb_image_passes_every_link_of_the_chain(pipeline: Pipeline):
@@ -344,3 +346,23 @@ async def test_new_users_log_no_warning_and_workers_stop_cleanly(pipeline: Pipel
         text = log_text(wp)
         assert "Unclosed client session" not in text and "Unclosed connector" not in text, (wp.role, wp.log_tail(60))
         assert "has no remap" not in text, (wp.role, [line for line in text.splitlines() if "has no remap" in line][:3])
+
+
+async def test_an_existing_topic_with_a_smaller_limit_is_reported(engines: dict[str, str], caplog):
+    """Topics made before the chain keep their limit (configs are not rewritten), and ensure_topics says so."""
+    from aiokafka.admin import NewTopic
+
+    from imgsearch.kafka_admin import ensure_topics
+    from schemas.topics import TopicSpec
+
+    name = f"t-small-{uuid.uuid4().hex[:8]}.images.new"
+    admin = AIOKafkaAdminClient(bootstrap_servers=engines["KAFKA_BOOTSTRAP"])
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 1, 1, topic_configs={"max.message.bytes": "1048588"})])
+    finally:
+        await admin.close()
+    caplog.set_level("WARNING", logger="imgsearch.kafka_admin")
+    assert await ensure_topics(engines["KAFKA_BOOTSTRAP"], [TopicSpec(name, "k", "old topic")], 1) == []
+    assert f"topic {name} takes records of at most 1048588 bytes" in caplog.text, caplog.text
+    assert f"max.message.bytes={MAX_MESSAGE_BYTES}" in caplog.text
