@@ -8,6 +8,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import json
 import logging
 from types import SimpleNamespace
 from typing import Any
@@ -109,7 +110,6 @@ def test_an_inline_image_over_the_limit_is_image_too_large():
     assert [err["type"] for err in e.value.errors()] == ["image_too_large"]
     raw = NewImage(image_id="i", source_uri="file:///x").model_dump(mode="json")
     raw.update(source_uri=None, image_b64=big)
-    import json
 
     with pytest.raises(InvalidEvent) as ie:
         parse_event(NewImage, json.dumps(raw))
@@ -329,3 +329,25 @@ def test_an_unexpected_error_in_an_interaction_is_dead_lettered(tmp_path):
         mapper.handle(SimpleNamespace(message=SimpleNamespace(value=value, topic="t", partition=0, offset=1, key=b"u")))
     )
     assert [c for c, _ in letters] == ["processing_failed"] and "nobody foresaw" in letters[0][1]
+
+
+def test_cli_search_says_why_a_request_could_not_be_sent(monkeypatch, capsys):
+    """``imgsearch search`` against a topic that does not exist: exit 4 and the reason, no traceback."""
+    from imgsearch import cli
+    from producers import TopicMissing
+
+    class Client:
+        def __init__(self, *a: Any, **k: Any) -> None: ...
+
+        async def __aenter__(self) -> Any:
+            return self
+
+        async def __aexit__(self, *a: Any) -> None: ...
+
+        async def search(self, *a: Any, **k: Any) -> Any:
+            raise TopicMissing("topic t.search.requests does not exist: create the topics with `imgsearch topics`")
+
+    monkeypatch.setattr("producers.search_client.SearchClient", Client)
+    code = asyncio.run(cli.cmd_search(Settings(), "u", "cat", 5, None, 1.0, as_json=True))
+    out = capsys.readouterr().out
+    assert code == 4 and json.loads(out)["error"]["code"] == "TopicMissing" and "imgsearch topics" in out
