@@ -180,7 +180,8 @@ class QueryService:
         known = self._profile(ev.user_id)
         model = self._current()
         # a new user's profile starts on the current cluster model (the shares below are in its ids)
-        profile = Profile.from_dict(known) if known is not None else Profile(version=model.version if model else "none")
+        start = model.version if model is not None else NO_MODEL_VERSION
+        profile = Profile.from_dict(known) if known is not None else Profile(version=start)
         changed = profile.add_shares(
             ev.event_id,
             self._shares(ev),
