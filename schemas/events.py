@@ -64,15 +64,19 @@ E = TypeVar("E", bound=Event)
 
 
 def _decode_b64(value: str, field: str, limit: int = MAX_INLINE_IMAGE_BYTES) -> bytes:
-    if len(value) > (limit * 4) // 3 + 4:
-        # its own error type: parse_event reports it as ``image_too_large`` and the gateway as HTTP 413
-        raise PydanticCustomError(
-            "image_too_large", "{field} is larger than {limit} bytes", {"field": field, "limit": limit}
-        )
+    # its own error type: parse_event reports it as ``image_too_large`` and the gateway as HTTP 413
+    too_large = PydanticCustomError(
+        "image_too_large", "{field} is larger than {limit} bytes", {"field": field, "limit": limit}
+    )
+    if len(value) > 4 * -(-limit // 3) + 4:  # before decoding: the base64 of `limit` bytes, padded
+        raise too_large
     try:
-        return base64.b64decode(value, validate=True)
+        data = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"{field} is not valid base64: {exc}") from exc
+    if len(data) > limit:  # the exact limit (a base64 length allows up to 2 bytes more)
+        raise too_large
+    return data
 
 
 class NewImage(Event):

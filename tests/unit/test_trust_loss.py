@@ -103,8 +103,9 @@ def test_the_size_limit_chain_is_consistent():
     assert 'KAFKA_AUTO_CREATE_TOPICS_ENABLE: "false"' in compose
 
 
-def test_an_inline_image_over_the_limit_is_image_too_large():
-    big = base64.b64encode(b"\0" * (MAX_INLINE_IMAGE_BYTES + 10)).decode()
+@pytest.mark.parametrize("over", [1, 10, 10**6])
+def test_an_inline_image_over_the_limit_is_image_too_large(over):
+    big = base64.b64encode(b"\0" * (MAX_INLINE_IMAGE_BYTES + over)).decode()
     with pytest.raises(ValidationError) as e:
         SearchRequest(user_id="u", image_b64=big, reply_topic="r")
     assert [err["type"] for err in e.value.errors()] == ["image_too_large"]
@@ -114,6 +115,8 @@ def test_an_inline_image_over_the_limit_is_image_too_large():
     with pytest.raises(InvalidEvent) as ie:
         parse_event(NewImage, json.dumps(raw))
     assert ie.value.code == "image_too_large"
+    at_limit = base64.b64encode(b"\0" * MAX_INLINE_IMAGE_BYTES).decode()
+    assert len(SearchRequest(user_id="u", image_b64=at_limit, reply_topic="r").image_bytes()) == MAX_INLINE_IMAGE_BYTES
 
 
 # ---------------------------------------------------------------- item 4: one event, not its batch
