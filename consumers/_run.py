@@ -27,14 +27,14 @@ def run(role: str, build: Callable[[Settings], faust.App]) -> None:
     )
     app = build(settings)
     # faust creates its tables' changelogs itself, and subscribes right after: created here first,
-    # and visible in the broker's metadata, the worker cannot miss them (see ensure_topics)
+    # and visible in the broker's metadata, the worker cannot miss them (see ensure_topics). The shared
+    # topics too (idempotent, like `imgsearch topics`): the broker does not auto-create topics, so a
+    # worker started before `imgsearch topics` neither waits on missing topics nor gets them with the
+    # broker's default size limit.
+    specs = [*topics.all_shared(), *changelog_topics(app)]
     loop = asyncio.new_event_loop()  # not the current loop: faust's worker makes its own
     try:
-        # and a topic this version of a role reads that an older `imgsearch topics` did not create
-        extra = [topics.interactions_retry()] if role == "interactions" else []
-        loop.run_until_complete(
-            ensure_topics(settings.kafka_bootstrap, changelog_topics(app) + extra, settings.partitions)
-        )
+        loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, specs, settings.partitions))
     finally:
         loop.close()
     Worker(app, loglevel=level, quiet=True).execute_from_commandline()

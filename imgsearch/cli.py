@@ -91,9 +91,11 @@ async def cmd_search(
     timeout: float,
     as_json: bool = False,
 ) -> int:
-    """0 on a reply, 1 if the query worker answered with an error, 3 on no reply in time. With
+    """0 on a reply, 1 if the query worker answered with an error, 4 if the request could not be sent
+    (``KafkaClientError``: a deadline, a missing topic, over the size limits), 3 on no reply in time. With
     ``as_json`` stdout holds exactly one JSON object: the SearchResponse, or on a timeout
     ``{"type": "search.timeout", "error": {"code": "timeout", "message": ...}}``."""
+    from producers.deadlines import KafkaClientError
     from producers.search_client import SearchClient, SearchTimeout
 
     try:
@@ -108,6 +110,12 @@ async def cmd_search(
         else:
             print(f"search: {message}", file=sys.stderr)
         return 3
+    except KafkaClientError as exc:  # a deadline, a missing topic, a request over the size limits
+        if as_json:
+            print(json.dumps({"type": "search.failed", "error": {"code": type(exc).__name__, "message": str(exc)}}))
+        else:
+            print(f"search: {exc}", file=sys.stderr)
+        return 4
     if as_json:
         print(resp.model_dump_json())
     elif resp.error is not None:

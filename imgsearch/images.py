@@ -42,7 +42,10 @@ def fetch_uri(uri: str, allowed_roots: Sequence[str], max_bytes: int, *, timeout
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         raise ImageRejected("uri_scheme_not_allowed", f"scheme {parsed.scheme!r} is not allowed: {uri}")
-    path = Path(unquote(parsed.path)).resolve()
+    try:  # a NUL byte (or another path the OS refuses) is this URI's fault, not its batch's
+        path = Path(unquote(parsed.path)).resolve()
+    except (ValueError, OSError) as exc:
+        raise ImageRejected("uri_invalid", f"not a usable file path: {uri[:300]!r}: {exc}") from exc
     roots = [Path(r).resolve() for r in allowed_roots]
     if not any(path == r or r in path.parents for r in roots):
         raise ImageRejected("uri_not_allowed", f"{path} is outside the allowed roots (IMGSEARCH_ALLOWED_URI_ROOTS)")

@@ -12,13 +12,16 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from imgsearch.connections import kafka_security
+from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
 
 def topic_configs(spec: TopicSpec) -> dict[str, str]:
-    configs: dict[str, str] = {}
+    # every topic we create takes one event of the largest allowed size (schemas/limits.py); left at
+    # the broker default (~1 MB), a 942 KB query image was refused deep in the producer (HTTP 500)
+    configs: dict[str, str] = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
     if spec.compacted:
         configs["cleanup.policy"] = "compact"
         configs["max.message.bytes"] = str(16 * 2**20)  # a model with 100 × 1024 floats is a few MB
@@ -56,6 +59,7 @@ async def ensure_topics(
             for s in specs
             if s.name not in existing
         ]
+        await _warn_small_limits(admin, [s for s in specs if s.name in existing])
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently elsewhere
                 response = await admin.create_topics(new, timeout_ms=30_000)
@@ -71,6 +75,37 @@ async def ensure_topics(
         return [t.name for t in new]
     finally:
         await admin.close()
+
+
+async def _warn_small_limits(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> None:
+    """Topics made before the size-limit chain (or by hand) may keep a smaller ``max.message.bytes``:
+    say so, with the fix (only creation is automatic; an operator's topic configs are not rewritten)."""
+    if not specs:
+        return
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, s.name, configs={"max.message.bytes": ""}) for s in specs]
+        )
+        wanted = {s.name: int(topic_configs(s)["max.message.bytes"]) for s in specs}
+        for response in responses:
+            for resource in response.resources:
+                name, entries = resource[3], resource[4]
+                for entry in entries:
+                    if entry[0] == "max.message.bytes" and name in wanted and int(entry[1]) < wanted[name]:
+                        log.warning(
+                            "topic %s takes records of at most %s bytes, less than the %d an event may need "
+                            "(schemas/limits.py): kafka-configs --alter --entity-type topics --entity-name %s "
+                            "--add-config max.message.bytes=%d",
+                            name,
+                            entry[1],
+                            wanted[name],
+                            name,
+                            wanted[name],
+                        )
+    except Exception as exc:  # e.g. not allowed to describe configs: the check is advice only
+        log.debug("could not check max.message.bytes of existing topics: %s", exc)
 
 
 def raise_topic_errors(response: object) -> None:

@@ -3,7 +3,9 @@
 Each client owns one reply topic (``imgsearch.search.replies.<client_id>``), created on start. A
 request carries its correlation id (request id) and the reply topic; the client waits for the reply
 with that id, never longer than the timeout (faust's ``ask`` has none): then ``SearchTimeout``.
-Replies with a correlation id this client did not send are ignored.
+Replies with a correlation id this client did not send are ignored. ``start()`` has a deadline too
+(``start_timeout_s``, default 30 s: ``ClientStartTimeout``); a request topic the broker does not list
+fails at once (``TopicMissing``), a request over the size limits with ``EventTooLarge``.
 
 On a secured cluster the client id starts with the client's SASL principal
 (``<principal>.<random>``), so one prefixed ACL per principal (``imgsearch.search.replies.<principal>.``)
@@ -16,15 +18,19 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 import uuid
 from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError
 
 from imgsearch.connections import kafka_security
 from imgsearch.kafka_admin import ensure_topics
+from producers.deadlines import ClientStartTimeout, KnownTopics, too_large
 from schemas import topics
 from schemas.events import SearchRequest, SearchResponse
+from schemas.limits import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -51,33 +57,54 @@ def default_client_id(kind: str = "") -> str:
 
 
 class SearchClient:
-    def __init__(self, bootstrap: str, client_id: str | None = None, partitions: int = 4) -> None:
+    def __init__(
+        self, bootstrap: str, client_id: str | None = None, partitions: int = 4, *, start_timeout_s: float = 30.0
+    ) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id or default_client_id()
         self.reply_topic = topics.reply_topic(self.client_id).name
         self._partitions = partitions
+        self._start_timeout_s = start_timeout_s
         self._producer = AIOKafkaProducer(
-            **kafka_security(), bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_request_size=12 * 2**20
+            **kafka_security(),
+            bootstrap_servers=bootstrap,
+            acks=1,
+            linger_ms=0,
+            max_request_size=MAX_MESSAGE_BYTES,
+            request_timeout_ms=int(start_timeout_s * 1000),
         )
         self._consumer = AIOKafkaConsumer(
-            **kafka_security(), bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+            **kafka_security(),
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=10,
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         )
+        self._topics = KnownTopics(self._producer.client)
         self._pending: dict[str, asyncio.Future[SearchResponse]] = {}
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         try:  # e.g. not authorized to create its reply topic: fail, do not wait for it
-            await ensure_topics(self.bootstrap, [topics.reply_topic(self.client_id)], 1)
-            await self._producer.start()
-            await self._consumer.start()
+            await asyncio.wait_for(self._start(), self._start_timeout_s)
+        except TimeoutError:
+            await self.stop()
+            raise ClientStartTimeout(
+                f"search client {self.client_id}: Kafka at {self.bootstrap} not ready within {self._start_timeout_s:g}s"
+            ) from None
         except BaseException:
             await self.stop()
             raise
+        self._reader = asyncio.create_task(self._read(), name=f"search-replies-{self.client_id}")
+
+    async def _start(self) -> None:
+        await ensure_topics(self.bootstrap, [topics.reply_topic(self.client_id)], 1)
+        await self._producer.start()
+        await self._consumer.start()
         tp = TopicPartition(self.reply_topic, 0)
         self._consumer.assign([tp])
         await self._consumer.seek_to_end(tp)
         await self._consumer.position(tp)  # fix the position before the first request goes out
-        self._reader = asyncio.create_task(self._read(), name=f"search-replies-{self.client_id}")
 
     async def stop(self) -> None:
         if self._reader:
@@ -87,8 +114,9 @@ class SearchClient:
         for fut in self._pending.values():
             if not fut.done():
                 fut.cancel()
-        await self._consumer.stop()
-        await self._producer.stop()
+        for client in (self._consumer, self._producer):  # never a hang on the way out
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(client.stop(), self._start_timeout_s)
 
     async def __aenter__(self) -> SearchClient:
         await self.start()
@@ -144,12 +172,24 @@ class SearchClient:
             raise ValueError("the request's reply topic is not this client's")
         fut: asyncio.Future[SearchResponse] = asyncio.get_running_loop().create_future()
         self._pending[req.request_id] = fut
-        try:
-            await self._producer.send_and_wait(
-                topics.search_requests().name, key=req.user_id.encode(), value=req.to_bytes()
+        name, value = topics.search_requests().name, req.to_bytes()
+        deadline = time.monotonic() + timeout_s
+        sent = False
+        try:  # one deadline for the send and the reply
+            await self._topics.require(name, timeout_s)  # TopicMissing at once, not at the deadline
+            await asyncio.wait_for(
+                self._producer.send_and_wait(name, key=req.user_id.encode(), value=value),
+                max(0.01, deadline - time.monotonic()),
             )
-            resp = await asyncio.wait_for(fut, timeout_s)
+            sent = True
+            resp = await asyncio.wait_for(fut, max(0.01, deadline - time.monotonic()))
+        except MessageSizeTooLargeError as exc:
+            raise too_large(name, len(value), exc) from exc
         except TimeoutError:
+            if not sent:
+                raise SearchTimeout(
+                    f"search {req.request_id} could not be sent to {name} within {timeout_s:.1f}s (is Kafka up?)"
+                ) from None
             raise SearchTimeout(
                 f"no reply to search {req.request_id} within {timeout_s:.1f}s: is a query worker running "
                 f"(python -m consumers.query_worker)?"

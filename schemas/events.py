@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -15,6 +16,9 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from schemas.limits import DEAD_LETTER_MAX_ORIGINAL_BYTES, MAX_INLINE_IMAGE_BYTES
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -23,7 +27,7 @@ Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:
 
 MAX_QUERY_TEXT_CHARS = 1000
 MAX_K = 100
-MAX_INLINE_IMAGE_BYTES = 8 * 1024 * 1024
+# MAX_INLINE_IMAGE_BYTES (8 MiB) comes from schemas.limits, with the rest of the size-limit chain
 
 
 def utcnow() -> datetime:
@@ -64,12 +68,19 @@ E = TypeVar("E", bound=Event)
 
 
 def _decode_b64(value: str, field: str, limit: int = MAX_INLINE_IMAGE_BYTES) -> bytes:
-    if len(value) > (limit * 4) // 3 + 4:
-        raise ValueError(f"{field} is larger than {limit} bytes")
+    # its own error type: parse_event reports it as ``image_too_large`` and the gateway as HTTP 413
+    too_large = PydanticCustomError(
+        "image_too_large", "{field} is larger than {limit} bytes", {"field": field, "limit": limit}
+    )
+    if len(value) > 4 * -(-limit // 3) + 4:  # before decoding: the base64 of `limit` bytes, padded
+        raise too_large
     try:
-        return base64.b64decode(value, validate=True)
+        data = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"{field} is not valid base64: {exc}") from exc
+    if len(data) > limit:  # the exact limit (a base64 length allows up to 2 bytes more)
+        raise too_large
+    return data
 
 
 class NewImage(Event):
@@ -243,11 +254,33 @@ class DeadLetter(Event):
     source_offset: int | None = None
     consumer: str
     original_key_b64: str | None = None
-    original_b64: str = Field(description="the original payload, base64 (it may not be text)")
+    original_b64: str = Field(
+        description="the original payload, base64 (it may not be text); only its first "
+        f"{DEAD_LETTER_MAX_ORIGINAL_BYTES} bytes when original_truncated"
+    )
+    original_size: int | None = Field(default=None, ge=0, description="the original payload's size in bytes")
+    original_sha256: str | None = Field(default=None, description="the original payload's sha256 (hex)")
+    original_truncated: bool = Field(
+        default=False,
+        description="the payload was too big to copy whole: original_b64 holds its first bytes; the whole "
+        "payload stays on source_topic at source_offset",
+    )
     failed_at: datetime = Field(default_factory=utcnow)
 
     def original_bytes(self) -> bytes:
         return base64.b64decode(self.original_b64)
+
+    @staticmethod
+    def original_fields(payload: bytes | None, limit: int = DEAD_LETTER_MAX_ORIGINAL_BYTES) -> dict[str, Any]:
+        """The ``original_*`` fields for a payload: a copy when it fits ``limit``, else its prefix;
+        always its size and sha256 (so a dead letter is always small enough to be sent)."""
+        data = payload or b""
+        return {
+            "original_b64": base64.b64encode(data[:limit]).decode(),
+            "original_size": len(data),
+            "original_sha256": hashlib.sha256(data).hexdigest(),
+            "original_truncated": len(data) > limit,
+        }
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (
@@ -293,7 +326,7 @@ def parse_event(model: type[E], payload: bytes | str | None) -> E:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
-        raise InvalidEvent("schema_violation", problems) from exc
+        errors = exc.errors()
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in errors)
+        code = "image_too_large" if any(err["type"] == "image_too_large" for err in errors) else "schema_violation"
+        raise InvalidEvent(code, problems) from exc

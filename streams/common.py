@@ -19,6 +19,7 @@ from imgsearch.config import Settings
 from imgsearch.connections import faust_credentials
 from schemas import topics
 from schemas.events import DeadLetter
+from schemas.limits import DEAD_LETTER_MAX_BYTES, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -170,6 +171,9 @@ def make_app(role: str, settings: Settings) -> faust.App:
         web_tables_enabled=False,
         web_router_enabled=False,
         producer_acks=-1,
+        # the size-limit chain (schemas/limits.py): one event of the largest allowed size fits
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         # Before it commits on shutdown (SIGTERM) or gives up partitions in a rebalance, a worker
         # waits until the events its agents hold are done. Without this, faust cancels an agent in
         # the middle of an event and its stream iterator acks that event as it closes, so the final
@@ -239,10 +243,15 @@ class DeadLetters:
             source_partition=partition,
             source_offset=offset,
             consumer=self._consumer,
-            original_key_b64=None if key is None else base64.b64encode(key).decode(),
-            original_b64=base64.b64encode(payload or b"").decode(),
+            original_key_b64=None if key is None else base64.b64encode(key[:1024]).decode(),
+            # a copy only up to DEAD_LETTER_MAX_ORIGINAL_BYTES, with the size and sha256: a dead letter
+            # of a big event must still fit in a message (it used to crash the agent, which then
+            # committed past the event: lost without a trace)
+            **DeadLetter.original_fields(payload),
         )
-        await self._topic.send(key=source_topic.encode(), value=letter.to_bytes())
+        value = letter.to_bytes()
+        assert len(value) <= DEAD_LETTER_MAX_BYTES, len(value)  # the payload copy and the reason are bounded
+        await self._topic.send(key=source_topic.encode(), value=value)
         self.count += 1
         metrics.dead_letter(self._consumer, source_topic, code)
         log.warning("dead letter from %s[%s]@%s: %s: %s", source_topic, partition, offset, code, reason[:300])

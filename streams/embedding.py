@@ -95,19 +95,34 @@ class EmbeddingPipeline:
         )
 
     async def process(self, events: list[Any]) -> None:
-        """Process one batch. Transient faults are retried inside; anything else that fails the batch
-        dead-letters each of its events with the reason (a raise here would crash the agent, and
-        faust would count the batch as done: the images would be lost without a trace)."""
+        """Process one batch; every event ends indexed or dead-lettered, once. Transient faults are
+        retried inside. An unexpected error while reading one event dead-letters that event
+        (``processing_failed``); one that fails the batch's embedding or indexing is retried event by
+        event, so only the events that fail alone are dead-lettered (a raise here would crash the
+        agent, and faust would count the batch as done: the images would be lost without a trace)."""
+        loaded = await self._load(events)
+        if not loaded:
+            return
         try:
-            await self._process(events)
+            await self._index(loaded)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("batch of %d new-image events failed", len(events))
-            for event in events:
-                await self.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
+            if len(loaded) == 1:
+                log.exception("new-image event %s failed", loaded[0].image.image_id)
+                await self.dlq.from_event(loaded[0].event, "processing_failed", f"{type(exc).__name__}: {exc}")
+                return
+            log.warning("batch of %d images failed (%s: %s): retrying one by one", len(loaded), type(exc).__name__, exc)
+            for one in loaded:
+                try:
+                    await self._index([one])
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc1:
+                    log.exception("new-image event %s failed", one.image.image_id)
+                    await self.dlq.from_event(one.event, "processing_failed", f"{type(exc1).__name__}: {exc1}")
 
-    async def _process(self, events: list[Any]) -> None:
+    async def _load(self, events: list[Any]) -> list[Loaded]:
         loaded: list[Loaded] = []
         for event in events:
             try:
@@ -119,9 +134,21 @@ class EmbeddingPipeline:
             except ImageRejected as exc:
                 await self.dlq.from_event(event, exc.code, str(exc))
                 continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug or an input nobody foresaw: this event only
+                log.exception(
+                    "new-image event at %s[%s]@%s failed",
+                    event.message.topic,
+                    event.message.partition,
+                    event.message.offset,
+                )
+                await self.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
+                continue
             loaded.append(Loaded(event, image, pixels))
-        if not loaded:
-            return
+        return loaded
+
+    async def _index(self, loaded: list[Loaded]) -> None:
         await self.index_ready.wait()
         pix = [x.pixels for x in loaded]
         with metrics.timed(ROLE, "embed_images"):
@@ -219,6 +246,11 @@ def build(settings: Settings, embedder: Embedder, style: StyleDescriber) -> tupl
     @app.task
     async def watch_centroids() -> None:
         await watcher.run()
+
+    async def close_clients(app: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        await index.close()  # its HTTP session: a clean stop, no "Unclosed client session"
+
+    app.on_before_shutdown.connect(close_clients)  # type: ignore[arg-type]  # faust's stub wants a sync callable
 
     @app.agent(source, name="embed-images")
     async def embed_images(stream: faust.StreamT) -> None:

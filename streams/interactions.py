@@ -98,7 +98,19 @@ class InteractionMapper:
         return None
 
     async def handle(self, event: Any) -> None:
-        """One event of the interactions topic: an interaction or a ForgetUser request."""
+        """One event of the interactions topic (an interaction or a ForgetUser request); an unexpected
+        error dead-letters it (``processing_failed``), the stream goes on."""
+        try:
+            await self._handle(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception(
+                "interaction at %s[%s]@%s failed", event.message.topic, event.message.partition, event.message.offset
+            )
+            await self.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
+
+    async def _handle(self, event: Any) -> None:
         if event_type_of(event.message.value) == "user.forget":
             await self.forget(event)
             return
@@ -259,10 +271,12 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
         async for event in stream.events():
             try:
                 msg = parse_event(ImageIndexed, event.message.value)
+                mapper.clusters[msg.image_id] = [msg.cluster_id, msg.centroid_version]
             except InvalidEvent as exc:
                 await mapper.dlq.from_event(event, exc.code, exc.message)
-                continue
-            mapper.clusters[msg.image_id] = [msg.cluster_id, msg.centroid_version]
+            except Exception as exc:  # one bad event is dead-lettered; the stream goes on
+                log.exception("image-indexed event failed")
+                await mapper.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
 
     @app.agent(source, name="map-interactions")
     async def map_interactions(stream: faust.StreamT) -> None:
@@ -301,7 +315,7 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
             # offsets advance only after PutEvents succeeded (at-least-once); Personalize sees the
             # interaction's own event id, so a redelivered message is the same event
             async for events in stream.take_events(10, within=0.5):  # type: ignore[attr-defined]
-                batch = []
+                batch, sources = [], []
                 forgets: list[tuple[Any, ForgetUser]] = []
                 for event in events:
                     try:
@@ -309,11 +323,17 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
                             forgets.append((event, parse_event(ForgetUser, event.message.value)))
                         else:
                             batch.append(parse_event(PersonalizationEvent, event.message.value))
+                            sources.append(event)
                     except InvalidEvent as exc:
                         await mapper.dlq.from_event(event, exc.code, exc.message)
                 # events of a user sent before the forget request are in Personalize before the
                 # deletion job starts (the job deletes what the dataset holds when it runs)
-                await asyncio.to_thread(sink.put, batch)
+                try:
+                    await asyncio.to_thread(sink.put, batch)
+                except Exception as exc:  # the sink retries what can be retried; then dead letters, never a crash
+                    log.exception("PutEvents failed for %d events", len(batch))
+                    for event in sources:
+                        await mapper.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
                 if forgets:
                     await forget_in_personalize(forgets, deletion, mapper.dlq)
 

@@ -27,14 +27,16 @@ from pydantic import TypeAdapter
 
 from imgsearch import metrics
 from imgsearch.config import Settings
+from imgsearch.connections import kafka_security
 from imgsearch.domain.blend import blend
-from imgsearch.domain.centroids import CentroidModel
+from imgsearch.domain.centroids import NO_MODEL_VERSION, CentroidModel
 from imgsearch.domain.profile import Profile
 from imgsearch.embedding.base import Embedder
 from imgsearch.images import ImageRejected, decode
 from imgsearch.index.opensearch import OpenSearchIndex
 from imgsearch.ranker.base import PersonalRanker, RankerResult
 from imgsearch.ranker.local import LocalProfileRanker
+from producers.deadlines import KnownTopics
 from schemas import topics
 from schemas.events import (
     ErrorInfo,
@@ -55,6 +57,10 @@ from streams.interactions import future_skew_s
 log = logging.getLogger(__name__)
 ROLE = "query"
 RANKER_TIMEOUT_S = 0.5
+# the single answering agent must never wait long on one reply (faust's producer would wait up to its
+# 1,200 s request timeout for a topic that does not exist): the metadata check and the send are bounded
+REPLY_CHECK_TIMEOUT_S = 2.0
+REPLY_SEND_TIMEOUT_S = 5.0
 
 
 _ID = TypeAdapter(Id)
@@ -113,6 +119,34 @@ class QueryService:
         self.dlq = DeadLetters(app, settings, ROLE)
         self.offload = Offload()
         self.answered = 0
+        self._metadata_client: Any = None  # an aiokafka client of our own, for KnownTopics (made on first use)
+        self._reply_topics: KnownTopics | None = None
+
+    async def _reply_topic_exists(self, name: str) -> bool:
+        """Whether the broker lists ``name``, asked without creating it (a reply topic is created by its
+        client at start; a request naming any other topic is refused, and nothing is created)."""
+        if self._reply_topics is None:
+            from aiokafka.client import AIOKafkaClient
+
+            client = AIOKafkaClient(
+                **kafka_security(), bootstrap_servers=self.settings.kafka_bootstrap, client_id="imgsearch-query-meta"
+            )
+            try:
+                await asyncio.wait_for(client.bootstrap(), REPLY_CHECK_TIMEOUT_S * 5)
+            except BaseException:
+                await client.close()
+                raise
+            self._metadata_client = client
+            self._reply_topics = KnownTopics(client)
+        return await self._reply_topics.exists(name, REPLY_CHECK_TIMEOUT_S)
+
+    async def close(self) -> None:
+        """Release the clients that hold sockets (a clean stop: no 'Unclosed client session')."""
+        if self._metadata_client is not None:
+            await self._metadata_client.close()
+            self._metadata_client = None
+            self._reply_topics = None
+        await self.index.close()
 
     def _current(self) -> CentroidModel | None:
         return self.centroids.current if self.centroids is not None else None
@@ -127,7 +161,9 @@ class QueryService:
             return profile
         remap = model.remaps.get(profile.version)
         if remap is None:
-            log.warning("profile on cluster model %s has no remap to %s; kept as is", profile.version, model.version)
+            # "none": learnt before any model was loaded here (its ids are the model of its events)
+            report = log.debug if profile.version == NO_MODEL_VERSION else log.warning
+            report("profile on cluster model %s has no remap to %s; kept as is", profile.version, model.version)
             profile.version = model.version
             return profile
         return profile.remapped(remap, model.version, time.time(), self.settings.profile_half_life_s)
@@ -145,7 +181,11 @@ class QueryService:
         return {ev.cluster_id: 1.0}
 
     def learn(self, ev: PersonalizationEvent) -> bool:
-        profile = Profile.from_dict(self._profile(ev.user_id))
+        known = self._profile(ev.user_id)
+        model = self._current()
+        # a new user's profile starts on the current cluster model (the shares below are in its ids)
+        start = model.version if model is not None else NO_MODEL_VERSION
+        profile = Profile.from_dict(known) if known is not None else Profile(version=start)
         changed = profile.add_shares(
             ev.event_id,
             self._shares(ev),
@@ -262,14 +302,64 @@ class QueryService:
             timings_ms=timings,
         )
 
-    async def reply(self, reply_topic: str, response: SearchResponse) -> None:
-        await self.app.topic(reply_topic, key_type=bytes, value_type=bytes).send(
-            key=response.request_id.encode(), value=response.to_bytes()
-        )
+    async def reply(self, reply_topic: str, response: SearchResponse, event: Any = None) -> bool:
+        """Send the response, bounded in time; a reply topic that does not exist is refused without
+        being created, and that request (``event``) is dead-lettered. False if it was not sent."""
+        why: tuple[str, str] | None = None
+        try:
+            exists = await self._reply_topic_exists(reply_topic)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # no answer about the topic is no refusal: the bounded send decides
+            log.warning("could not check reply topic %s (%s: %s)", reply_topic, type(exc).__name__, exc)
+            exists = True
+        try:
+            if not exists:
+                why = ("reply_topic_unknown", f"reply topic {reply_topic} does not exist; replies create no topic")
+            else:
+                await asyncio.wait_for(
+                    self.app.topic(reply_topic, key_type=bytes, value_type=bytes).send(
+                        key=response.request_id.encode(), value=response.to_bytes()
+                    ),
+                    REPLY_SEND_TIMEOUT_S,
+                )
+        except TimeoutError:
+            why = ("reply_timeout", f"the reply to {reply_topic} could not be sent within {REPLY_SEND_TIMEOUT_S:g}s")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            why = ("reply_failed", f"the reply to {reply_topic} failed: {type(exc).__name__}: {exc}")
+        if why is not None:
+            log.warning("search %s not answered: %s", response.request_id, why[1])
+            if event is not None:
+                await self.dlq.from_event(event, *why)
+            return False
         self.answered += 1
         metrics.observe_search(ROLE, response)
+        return True
 
     async def handle(self, event: Any) -> None:
+        """One request, whatever happens: an unexpected error dead-letters it (``processing_failed``)
+        and answers it with that error when its reply topic can be read; the stream goes on."""
+        try:
+            await self._handle(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception(
+                "search request at %s[%s]@%s failed", event.message.topic, event.message.partition, event.message.offset
+            )
+            why = f"{type(exc).__name__}: {exc}"
+            await self.dlq.from_event(event, "processing_failed", why)
+            target = _reply_target(event.message.value)
+            if target:
+                rid, uid, rt = target
+                await self.reply(
+                    rt,
+                    SearchResponse(request_id=rid, user_id=uid, error=ErrorInfo(code="processing_failed", message=why)),
+                )
+
+    async def _handle(self, event: Any) -> None:
         payload = event.message.value
         try:
             req = parse_event(SearchRequest, payload)
@@ -300,7 +390,7 @@ class QueryService:
             )
         else:
             response = await self.answer(req, event)
-        await self.reply(req.reply_topic, response)
+        await self.reply(req.reply_topic, response, event)
 
 
 def build(
@@ -319,6 +409,11 @@ def build(
     async def watch_centroids() -> None:
         await watcher.run()
 
+    async def close_clients(app: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        await service.close()
+
+    app.on_before_shutdown.connect(close_clients)  # type: ignore[arg-type]  # faust's stub wants a sync callable
+
     @app.task
     async def watch_ranker_model() -> None:
         await service.ranker_model.run()
@@ -333,16 +428,18 @@ def build(
                     service.forget(parse_event(ForgetUser, event.message.value))
                     continue
                 ev = parse_event(PersonalizationEvent, event.message.value)
+                ahead = future_skew_s(ev.timestamp, settings.max_clock_skew_s)
+                if ahead is not None:  # the mapper refuses these already; one written here directly is refused too
+                    await service.dlq.from_event(
+                        event, "timestamp_in_future", f"timestamp {ev.timestamp.isoformat()} is {ahead:.0f} s ahead"
+                    )
+                    continue
+                service.learn(ev)
             except InvalidEvent as exc:
                 await service.dlq.from_event(event, exc.code, exc.message)
-                continue
-            ahead = future_skew_s(ev.timestamp, settings.max_clock_skew_s)
-            if ahead is not None:  # the mapper refuses these already; one written here directly is refused too
-                await service.dlq.from_event(
-                    event, "timestamp_in_future", f"timestamp {ev.timestamp.isoformat()} is {ahead:.0f} s ahead"
-                )
-                continue
-            service.learn(ev)
+            except Exception as exc:  # one bad event is dead-lettered; the stream goes on
+                log.exception("personalization event failed")
+                await service.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
 
     @app.agent(requests, name="answer-searches", concurrency=1)
     async def answer_searches(stream: faust.StreamT) -> None:

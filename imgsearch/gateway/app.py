@@ -54,9 +54,10 @@ from imgsearch.gateway.auth import (
 )
 from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
 from imgsearch.index.opensearch import OpenSearchIndex
-from producers import EventPublisher, SearchClient, SearchTimeout
+from producers import EventPublisher, EventTooLarge, KafkaClientError, SearchClient, SearchTimeout
 from producers.search_client import SearchError, default_client_id
 from schemas.events import MAX_K, EventType, ForgetUser, Interaction, SearchResponse
+from schemas.limits import GATEWAY_MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -316,11 +317,17 @@ class Gateway:
             )
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors())
+            if any(e["type"] == "image_too_large" for e in exc.errors()):  # schemas/limits.py
+                raise GatewayError(413, "image_too_large", problems) from exc
             raise GatewayError(400, "invalid_request", problems) from exc
         except SearchTimeout as exc:
             raise GatewayError(504, "search_timeout", str(exc)) from exc
         except SearchError as exc:
             raise GatewayError(ERROR_STATUS.get(exc.code, 502), exc.code, str(exc)) from exc
+        except EventTooLarge as exc:
+            raise GatewayError(413, "request_too_large", str(exc)) from exc
+        except KafkaClientError as exc:  # e.g. the request topic does not exist
+            raise GatewayError(503, "search_unavailable", str(exc)) from exc
         return self.render(resp, (time.perf_counter() - t0) * 1000)
 
     @staticmethod
@@ -348,7 +355,10 @@ class Gateway:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise GatewayError(400, "invalid_interaction", problems) from exc
         await self.indexed(event.image_id)  # unknown images are refused here (inline-ingested ones are known)
-        await self.publisher.publish_interaction(event)
+        try:
+            await self.publisher.publish_interaction(event)
+        except KafkaClientError as exc:  # a deadline or a missing topic: said, not a 500
+            raise GatewayError(503, "interactions_unavailable", str(exc)) from exc
         metrics.INTERACTIONS_PUBLISHED.labels(event.event_type.value).inc()
         return event
 
@@ -539,7 +549,9 @@ async def metrics_page(request: web.Request) -> web.Response:
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> web.Application:
     gw = gateway or Gateway(settings or Settings())
     auth = Authenticator(gw.settings)  # refuses to start without a configured IMGSEARCH_GATEWAY_AUTH
-    app = web.Application(middlewares=[errors_and_metrics, make_csrf_guard(gw.settings)], client_max_size=12 * 2**20)
+    app = web.Application(
+        middlewares=[errors_and_metrics, make_csrf_guard(gw.settings)], client_max_size=GATEWAY_MAX_BODY_BYTES
+    )
     app[GATEWAY] = gw
     app[AUTH] = auth
     app.on_response_prepare.append(security_headers)

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from imgsearch.kafka_admin import ensure_topics
 from producers import EventPublisher, SearchClient, SearchTimeout
 from schemas import topics
 from schemas.events import (
@@ -170,6 +171,8 @@ async def test_invalid_search_gets_an_error_reply(pipeline: Pipeline):
 async def test_search_without_query_worker_times_out_clearly(engines, tmp_path):
     """No worker consumes this prefix's requests: the client gives up at its deadline, no hang."""
     with environment({"IMGSEARCH_TOPIC_PREFIX": "t-no-worker"}):
+        # the topics exist (the broker creates none on its own), nobody consumes them
+        await ensure_topics(engines["KAFKA_BOOTSTRAP"], [topics.search_requests()], 2)
         async with SearchClient(engines["KAFKA_BOOTSTRAP"]) as client:
             t0 = time.monotonic()
             with pytest.raises(SearchTimeout, match=r"no reply to search .* within 1\.5s: is a query worker running"):
