@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -309,7 +310,8 @@ async def test_forget_removes_the_profile_also_after_a_restart(pipeline: Pipelin
         )
         t_forget = time.monotonic()
         await cmd_forget(settings, "leaver")
-        gateway = Gateway(Settings())
+        # demo mode: the user id comes from the body (tests/e2e covers the authenticated route)
+        gateway = Gateway(dataclasses.replace(Settings(), gateway_auth="demo"))
         port = int(os.environ.get("IMGSEARCH_TEST_GATEWAY_PORT", "0")) or None  # None: any free port
         async with TestClient(TestServer(create_app(gateway=gateway), host="127.0.0.1", port=port)) as http:
             resp = await http.post("/api/forget", json={"user_id": "gw-leaver"})

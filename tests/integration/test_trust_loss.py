@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 import socket
@@ -178,7 +179,7 @@ async def test_the_gateway_says_413_for_a_too_big_image_and_serves_a_big_one(pip
     from imgsearch.config import Settings
     from imgsearch.gateway.app import create_app
 
-    client = TestClient(TestServer(create_app(Settings())))
+    client = TestClient(TestServer(create_app(dataclasses.replace(Settings(), gateway_auth="demo"))))
     await client.start_server()
     try:
         big = base64.b64encode(noise_png(1_000_000)).decode()  # 942 KB used to be HTTP 500
