@@ -94,7 +94,10 @@ async def indexed(p: Pipeline, image_id: str, timeout: float = 60) -> None:
     try:
 
         async def there() -> bool:
-            return await idx.get(image_id) is not None
+            # searchable, not only stored: a GET by id is real-time, a search sees the doc after a refresh
+            if await idx.get(image_id) is None:
+                return False
+            return await idx.count_where({"ids": {"values": [image_id]}}) == 1
 
         await wait_for(there, timeout, f"{image_id} indexed", workers=p.workers)
     finally:
