@@ -57,7 +57,12 @@ class SearchClient:
         self.reply_topic = topics.reply_topic(self.client_id).name
         self._partitions = partitions
         self._producer = AIOKafkaProducer(
-            **kafka_security(), bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_request_size=12 * 2**20
+            **kafka_security(),
+            bootstrap_servers=bootstrap,
+            acks="all",  # a request acked by a leader that dies before replicating it would be lost
+            enable_idempotence=True,
+            linger_ms=0,
+            max_request_size=12 * 2**20,
         )
         self._consumer = AIOKafkaConsumer(
             **kafka_security(), bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
