@@ -149,11 +149,17 @@ class SearchClient:
             raise ValueError("the request's reply topic is not this client's")
         fut: asyncio.Future[SearchResponse] = asyncio.get_running_loop().create_future()
         self._pending[req.request_id] = fut
-        try:
+
+        async def ask() -> SearchResponse:
             await self._producer.send_and_wait(
                 topics.search_requests().name, key=req.user_id.encode(), value=req.to_bytes()
             )
-            resp = await asyncio.wait_for(fut, timeout_s)
+            return await fut
+
+        try:
+            # one deadline for the send and the reply: a send waits for a partition leader, which
+            # takes a broker's session timeout (9 s) after that broker died; a late reply is ignored
+            resp = await asyncio.wait_for(ask(), timeout_s)
         except TimeoutError:
             raise SearchTimeout(
                 f"no reply to search {req.request_id} within {timeout_s:.1f}s: is a query worker running "
