@@ -529,7 +529,7 @@ start_opensearch() {
 wait_opensearch() {
   local t0; t0=$(now)
   while ! opensearch_healthy; do
-    if [[ -z $(opensearch_pid) ]] && (( $(now) - t0 > 10 )); then
+    if [[ -z $(opensearch_pid) ]] && (( $(now) - t0 > 60 )); then  # it writes its pid file late on a busy machine
       tail -n 40 "$OS_DATA/logs/imgsearch-local.log" "$OS_DATA/logs/startup.out" 2>/dev/null >&2 || true
       die "opensearch: process not running; logs: $OS_DATA/logs/imgsearch-local.log $OS_DATA/logs/startup.out"
     fi

@@ -177,7 +177,7 @@ class Traffic:
     events_sent: list[Interaction] = field(default_factory=list)
     interaction_errors: list[tuple[float, str]] = field(default_factory=list)
     searches: list[tuple[float, float, str]] = field(default_factory=list)  # (start, latency, outcome)
-    index_counts: list[tuple[float, int]] = field(default_factory=list)
+    index_counts: list[tuple[float, int, int]] = field(default_factory=list)  # (when, indexed, sent)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -260,8 +260,8 @@ class Traffic:
         try:
             while not self.done.is_set():
                 try:
-                    await idx.refresh()
-                    self.index_counts.append((self.at(), await count_ids(idx, self.images_sent)))
+                    sent = list(self.images_sent)
+                    self.index_counts.append((self.at(), await count_ids(idx, sent), len(sent)))
                 except Exception:
                     pass
                 await asyncio.sleep(0.5)
@@ -325,10 +325,10 @@ class Traffic:
     def ingest_stall(self, kill_at: float) -> float | None:
         """The longest time the indexed count stood still after the kill while images were pending."""
         worst, since = 0.0, None
-        for (t, c), (t2, c2) in itertools.pairwise(self.index_counts):
+        for (t, c, sent), (t2, c2, _) in itertools.pairwise(self.index_counts):
             if t < kill_at:
                 continue
-            if c2 == c:
+            if c2 == c and c < sent:
                 since = t if since is None else since
                 worst = max(worst, t2 - since)
             else:
