@@ -21,11 +21,14 @@ import base64
 import itertools
 import json
 import os
+import re
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,9 +53,11 @@ from tests.integration.faults_support import (
     styled_png,
 )
 
-pytestmark = pytest.mark.integration
+# a killed node's restart takes 40-110 s on a busy 2-core machine (JVM start, log recovery, catch-up)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-CLUSTER_SCRIPT_ENV = {**ENGINE_ENV, "ENGINES_MODE": "cluster"}
+# a node restarted while the others work took up to 3 min to be healthy at a load average of 25
+CLUSTER_SCRIPT_ENV = {"ENGINES_START_TIMEOUT": "600", **ENGINE_ENV, "ENGINES_MODE": "cluster"}
 SEARCH_TIMEOUT_S = 8.0
 TRAFFIC_S = 30.0  # traffic runs this long; the kill comes KILL_AT_S in, the restart RESTART_AT_S in
 KILL_AT_S = 5.0
@@ -68,6 +73,51 @@ def cluster_sh(*args: str, timeout: float = 600) -> str:
             f"engines.sh --cluster {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
         )
     return out.stdout + out.stderr
+
+
+def node_pids() -> dict[str, int]:
+    """Running cluster nodes (kafka-1 ...) and their process ids, as `engines.sh status` reports them."""
+    out = subprocess.run(
+        ["bash", str(ENGINES_SH), "status"], env=CLUSTER_SCRIPT_ENV, capture_output=True, text=True, timeout=120
+    ).stdout
+    pids = {}
+    for line in out.splitlines():
+        name, _, rest = line.partition(" ")
+        m = re.search(r" pid=(\d+) ", rest)
+        if m and " running " in rest:
+            pids[name] = int(m.group(1))
+    return pids
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+CPU_OF_KILLED: list[float] = []  # CPU seconds of the nodes the tests killed, taken just before the kill
+
+
+def killer(name: str) -> Callable[[], Awaitable[None]]:
+    """kill -9 of one node (its pid looked up now, so the kill itself is immediate); the node's CPU
+    time is kept for the module's total."""
+    pid = node_pids()[name]
+
+    async def kill() -> None:
+        CPU_OF_KILLED.append(cpu_s(pid))
+        os.kill(pid, signal.SIGKILL)
+        while True:  # until the process is gone (or a zombie: dead, not yet reaped)
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            except OSError:
+                break
+            await asyncio.sleep(0.05)
+
+    return kill
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +137,9 @@ def cluster() -> Iterator[dict[str, str]]:
     try:
         yield env
     finally:
+        jvm = sum(cpu_s(pid) for pid in node_pids().values()) + sum(CPU_OF_KILLED)
+        since = "since this module started them" if not running else "since they started (reused)"
+        print(f"\ncluster JVMs used {jvm:.0f} CPU s ({since}); the module took {time.monotonic() - t0:.0f}s")
         if os.environ.get("IMGSEARCH_KEEP_CLUSTER") != "1":
             cluster_sh("stop")
 
@@ -291,10 +344,12 @@ class Traffic:
                 await asyncio.sleep(KILL_AT_S)
                 times["kill"] = self.at()
                 await fault()
+                print(f"  {self.at():6.1f}s killed")
                 await asyncio.sleep(max(0.0, RESTART_AT_S - self.at()))
                 times["restart"] = self.at()
                 await recover()
                 times["restarted"] = self.at()
+                print(f"  {self.at():6.1f}s restarted")
                 await asyncio.wait_for(tasks[0], TRAFFIC_S + 120)  # every image batch acknowledged
                 await asyncio.sleep(max(0.0, TRAFFIC_S - self.at()))
             finally:
@@ -421,6 +476,7 @@ async def check_profiles(p: Pipeline, tr: Traffic) -> tuple[float, int]:
 def print_figures(name: str, tr: Traffic, times: dict[str, float], extra: dict[str, Any]) -> None:
     figures = {
         "fault": name,
+        "load_average_1m": round(os.getloadavg()[0], 1),
         **{f"{k}_at_s": round(v, 2) for k, v in times.items()},
         "images_sent": len(tr.images_sent),
         "image_publish_errors": len(tr.publish_errors),
@@ -452,13 +508,13 @@ async def test_kill9_one_broker_under_traffic_loses_and_repeats_nothing(pipeline
     await idx.close()
     tr = Traffic(pipeline, "kb", n_images=300)
 
-    async def kill() -> None:
-        await asyncio.to_thread(cluster_sh, "kill", f"kafka-{victim}")
+    kill = killer(f"kafka-{victim}")
 
     async def restart() -> None:
         await asyncio.to_thread(cluster_sh, "start", f"kafka-{victim}")
 
     times = await tr.run(kill, restart)
+    print(f"  {tr.at():6.1f}s traffic done")
 
     async def isr_full() -> bool:
         st = await partition_state(s.kafka_bootstrap, names)
@@ -527,8 +583,7 @@ async def test_kill9_one_opensearch_node_under_traffic_loses_and_repeats_nothing
     tr = Traffic(pipeline, "ko", n_images=300)
     health: dict[str, float] = {}
 
-    async def kill() -> None:
-        await asyncio.to_thread(cluster_sh, "kill", "opensearch-2")
+    kill = killer("opensearch-2")
 
     async def restart() -> None:
         h = await os_get(url, f"/_cluster/health/{physical}")
@@ -536,6 +591,7 @@ async def test_kill9_one_opensearch_node_under_traffic_loses_and_repeats_nothing
         await asyncio.to_thread(cluster_sh, "start", "opensearch-2")
 
     times = await tr.run(kill, restart)
+    print(f"  {tr.at():6.1f}s traffic done")
     await wait_health(url, physical, "green", 180)
     extra: dict[str, Any] = {**health, "green_at_s": round(tr.at(), 2)}
     print_figures(f"kill -9 {victim_name} (primary of the index)", tr, times, extra)
