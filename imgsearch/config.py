@@ -121,6 +121,12 @@ class Settings:
     index_name: str = field(default_factory=lambda: _env("IMGSEARCH_INDEX", "imgsearch-images"))
     app_prefix: str = field(default_factory=lambda: _env("IMGSEARCH_APP_PREFIX", "imgsearch"))
     partitions: int = field(default_factory=lambda: _env_int("IMGSEARCH_PARTITIONS", 4))
+    # copies of every topic we create (kafka_admin.ensure_topics, faust's own topics) and how many of
+    # them an acks=all write needs (0: the broker's min.insync.replicas); `engines.sh --cluster env`: 3 / 2
+    replication_factor: int = field(default_factory=lambda: _env_int("IMGSEARCH_REPLICATION_FACTOR", 1))
+    min_insync_replicas: int = field(default_factory=lambda: _env_int("IMGSEARCH_MIN_INSYNC_REPLICAS", 0))
+    # replicas of each shard of the vector index we create (0 on one node; 1 on the 2-node cluster)
+    index_replicas: int = field(default_factory=lambda: _env_int("IMGSEARCH_INDEX_REPLICAS", 0))
     embedder: str = field(default_factory=lambda: _env("IMGSEARCH_EMBEDDER", "auto"))
     style: str = field(default_factory=lambda: _env("IMGSEARCH_STYLE", "auto"))  # auto|gram|handcrafted|embedding
     model_dir: str = field(default_factory=lambda: _env("IMGSEARCH_MODEL_DIR", ""))  # "": the set-up default
@@ -210,6 +216,17 @@ class Settings:
     # run workers on faust-streaming / mode-streaming versions other than the tested ones (streams/common.py)
     allow_untested_faust: bool = field(default_factory=lambda: _env_bool("IMGSEARCH_ALLOW_UNTESTED_FAUST", False))
     event_weights: dict[EventType, float] = field(default_factory=_default_event_weights)
+
+    def __post_init__(self) -> None:
+        if self.replication_factor < 1:
+            raise ValueError(f"IMGSEARCH_REPLICATION_FACTOR must be at least 1, got {self.replication_factor}")
+        if not 0 <= self.min_insync_replicas <= self.replication_factor:
+            raise ValueError(
+                f"IMGSEARCH_MIN_INSYNC_REPLICAS must be 0 (the broker's default) .. the replication factor "
+                f"({self.replication_factor}), got {self.min_insync_replicas}"
+            )
+        if self.index_replicas < 0:
+            raise ValueError(f"IMGSEARCH_INDEX_REPLICAS must be at least 0, got {self.index_replicas}")
 
     def redacted(self) -> dict[str, object]:
         out = asdict(self)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from imgsearch.config import Settings
 from imgsearch.connections import kafka_security
 from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.topics import TopicSpec
@@ -18,10 +19,12 @@ from schemas.topics import TopicSpec
 log = logging.getLogger(__name__)
 
 
-def topic_configs(spec: TopicSpec) -> dict[str, str]:
+def topic_configs(spec: TopicSpec, min_insync_replicas: int = 0) -> dict[str, str]:
     # every topic we create takes one event of the largest allowed size (schemas/limits.py); left at
     # the broker default (~1 MB), a 942 KB query image was refused deep in the producer (HTTP 500)
     configs: dict[str, str] = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+    if min_insync_replicas > 0:  # 0: the broker's default
+        configs["min.insync.replicas"] = str(min_insync_replicas)
     if spec.compacted:
         configs["cleanup.policy"] = "compact"
         configs["max.message.bytes"] = str(16 * 2**20)  # a model with 100 × 1024 floats is a few MB
@@ -36,15 +39,22 @@ def topic_configs(spec: TopicSpec) -> dict[str, str]:
 
 
 async def ensure_topics(
-    bootstrap: str, specs: Sequence[TopicSpec], default_partitions: int, visible_within_s: float = 30.0
+    bootstrap: str,
+    specs: Sequence[TopicSpec],
+    default_partitions: int,
+    visible_within_s: float = 30.0,
+    settings: Settings | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet and wait until the broker's metadata lists them;
-    returns the names created.
+    returns the names created. Replication factor and ``min.insync.replicas`` come from ``settings``
+    (default: ``Settings()``, i.e. IMGSEARCH_REPLICATION_FACTOR / IMGSEARCH_MIN_INSYNC_REPLICAS);
+    topics that exist already are left as they are.
 
     CreateTopics answers once the controller has the topic; the broker's metadata can lag behind. A
     faust worker that subscribes in that gap does not see the topic until its next metadata refresh:
     a table whose changelog was missing made every update crash (PartitionsMismatch).
     """
+    settings = settings or Settings()
     admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=bootstrap, client_id="imgsearch-admin")
     await admin.start()
     try:
@@ -53,8 +63,8 @@ async def ensure_topics(
             NewTopic(
                 name=s.name,
                 num_partitions=s.partitions or default_partitions,
-                replication_factor=1,
-                topic_configs=topic_configs(s),
+                replication_factor=settings.replication_factor,
+                topic_configs=topic_configs(s, settings.min_insync_replicas),
             )
             for s in specs
             if s.name not in existing

@@ -68,7 +68,8 @@ class SearchClient:
         self._producer = AIOKafkaProducer(
             **kafka_security(),
             bootstrap_servers=bootstrap,
-            acks=1,
+            acks="all",  # a request acked by a leader that dies before replicating it would be lost
+            enable_idempotence=True,
             linger_ms=0,
             max_request_size=MAX_MESSAGE_BYTES,
             request_timeout_ms=int(start_timeout_s * 1000),

@@ -16,6 +16,15 @@
 #       org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 #   engine: kafka | opensearch (default: both)
 #
+# Cluster mode (ENGINES_MODE=cluster, or --cluster anywhere on the line): 3 KRaft brokers (combined
+# broker+controller), 2 OpenSearch nodes; the same verbs plus `kill <node>` (SIGKILL, for fault drills);
+# nodes: kafka | opensearch | kafka-1..3 | opensearch-1..2. `env` adds IMGSEARCH_REPLICATION_FACTOR=3,
+# IMGSEARCH_MIN_INSYNC_REPLICAS=2, IMGSEARCH_INDEX_REPLICAS=1. Data: IMGSEARCH_CLUSTER_DATA
+# (<repo>/.engines-cluster); ports: CLUSTER_KAFKA_PORT (19092; broker i: +100*(i-1)),
+# CLUSTER_KAFKA_CONTROLLER_PORT (19093, same steps), CLUSTER_OPENSEARCH_PORT (19200; node i: +i-1),
+# CLUSTER_OPENSEARCH_TRANSPORT_PORT (19300); heaps: CLUSTER_KAFKA_HEAP_OPTS (-Xms384m -Xmx384m),
+# CLUSTER_OPENSEARCH_JAVA_OPTS (-Xms512m -Xmx512m). See docs/operations.md, "Faults beyond one node".
+#
 # Environment:
 #   IMGSEARCH_SECURE (0)  1 = the secured instance: Kafka only over SASL_SSL (SCRAM-SHA-512, ACLs, deny
 #       by default), OpenSearch with the security plugin (TLS, basic auth, roles); its own CA and random
@@ -38,7 +47,23 @@ CACHE=${IMGSEARCH_CACHE:-$HOME/.cache/imgsearch}
 ENG_CACHE=$CACHE/engines
 M2=$CACHE/m2
 SECURE=${IMGSEARCH_SECURE:-0}
-if [[ $SECURE == 1 ]]; then
+# ENGINES_MODE=cluster (or --cluster anywhere on the command line): the 3-broker / 2-node cluster
+# (cluster section below); its own data dir and ports, the single-node pair is not touched
+MODE=${ENGINES_MODE:-single}
+_args=()
+for _a in "$@"; do if [[ $_a == --cluster ]]; then MODE=cluster; else _args+=("$_a"); fi; done
+set -- ${_args[@]+"${_args[@]}"}
+[[ $MODE == single || $MODE == cluster ]] || { echo "[engines] ERROR: ENGINES_MODE must be single or cluster" >&2; exit 2; }
+if [[ $MODE == cluster && $SECURE == 1 ]]; then echo "[engines] ERROR: the cluster mode is not secured (IMGSEARCH_SECURE=1)" >&2; exit 2; fi
+if [[ $MODE == cluster ]]; then
+  DATA=${IMGSEARCH_CLUSTER_DATA:-$REPO/.engines-cluster}
+  # broker i (1..3): CLUSTER_KAFKA_PORT + 100*(i-1), controller CLUSTER_KAFKA_CONTROLLER_PORT + 100*(i-1);
+  # OpenSearch node i (1..2): CLUSTER_OPENSEARCH_PORT + i-1, transport CLUSTER_OPENSEARCH_TRANSPORT_PORT + i-1
+  KAFKA_PORT=${CLUSTER_KAFKA_PORT:-19092}; KAFKA_CONTROLLER_PORT=${CLUSTER_KAFKA_CONTROLLER_PORT:-19093}
+  OPENSEARCH_PORT=${CLUSTER_OPENSEARCH_PORT:-19200}; OPENSEARCH_TRANSPORT_PORT=${CLUSTER_OPENSEARCH_TRANSPORT_PORT:-19300}
+  KAFKA_HEAP_OPTS=${CLUSTER_KAFKA_HEAP_OPTS:--Xms384m -Xmx384m}
+  OPENSEARCH_JAVA_OPTS=${CLUSTER_OPENSEARCH_JAVA_OPTS:--Xms512m -Xmx512m}
+elif [[ $SECURE == 1 ]]; then
   DATA=${IMGSEARCH_DATA:-$REPO/.engines-secure}
   # its own port variables: the plain pair's KAFKA_PORT etc. may be exported in the same shell
   KAFKA_PORT=${SECURE_KAFKA_PORT:-9094}; KAFKA_CONTROLLER_PORT=${SECURE_KAFKA_CONTROLLER_PORT:-9095}
@@ -319,7 +344,7 @@ start_kafka() {
       fi
     done
     mkdir -p "$KAFKA_DATA/config" "$KAFKA_DATA/data" "$KAFKA_DATA/logs"
-    local template=$OPS/kafka/server.properties.template scram=()
+    local template=${KAFKA_TEMPLATE:-$OPS/kafka/server.properties.template} scram=()
     if [[ $SECURE == 1 ]]; then
       make_secrets
       template=$OPS/kafka/server-secure.properties.template
@@ -329,9 +354,11 @@ start_kafka() {
     fi
     (umask 077; sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
         -e "s#@LOG_DIRS@#$KAFKA_DATA/data#g" -e "s#@SECRETS@#$SECRETS#g" \
+        -e "s#@NODE_ID@#${KAFKA_NODE_ID:-1}#g" -e "s#@QUORUM_VOTERS@#${KAFKA_QUORUM_VOTERS:-}#g" \
         -e "s#@ADMIN_PASSWORD@#$( [[ $SECURE == 1 ]] && secret admin)#g" "$template" >"$KAFKA_CONF")
     if [[ ! -f $KAFKA_DATA/data/meta.properties ]]; then
-      local cid; cid=$(kafka_tool kafka.tools.StorageTool random-uuid | tail -n1)
+      local cid=${KAFKA_CLUSTER_ID:-}  # the cluster mode's brokers share one
+      [[ -n $cid ]] || cid=$(kafka_tool kafka.tools.StorageTool random-uuid | tail -n1)
       [[ -n $cid ]] || die "kafka: StorageTool random-uuid failed"
       # static controller.quorum.voters -> format WITHOUT --standalone
       kafka_tool kafka.tools.StorageTool format -t "$cid" -c "$KAFKA_CONF" --ignore-formatted "${scram[@]}" >"$KAFKA_DATA/logs/format.out" 2>&1 \
@@ -444,13 +471,15 @@ prepare_opensearch_home() {
   cp "$OS_HOME/config/jvm.options" "$OS_HOME/config/log4j2.properties" "$OS_CONF/"
   sed -e "s#@OPENSEARCH_PORT@#$OPENSEARCH_PORT#g" -e "s#@OPENSEARCH_TRANSPORT_PORT@#$OPENSEARCH_TRANSPORT_PORT#g" \
       -e "s#@DATA_DIR@#$OS_DATA/data#g" -e "s#@LOGS_DIR@#$OS_DATA/logs#g" \
-      "$OPS/opensearch/opensearch.yml.template" >"$OS_CONF/opensearch.yml"
+      -e "s#@NODE_NAME@#${OS_NODE_NAME:-}#g" -e "s#@NODE_ROLES@#${OS_NODE_ROLES:-}#g" \
+      -e "s#@SEED_HOSTS@#${OS_SEED_HOSTS:-}#g" -e "s#@INITIAL_MANAGERS@#${OS_INITIAL_MANAGERS:-}#g" \
+      "${OS_TEMPLATE:-$OPS/opensearch/opensearch.yml.template}" >"$OS_CONF/opensearch.yml"
   if [[ $SECURE == 1 ]]; then secure_opensearch_conf; fi
   if [[ $EUID -eq 0 ]]; then
     chown -R "$OS_USER:" "$OS_DATA"
     as_os_user test -r "$OS_HOME/bin/opensearch" \
       || die "user '$OS_USER' cannot read $OS_HOME (a parent directory is not traversable); set IMGSEARCH_DATA to e.g. /var/tmp/imgsearch-engines"
-    [[ $OS_DATA == "$DATA/opensearch" ]] || log "opensearch: data under $OS_DATA ('$OS_USER' cannot enter $DATA)"
+    [[ $OS_DATA == "$DATA"/opensearch* ]] || log "opensearch: data under $OS_DATA ('$OS_USER' cannot enter $DATA)"
   fi
 }
 
@@ -500,7 +529,7 @@ start_opensearch() {
 wait_opensearch() {
   local t0; t0=$(now)
   while ! opensearch_healthy; do
-    if [[ -z $(opensearch_pid) ]] && (( $(now) - t0 > 10 )); then
+    if [[ -z $(opensearch_pid) ]] && (( $(now) - t0 > 60 )); then  # it writes its pid file late on a busy machine
       tail -n 40 "$OS_DATA/logs/imgsearch-local.log" "$OS_DATA/logs/startup.out" 2>/dev/null >&2 || true
       die "opensearch: process not running; logs: $OS_DATA/logs/imgsearch-local.log $OS_DATA/logs/startup.out"
     fi
@@ -565,10 +594,152 @@ ensure_gitignore() {
 
 install_engine() { if [[ $1 == opensearch && $SECURE == 1 ]]; then install_opensearch_security; else "install_$1"; fi; }
 
+# ---------------------------------------------------------------- cluster mode
+# ENGINES_MODE=cluster / --cluster: 3 Kafka brokers in KRaft combined mode (each node is broker and
+# controller: a 3-voter quorum survives one loss with 3 JVMs instead of 6) and 2 OpenSearch nodes
+# (node 1 cluster manager + data, node 2 data only: with two master-eligible nodes the voting
+# configuration keeps one of them, so a second eligible node would add nothing but a split risk).
+# Node names: kafka-1..3, opensearch-1..2; "kafka" / "opensearch" = all nodes of that engine.
+CLUSTER_BROKERS=3
+CLUSTER_OS_NODES=2
+
+kafka_node() { # i: point the kafka globals (ports, data dir, pid file, config) at broker i
+  local i=$1 j voters=""
+  KAFKA_NODE_ID=$i
+  KAFKA_PORT=$(( ${CLUSTER_KAFKA_PORT:-19092} + 100 * (i - 1) ))
+  KAFKA_CONTROLLER_PORT=$(( ${CLUSTER_KAFKA_CONTROLLER_PORT:-19093} + 100 * (i - 1) ))
+  KAFKA_DATA=$DATA/kafka-$i; KAFKA_PIDFILE=$KAFKA_DATA/kafka.pid; KAFKA_CONF=$KAFKA_DATA/config/server.properties
+  KAFKA_TEMPLATE=$OPS/kafka/server-cluster.properties.template
+  for (( j = 1; j <= CLUSTER_BROKERS; j++ )); do
+    voters+="${voters:+,}$j@127.0.0.1:$(( ${CLUSTER_KAFKA_CONTROLLER_PORT:-19093} + 100 * (j - 1) ))"
+  done
+  KAFKA_QUORUM_VOTERS=$voters
+  KAFKA_CLUSTER_ID=$(cat "$DATA/kafka-cluster-id" 2>/dev/null || true)
+}
+
+new_kafka_cluster_id() { # once per cluster: every broker is formatted with the same id
+  [[ -s $DATA/kafka-cluster-id ]] && return 0
+  mkdir -p "$DATA"
+  kafka_tool kafka.tools.StorageTool random-uuid | tail -n1 >"$DATA/kafka-cluster-id"
+  [[ -s $DATA/kafka-cluster-id ]] || die "kafka: StorageTool random-uuid failed"
+}
+
+opensearch_node() { # i: point the opensearch globals at node i
+  local i=$1 j seeds=""
+  OPENSEARCH_PORT=$(( ${CLUSTER_OPENSEARCH_PORT:-19200} + i - 1 ))
+  OPENSEARCH_TRANSPORT_PORT=$(( ${CLUSTER_OPENSEARCH_TRANSPORT_PORT:-19300} + i - 1 ))
+  OS_DATA=$DATA/opensearch-$i
+  if [[ $EUID -eq 0 ]] && ! others_can_enter "$DATA"; then
+    OS_DATA=/var/tmp/imgsearch-opensearch-$(printf '%s' "$DATA" | sha256sum | cut -c1-12)-$i
+  fi
+  OS_PIDFILE=$OS_DATA/run/opensearch.pid; OS_HOME=$OS_DATA/home; OS_CONF=$OS_DATA/config
+  OS_TEMPLATE=$OPS/opensearch/opensearch-cluster.yml.template
+  OS_NODE_NAME=imgsearch-node-$i
+  if [[ $i == 1 ]]; then OS_NODE_ROLES='[cluster_manager, data, ingest]'; else OS_NODE_ROLES='[data, ingest]'; fi
+  for (( j = 1; j <= CLUSTER_OS_NODES; j++ )); do
+    seeds+="${seeds:+, }\"127.0.0.1:$(( ${CLUSTER_OPENSEARCH_TRANSPORT_PORT:-19300} + j - 1 ))\""
+  done
+  OS_SEED_HOSTS="[$seeds]"; OS_INITIAL_MANAGERS='[imgsearch-node-1]'
+}
+
+cluster_targets() { # engine names -> kafka:1 ... opensearch:2
+  local t i
+  for t in "$@"; do
+    case $t in
+      kafka) for (( i = 1; i <= CLUSTER_BROKERS; i++ )); do echo "kafka:$i"; done ;;
+      opensearch) for (( i = 1; i <= CLUSTER_OS_NODES; i++ )); do echo "opensearch:$i"; done ;;
+      kafka-[1-3]) echo "kafka:${t#kafka-}" ;;
+      opensearch-[1-2]) echo "opensearch:${t#opensearch-}" ;;
+      *) die "unknown cluster node '$t' (kafka | opensearch | kafka-1..$CLUSTER_BROKERS | opensearch-1..$CLUSTER_OS_NODES)" ;;
+    esac
+  done
+}
+
+on_node() { # engine:i verb: run <verb>_<engine> with the globals of that node
+  local e=${1%%:*} i=${1#*:}
+  "${e}_node" "$i"
+  "$2_$e"
+}
+
+cluster_bootstrap() { local i s=""; for (( i = 1; i <= CLUSTER_BROKERS; i++ )); do
+  s+="${s:+,}127.0.0.1:$(( ${CLUSTER_KAFKA_PORT:-19092} + 100 * (i - 1) ))"; done; echo "$s"; }
+
+wait_opensearch_cluster() { # node 1 (the cluster manager) sees every running node
+  opensearch_node 1
+  local want=0 i t0 n; t0=$(now)
+  for (( i = 1; i <= CLUSTER_OS_NODES; i++ )); do
+    opensearch_node "$i"; [[ -n $(opensearch_pid) ]] && want=$(( want + 1 ))
+  done
+  opensearch_node 1
+  while :; do
+    n=$(curl -s -m 5 "$(os_url)/_cluster/health" 2>/dev/null | sed -n 's/.*"number_of_nodes":\([0-9]*\).*/\1/p')
+    [[ ${n:-0} -ge $want ]] && break
+    (( $(now) - t0 < START_TIMEOUT )) || die "opensearch: the cluster has ${n:-0} of $want nodes after ${START_TIMEOUT}s"
+    sleep 1
+  done
+  log "opensearch: cluster of $n nodes ($(opensearch_health)) on $(os_url)"
+}
+
+kill_node() { # SIGKILL one node, no shutdown (for fault drills); returns when the process is gone
+  local e=${1%%:*} i=${1#*:} pid
+  "${e}_node" "$i"
+  pid=$("${e}_pid")
+  [[ -n $pid ]] || die "$e-$i: not running"
+  kill -KILL "$pid"
+  while pid_alive "$pid"; do sleep 0.1; done
+  log "$e-$i: killed (SIGKILL, pid $pid)"
+}
+
+cluster_main() { # verb [nodes...]
+  local verb=$1 t0 rc n targets=(); shift
+  if [[ $verb == env ]]; then
+    echo "KAFKA_BOOTSTRAP=$(cluster_bootstrap)"
+    opensearch_node 1; echo "OPENSEARCH_URL=$(os_url)"
+    echo "IMGSEARCH_REPLICATION_FACTOR=$CLUSTER_BROKERS"; echo "IMGSEARCH_MIN_INSYNC_REPLICAS=2"
+    echo "IMGSEARCH_INDEX_REPLICAS=$(( CLUSTER_OS_NODES - 1 ))"
+    return 0
+  fi
+  [[ $verb == kafka-tool ]] && { install_kafka; kafka_tool "$@"; return $?; }
+  [[ $# -gt 0 ]] || set -- kafka opensearch
+  mapfile -t targets < <(cluster_targets "$@")
+  [[ ${#targets[@]} -gt 0 ]] || die "no cluster node named"
+  local engines_used=() e
+  for e in kafka opensearch; do [[ " ${targets[*]} " == *" $e:"* ]] && engines_used+=("$e"); done
+  case $verb in
+    install) for e in "${engines_used[@]}"; do install_engine "$e"; done ;;
+    start|restart)
+      t0=$(now)
+      [[ $verb == restart ]] && for n in "${targets[@]}"; do on_node "$n" stop; done
+      for e in "${engines_used[@]}"; do install_engine "$e"; done
+      [[ " ${engines_used[*]} " == *" kafka "* ]] && new_kafka_cluster_id
+      [[ " ${engines_used[*]} " == *" opensearch "* ]] && ensure_os_user
+      for n in "${targets[@]}"; do on_node "$n" start; done   # launch all, then wait (they boot in parallel)
+      for n in "${targets[@]}"; do on_node "$n" wait; done
+      [[ " ${engines_used[*]} " == *" opensearch "* ]] && wait_opensearch_cluster
+      log "cluster start done in $(( $(now) - t0 ))s; bootstrap $(cluster_bootstrap); data+logs: $DATA" ;;
+    stop) for n in "${targets[@]}"; do on_node "$n" stop; done ;;
+    kill) for n in "${targets[@]}"; do kill_node "$n"; done ;;
+    status)
+      rc=0
+      for n in "${targets[@]}"; do printf '%-12s ' "${n/:/-}"; on_node "$n" status || rc=1; done
+      return $rc ;;
+    reset)
+      for n in "${targets[@]}"; do on_node "$n" stop; done
+      for n in "${targets[@]}"; do
+        "${n%%:*}_node" "${n#*:}"
+        if [[ $n == kafka:* ]]; then rm -rf "$KAFKA_DATA"; log "deleted $KAFKA_DATA"; else rm -rf "$OS_DATA"; log "deleted $OS_DATA"; fi
+      done
+      # a new cluster id only with a whole new quorum (a single broker must rejoin its cluster)
+      if [[ " ${targets[*]} " == *" kafka:1 kafka:2 kafka:3 "* ]]; then rm -f "$DATA/kafka-cluster-id"; fi ;;
+    *) die "cluster mode: unknown verb '$verb' (install | start | stop | restart | status | reset | kill | env | kafka-tool)" ;;
+  esac
+}
+
 # ---------------------------------------------------------------- main
-usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 verb=${1:-}; shift || true
+if [[ $MODE == cluster ]]; then [[ -n $verb && $verb != -h && $verb != --help && $verb != help ]] || { usage; exit 0; }; cluster_main "$verb" "$@"; exit $?; fi
 if [[ $verb == kafka-tool ]]; then # e.g. kafka-tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
   [[ $# -ge 1 ]] || die "usage: $0 kafka-tool <main class> [args...]"
   install_kafka

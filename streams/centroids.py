@@ -92,7 +92,11 @@ async def current_model(bootstrap: str, timeout_s: float = 30.0) -> CentroidMode
 
 async def publish_latest(bootstrap: str, topic_name: str, value: bytes) -> None:
     producer = AIOKafkaProducer(
-        **kafka_security(), bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 2**20
+        **kafka_security(),
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=16 * 2**20,
     )
     await producer.start()
     try:

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -144,9 +144,28 @@ def keep_queued_events_on_resume(flow_control: Any) -> None:
     flow_control._imgsearch_keeps_queues = True
 
 
+def idempotent_producers() -> None:
+    """Every faust producer idempotent (acks=all): faust turns idempotence on only for transactions
+    (exactly-once), so a send retried after a broker failover could write an event twice. With it,
+    the broker drops a batch it already has (the producer id and sequence number match). Idempotent."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    producer_cls: Any = faust_aiokafka.Producer
+    if getattr(producer_cls, "_imgsearch_idempotent", False):
+        return
+    original = producer_cls._settings_extra
+
+    def settings_extra(self: Any) -> Mapping[str, Any]:
+        return {**original(self), "acks": "all", "enable_idempotence": True}
+
+    producer_cls._settings_extra = settings_extra
+    producer_cls._imgsearch_idempotent = True
+
+
 def make_app(role: str, settings: Settings) -> faust.App:
     check_patched_versions(settings.allow_untested_faust)
     fetch_only_active_partitions()
+    idempotent_producers()
     datadir = Path(settings.data_dir) / "faust" / settings.app_id(role)
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -156,7 +175,7 @@ def make_app(role: str, settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         store="memory://",
         datadir=str(datadir),
         table_standby_replicas=0,
@@ -170,7 +189,7 @@ def make_app(role: str, settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_tables_enabled=False,
         web_router_enabled=False,
-        producer_acks=-1,
+        producer_acks=-1,  # + idempotence: idempotent_producers()
         # the size-limit chain (schemas/limits.py): one event of the largest allowed size fits
         producer_max_request_size=MAX_MESSAGE_BYTES,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,

@@ -24,6 +24,7 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, SSLError, TransportError
 from opensearchpy.helpers import async_scan
 
+from imgsearch.config import Settings
 from imgsearch.connections import opensearch_kwargs
 from imgsearch.domain.blend import Candidate
 from imgsearch.retry import retry_async
@@ -91,13 +92,15 @@ class ImageDoc:
         }
 
 
-def mapping(dimension: int, model_id: str, ef_construction: int = 128, m: int = 16) -> dict[str, Any]:
+def mapping(
+    dimension: int, model_id: str, ef_construction: int = 128, m: int = 16, replicas: int = 0
+) -> dict[str, Any]:
     return {
         "settings": {
             "index": {
                 "knn": True,
                 "number_of_shards": 1,
-                "number_of_replicas": 0,
+                "number_of_replicas": replicas,
                 "refresh_interval": "1s",
             }
         },
@@ -151,8 +154,11 @@ class OpenSearchIndex:
         model_id: str | None = None,
         timeout_s: float = 10.0,
         client: AsyncOpenSearch | None = None,
+        replicas: int | None = None,
     ) -> None:
         self.alias = index
+        # the replicas of an index this object creates (None: IMGSEARCH_INDEX_REPLICAS, the Settings')
+        self.replicas = Settings().index_replicas if replicas is None else replicas
         self.index = physical_name(index, model_id) if model_id else index
         self.client = client or AsyncOpenSearch(
             hosts=[url], timeout=timeout_s, max_retries=0, retry_on_timeout=False, **opensearch_kwargs(url)
@@ -209,10 +215,11 @@ class OpenSearchIndex:
             "exists", lambda: self.client.indices.exists(index=self.index), attempts=None
         )  # at start-up, wait for OpenSearch as long as it takes
         if not exists:
+            body = mapping(dimension, model_id, replicas=self.replicas)
             try:
                 await self._call(
                     "create",
-                    lambda: self.client.indices.create(index=self.index, body=mapping(dimension, model_id)),
+                    lambda: self.client.indices.create(index=self.index, body=body),
                 )
                 log.info("created index %s (dim %d, model %s)", self.index, dimension, model_id)
                 return
