@@ -103,7 +103,11 @@ def results_json(
 
 
 def write_report(
-    folder: Path, query: str, subject: str, results: dict[str, SearchResponse], likes: dict[str, list[str]],
+    folder: Path,
+    query: str,
+    subject: str,
+    results: dict[str, SearchResponse],
+    likes: dict[str, list[str]],
     ids: list[str],
 ) -> Path:
     OUT_DIR.mkdir(exist_ok=True)

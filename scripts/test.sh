@@ -13,6 +13,7 @@ bash scripts/setup_browser.sh
 
 echo "[test] ruff"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "[test] mypy"
 .venv/bin/mypy
 echo "[test] pytest: unit and integration"

@@ -96,5 +96,3 @@ def eval_groups(labels: Sequence[Mapping[str, Any]]) -> list[EvalGroup]:
 def held_out_group(group: str) -> bool:
     """Evaluation groups never trained on (one in five, by a hash of the name): "held-out subjects"."""
     return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 5 == 0
-
-

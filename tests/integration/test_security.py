@@ -169,9 +169,7 @@ async def _read_attempt(
     return got, denied
 
 
-async def assert_cannot_read(
-    secure: Secure, env: dict[str, str], topic: str, caplog: pytest.LogCaptureFixture
-) -> None:
+async def assert_cannot_read(secure: Secure, env: dict[str, str], topic: str, caplog: pytest.LogCaptureFixture) -> None:
     """A marker the admin wrote and can read back is invisible to ``env``, and the broker says why."""
     marker = f"marker-{uuid.uuid4().hex}".encode()
     await _send(secure.admin, secure.bootstrap, topic, marker)
