@@ -79,6 +79,24 @@ def simulate_users(
     return users
 
 
+def _ranking_setup(
+    style: NDArray[np.float32],
+    labels: Sequence[Mapping[str, Any]],
+    settings: Settings,
+    k_clusters: int,
+    seed: int,
+) -> tuple[list[str], NDArray[np.int64], NDArray[Any], NDArray[Any], int]:
+    """What the simulated rankings share: image ids, each image's style cluster (K-Means on the style
+    vectors, as the product), evaluation groups, style labels and the product's candidate count."""
+    ids = [str(lab["image_id"]) for lab in labels]
+    centroids, _ = kmeans(style, k_clusters, seed=seed)
+    cluster = np.argmax(style @ centroids.T, axis=1)
+    groups = np.array([lab.get("group") or "" for lab in labels])
+    style_arr = np.array([lab["style"] for lab in labels])
+    n_cand = max(10 * settings.candidate_multiplier, settings.min_candidates)
+    return ids, cluster, groups, style_arr, n_cand
+
+
 def personalised_figures(
     search: NDArray[np.float32],
     style: NDArray[np.float32],
@@ -88,16 +106,11 @@ def personalised_figures(
     k_clusters: int,
     seed: int = 0,
 ) -> dict[str, Any]:
-    ids = [str(lab["image_id"]) for lab in labels]
+    ids, cluster, groups, style_arr, n_cand = _ranking_setup(style, labels, settings, k_clusters, seed)
     styles = sorted({str(lab["style"]) for lab in labels})
-    centroids, _ = kmeans(style, k_clusters, seed=seed)
-    cluster = np.argmax(style @ centroids.T, axis=1)
     cluster_of = dict(zip(ids, cluster.tolist(), strict=True))
     users = simulate_users(labels, styles, seed)
     now = 1000.0 + 100
-    groups = np.array([lab.get("group") or "" for lab in labels])
-    style_arr = np.array([lab["style"] for lab in labels])
-    n_cand = max(10 * settings.candidate_multiplier, settings.min_candidates)
     out: dict[str, Any] = {"k_clusters": k_clusters, "users": len(users), "queries": len(queries)}
     for name, weight in (("weight0", 0.0), ("default", settings.personalization_weight)):
         top3, p10, nd, pairs = [], [], [], 0
@@ -145,12 +158,7 @@ def negative_feedback_figures(
     a new user's top-10, that user says "not my style" to that many of them (the product's Profile,
     aversion, demotion and blend; default weights and scale). Share of that style in the top-10
     before and after, the drop, and subject P@10 before and after."""
-    ids = [str(lab["image_id"]) for lab in labels]
-    centroids, _ = kmeans(style, k_clusters, seed=seed)
-    cluster = np.argmax(style @ centroids.T, axis=1)
-    groups = np.array([lab.get("group") or "" for lab in labels])
-    style_arr = np.array([lab["style"] for lab in labels])
-    n_cand = max(10 * settings.candidate_multiplier, settings.min_candidates)
+    ids, cluster, groups, style_arr, n_cand = _ranking_setup(style, labels, settings, k_clusters, seed)
     w_nms = settings.event_weights[EventType.NOT_MY_STYLE]
     drops, p10_before, p10_after, hit80 = [], [], [], []
     for group, qv in queries:

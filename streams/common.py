@@ -287,6 +287,13 @@ class DeadLetters:
             key=msg.key,
         )
 
+    async def failed(self, event: Any, exc: BaseException) -> str:
+        """Dead-letter an event whose processing raised something nobody foresaw, as
+        ``processing_failed`` with the error; returns that reason (e.g. for an error reply)."""
+        why = f"{type(exc).__name__}: {exc}"
+        await self.from_event(event, "processing_failed", why)
+        return why
+
 
 class Offload:
     """Runs CPU-bound work (embedding) off the event loop, so heartbeats and I/O keep flowing."""

@@ -110,7 +110,7 @@ class EmbeddingPipeline:
         except Exception as exc:
             if len(loaded) == 1:
                 log.exception("new-image event %s failed", loaded[0].image.image_id)
-                await self.dlq.from_event(loaded[0].event, "processing_failed", f"{type(exc).__name__}: {exc}")
+                await self.dlq.failed(loaded[0].event, exc)
                 return
             log.warning("batch of %d images failed (%s: %s): retrying one by one", len(loaded), type(exc).__name__, exc)
             for one in loaded:
@@ -120,7 +120,7 @@ class EmbeddingPipeline:
                     raise
                 except Exception as exc1:
                     log.exception("new-image event %s failed", one.image.image_id)
-                    await self.dlq.from_event(one.event, "processing_failed", f"{type(exc1).__name__}: {exc1}")
+                    await self.dlq.failed(one.event, exc1)
 
     async def _load(self, events: list[Any]) -> list[Loaded]:
         loaded: list[Loaded] = []
@@ -143,7 +143,7 @@ class EmbeddingPipeline:
                     event.message.partition,
                     event.message.offset,
                 )
-                await self.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
+                await self.dlq.failed(event, exc)
                 continue
             loaded.append(Loaded(event, image, pixels))
         return loaded

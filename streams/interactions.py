@@ -108,7 +108,7 @@ class InteractionMapper:
             log.exception(
                 "interaction at %s[%s]@%s failed", event.message.topic, event.message.partition, event.message.offset
             )
-            await self.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
+            await self.dlq.failed(event, exc)
 
     async def _handle(self, event: Any) -> None:
         if event_type_of(event.message.value) == "user.forget":
@@ -276,7 +276,7 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
                 await mapper.dlq.from_event(event, exc.code, exc.message)
             except Exception as exc:  # one bad event is dead-lettered; the stream goes on
                 log.exception("image-indexed event failed")
-                await mapper.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
+                await mapper.dlq.failed(event, exc)
 
     @app.agent(source, name="map-interactions")
     async def map_interactions(stream: faust.StreamT) -> None:
@@ -333,7 +333,7 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
                 except Exception as exc:  # the sink retries what can be retried; then dead letters, never a crash
                     log.exception("PutEvents failed for %d events", len(batch))
                     for event in sources:
-                        await mapper.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
+                        await mapper.dlq.failed(event, exc)
                 if forgets:
                     await forget_in_personalize(forgets, deletion, mapper.dlq)
 

@@ -349,8 +349,7 @@ class QueryService:
             log.exception(
                 "search request at %s[%s]@%s failed", event.message.topic, event.message.partition, event.message.offset
             )
-            why = f"{type(exc).__name__}: {exc}"
-            await self.dlq.from_event(event, "processing_failed", why)
+            why = await self.dlq.failed(event, exc)
             target = _reply_target(event.message.value)
             if target:
                 rid, uid, rt = target
@@ -439,7 +438,7 @@ def build(
                 await service.dlq.from_event(event, exc.code, exc.message)
             except Exception as exc:  # one bad event is dead-lettered; the stream goes on
                 log.exception("personalization event failed")
-                await service.dlq.from_event(event, "processing_failed", f"{type(exc).__name__}: {exc}")
+                await service.dlq.failed(event, exc)
 
     @app.agent(requests, name="answer-searches", concurrency=1)
     async def answer_searches(stream: faust.StreamT) -> None:

@@ -21,13 +21,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from imgsearch.config import REPO_ROOT, Settings
-from imgsearch.index.opensearch import OpenSearchIndex
+from imgsearch.index.opensearch import ImageDoc, OpenSearchIndex
 from imgsearch.kafka_admin import ensure_topics
 from imgsearch.runner import Workers, ensure_engines
 from schemas import topics
@@ -90,6 +91,36 @@ class E2E:
 
     def index(self) -> OpenSearchIndex:
         return OpenSearchIndex(self.settings.opensearch_url, self.settings.index_name)
+
+    def plant(self, docs: dict[str, str | None]) -> None:
+        """Index documents straight into OpenSearch (image id -> source URI), bypassing the embedder:
+        images the pipeline would refuse, or a source the gateway must refuse to serve."""
+
+        async def plant() -> None:
+            idx = self.index()
+            try:
+                await idx.upsert(
+                    [
+                        ImageDoc(
+                            image_id=i,
+                            embedding=[0.1] * 64,
+                            style=None,
+                            style_model_id="x",
+                            cluster_id=0,
+                            model_id="hash-v1-d64",
+                            centroid_version="x",
+                            source_uri=uri,
+                            metadata={},
+                            indexed_at=datetime.now(UTC).isoformat(),
+                        )
+                        for i, uri in docs.items()
+                    ]
+                )
+                await idx.refresh()
+            finally:
+                await idx.close()
+
+        asyncio.run(plant())
 
     def clusters(self) -> dict[str, int]:
         async def read() -> dict[str, int]:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 
 import pytest
 
-from imgsearch.index.opensearch import ImageDoc
 from imgsearch.kafka_admin import ensure_topics
 from schemas import topics
 from tests.e2e.conftest import E2E, http, start_gateway, stop_process
@@ -27,31 +25,7 @@ def test_images_outside_the_allowed_roots_are_refused(e2e: E2E) -> None:
         "evil-http": "http://169.254.169.254/latest/meta-data",
     }
 
-    async def plant() -> None:
-        idx = e2e.index()
-        try:
-            await idx.upsert(
-                [
-                    ImageDoc(
-                        image_id=i,
-                        embedding=[0.1] * 64,
-                        style=None,
-                        style_model_id="x",
-                        cluster_id=0,
-                        model_id="hash-v1-d64",
-                        centroid_version="x",
-                        source_uri=uri,
-                        metadata={},
-                        indexed_at=datetime.now(UTC).isoformat(),
-                    )
-                    for i, uri in docs.items()
-                ]
-            )
-            await idx.refresh()
-        finally:
-            await idx.close()
-
-    asyncio.run(plant())
+    e2e.plant(docs)
     for image_id in docs:
         for kind in ("images", "thumbs"):
             status, _, body = http("GET", f"{e2e.gateway_url}/{kind}/{image_id}")

@@ -16,7 +16,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,7 +25,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from imgsearch.config import REPO_ROOT
-from imgsearch.index.opensearch import ImageDoc
 from tests.e2e.conftest import E2E, free_port, http, start_gateway, stop_process, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -305,32 +303,6 @@ def test_state_changing_requests_need_json_from_our_origin(e2e: E2E) -> None:
 
 
 # ---------------------------------------------------------------------- item 11: what /images/ serves
-def _plant(e2e: E2E, docs: dict[str, str | None]) -> None:
-    async def plant() -> None:
-        idx = e2e.index()
-        try:
-            await idx.upsert(
-                [
-                    ImageDoc(
-                        image_id=i,
-                        embedding=[0.1] * 64,
-                        style=None,
-                        style_model_id="x",
-                        cluster_id=0,
-                        model_id="hash-v1-d64",
-                        centroid_version="x",
-                        source_uri=uri,
-                        metadata={},
-                        indexed_at=datetime.now(UTC).isoformat(),
-                    )
-                    for i, uri in docs.items()
-                ]
-            )
-            await idx.refresh()
-        finally:
-            await idx.close()
-
-    asyncio.run(plant())
 
 
 def _unplant(e2e: E2E, ids: list[str]) -> None:
@@ -352,7 +324,7 @@ def test_images_are_served_as_what_their_bytes_are(e2e: E2E) -> None:
     polyglot.write_bytes(png + b"<html><script>document.title='pwned'</script></html>")
     page = e2e.image_dir / "trust" / "page.png"
     page.write_bytes(b"<!doctype html><html><script>alert(1)</script></html>")
-    _plant(e2e, {"trust-poly": polyglot.as_uri(), "trust-page": page.as_uri()})
+    e2e.plant({"trust-poly": polyglot.as_uri(), "trust-page": page.as_uri()})
     try:
         status, headers, body = request("GET", f"{e2e.gateway_url}/images/trust-poly")
         assert status == 200 and headers["Content-Type"] == "image/png", headers
@@ -387,7 +359,7 @@ def test_the_polyglot_does_not_run_in_the_browser(e2e: E2E, browser: Any) -> Non
     polyglot = e2e.image_dir / "trust" / "poly2.html"
     polyglot.parent.mkdir(exist_ok=True)
     polyglot.write_bytes(png + b"<html><script>document.title='pwned'</script></html>")
-    _plant(e2e, {"trust-poly2": polyglot.as_uri()})
+    e2e.plant({"trust-poly2": polyglot.as_uri()})
     try:
         browser.get(f"{e2e.gateway_url}/images/trust-poly2")
         time.sleep(1.0)

@@ -89,6 +89,17 @@ async def _clusters(p: Pipeline) -> dict[str, int]:
         await idx.close()
 
 
+async def _liked_and_marker(p: Pipeline) -> tuple[int, list[str], str, str]:
+    """The largest style cluster (what a test user likes) and its images, a marker image of the
+    second-largest one, and a query image (the first liked one, base64) that finds the liked cluster."""
+    by_cluster: dict[int, list[str]] = {}
+    for image_id, c in sorted((await _clusters(p)).items()):
+        by_cluster.setdefault(c, []).append(image_id)
+    liked, marker_cluster = sorted(by_cluster, key=lambda c: -len(by_cluster[c]))[:2]
+    query = base64.b64encode((p.image_dir / f"{by_cluster[liked][0]}.png").read_bytes()).decode()
+    return liked, by_cluster[liked], by_cluster[marker_cluster][0], query
+
+
 async def test_unknown_image_interactions_are_parked_and_other_users_flow(pipeline: Pipeline):
     """Item 5: five interactions for images nobody indexed do not hold up another user's interaction;
     they are dead-lettered after the retries (unknown_image), and one whose image arrives during the
@@ -169,14 +180,8 @@ async def test_a_future_timestamp_does_not_freeze_a_profile(pipeline: Pipeline):
     """Item 6: a year-9999 view is dead-lettered (timestamp_in_future); the user's later real
     interactions count exactly as a control user's."""
     settings = pipeline.settings
-    cluster_of = await _clusters(pipeline)
-    by_cluster: dict[int, list[str]] = {}
-    for image_id, c in sorted(cluster_of.items()):
-        by_cluster.setdefault(c, []).append(image_id)
-    liked, marker_cluster = sorted(by_cluster, key=lambda c: -len(by_cluster[c]))[:2]
-    history = [(i, EventType.FAVORITE) for i in by_cluster[liked][:5]]
-    marker = by_cluster[marker_cluster][0]
-    query = base64.b64encode((pipeline.image_dir / f"{by_cluster[liked][0]}.png").read_bytes()).decode()
+    liked, liked_images, marker, query = await _liked_and_marker(pipeline)
+    history = [(i, EventType.FAVORITE) for i in liked_images[:5]]
     async with (
         EventPublisher(settings.kafka_bootstrap) as pub,
         SearchClient(settings.kafka_bootstrap) as client,
@@ -186,7 +191,7 @@ async def test_a_future_timestamp_does_not_freeze_a_profile(pipeline: Pipeline):
         await pub.publish_interaction(
             Interaction(
                 user_id="future-fan",
-                image_id=by_cluster[liked][-1],
+                image_id=liked_images[-1],
                 event_type=EventType.VIEW,
                 event_id="future-1",
                 timestamp=datetime(9999, 1, 1, tzinfo=UTC),
@@ -282,14 +287,8 @@ async def test_forget_removes_the_profile_also_after_a_restart(pipeline: Pipelin
     from imgsearch.gateway.app import Gateway, create_app
 
     settings = pipeline.settings
-    cluster_of = await _clusters(pipeline)
-    by_cluster: dict[int, list[str]] = {}
-    for image_id, c in sorted(cluster_of.items()):
-        by_cluster.setdefault(c, []).append(image_id)
-    liked, marker_cluster = sorted(by_cluster, key=lambda c: -len(by_cluster[c]))[:2]
-    history = [(i, EventType.DOWNLOAD) for i in by_cluster[liked][:4]]
-    marker = by_cluster[marker_cluster][0]
-    query = base64.b64encode((pipeline.image_dir / f"{by_cluster[liked][0]}.png").read_bytes()).decode()
+    _, liked_images, marker, query = await _liked_and_marker(pipeline)
+    history = [(i, EventType.DOWNLOAD) for i in liked_images[:4]]
     users = ("leaver", "gw-leaver", "stayer")
 
     async def personalized(client: SearchClient, user: str) -> bool:
