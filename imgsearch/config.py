@@ -160,6 +160,13 @@ class Settings:
     # negative feedback: aversion (event-weight units) that halves a style's blended scores
     dislike_scale: float = field(default_factory=lambda: _env_float("IMGSEARCH_DISLIKE_SCALE", 3.0))
     blend_mode: str = field(default_factory=lambda: _env("IMGSEARCH_BLEND", "gated"))  # gated | linear
+    # issue 15: the local ranker's personal score: "cluster" (the cluster profile) or "continuous" (the
+    # candidate's style vector vs the user's interest medoids); the Personalize ranker stays on clusters
+    affinity_mode: str = field(default_factory=lambda: _env("IMGSEARCH_AFFINITY", "cluster"))
+    affinity_bandwidth: float = field(default_factory=lambda: _env_float("IMGSEARCH_AFFINITY_BANDWIDTH", 0.1))
+    affinity_merge_sim: float = field(default_factory=lambda: _env_float("IMGSEARCH_AFFINITY_MERGE_SIM", 0.8))
+    # issue 15: MMR diversity over the search vectors; 1 = pure relevance (today's order), per request too
+    mmr_lambda: float = field(default_factory=lambda: _env_float("IMGSEARCH_MMR_LAMBDA", 1.0))
     candidate_multiplier: int = field(default_factory=lambda: _env_int("IMGSEARCH_CANDIDATES_MULTIPLIER", 5))
     min_candidates: int = field(default_factory=lambda: _env_int("IMGSEARCH_MIN_CANDIDATES", 50))
     profile_half_life_s: float = field(
@@ -227,6 +234,12 @@ class Settings:
             )
         if self.index_replicas < 0:
             raise ValueError(f"IMGSEARCH_INDEX_REPLICAS must be at least 0, got {self.index_replicas}")
+        if self.affinity_mode not in ("cluster", "continuous"):
+            raise ValueError(f"IMGSEARCH_AFFINITY must be cluster or continuous, got {self.affinity_mode!r}")
+        if not 0.0 <= self.mmr_lambda <= 1.0:
+            raise ValueError(f"IMGSEARCH_MMR_LAMBDA must be in [0, 1], got {self.mmr_lambda}")
+        if self.affinity_bandwidth <= 0 or not -1.0 <= self.affinity_merge_sim <= 1.0:
+            raise ValueError("IMGSEARCH_AFFINITY_BANDWIDTH must be > 0 and IMGSEARCH_AFFINITY_MERGE_SIM in [-1, 1]")
 
     def redacted(self) -> dict[str, object]:
         out = asdict(self)

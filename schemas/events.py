@@ -189,6 +189,12 @@ class SearchRequest(Event):
     k: int = Field(default=10, ge=1, le=MAX_K)
     personalization_weight: float | None = Field(default=None, ge=0.0, le=1.0)
     max_per_cluster: int | None = Field(default=None, ge=1, le=MAX_K, description="diversity: hits per style")
+    mmr_lambda: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="diversity: MMR over the search vectors, 1 = relevance only, lower = more varied (issue 15)",
+    )
     reply_topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
     sent_at: datetime = Field(default_factory=utcnow)
     timeout_ms: int = Field(default=5000, ge=1, le=120_000)

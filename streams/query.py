@@ -18,6 +18,8 @@ import json
 import logging
 import re
 import time
+from collections import OrderedDict
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,8 +30,9 @@ from pydantic import TypeAdapter
 from imgsearch import metrics
 from imgsearch.config import Settings
 from imgsearch.connections import kafka_security
-from imgsearch.domain.blend import blend
+from imgsearch.domain.blend import Candidate, Ranked, blend
 from imgsearch.domain.centroids import NO_MODEL_VERSION, CentroidModel
+from imgsearch.domain.mmr import mmr
 from imgsearch.domain.profile import Profile
 from imgsearch.embedding.base import Embedder
 from imgsearch.images import ImageRejected, decode
@@ -61,6 +64,7 @@ RANKER_TIMEOUT_S = 0.5
 # 1,200 s request timeout for a topic that does not exist): the metadata check and the send are bounded
 REPLY_CHECK_TIMEOUT_S = 2.0
 REPLY_SEND_TIMEOUT_S = 5.0
+STYLE_CACHE = 4096  # interacted images' style vectors kept by the learn path (issue 15)
 
 
 _ID = TypeAdapter(Id)
@@ -115,12 +119,15 @@ class QueryService:
             neighbour_strength=settings.neighbour_strength,
             new_user=settings.new_user_policy,
             dislike_scale=settings.dislike_scale,
+            affinity_mode=settings.affinity_mode,
+            affinity_bandwidth=settings.affinity_bandwidth,
         )
         self.dlq = DeadLetters(app, settings, ROLE)
         self.offload = Offload()
         self.answered = 0
         self._metadata_client: Any = None  # an aiokafka client of our own, for KnownTopics (made on first use)
         self._reply_topics: KnownTopics | None = None
+        self._styles: OrderedDict[str, tuple[list[float], str] | None] = OrderedDict()  # image id -> (style, model)
 
     async def _reply_topic_exists(self, name: str) -> bool:
         """Whether the broker lists ``name``, asked without creating it (a reply topic is created by its
@@ -180,7 +187,25 @@ class QueryService:
                 return dict(remap.get(ev.cluster_id, {}))
         return {ev.cluster_id: 1.0}
 
-    def learn(self, ev: PersonalizationEvent) -> bool:
+    async def style_of(self, image_id: str) -> tuple[list[float], str] | None:
+        """Issue 15: the indexed style vector (and style model) of an interacted image, for the
+        continuous affinity; None if it has none or the index does not answer (the event then still
+        counts for the cluster profile). A small LRU: an image's style vector never changes."""
+        if image_id in self._styles:
+            self._styles.move_to_end(image_id)
+            return self._styles[image_id]
+        try:
+            doc = (await self.index.sources([image_id], ["style", "style_model_id"])).get(image_id)
+        except Exception as exc:
+            log.warning("style vector of %s not read (%s): learnt for its cluster only", image_id, exc)
+            return None
+        found = (list(doc["style"]), str(doc.get("style_model_id", ""))) if doc and doc.get("style") else None
+        self._styles[image_id] = found
+        while len(self._styles) > STYLE_CACHE:
+            self._styles.popitem(last=False)
+        return found
+
+    def learn(self, ev: PersonalizationEvent, style: tuple[list[float], str] | None = None) -> bool:
         known = self._profile(ev.user_id)
         model = self._current()
         # a new user's profile starts on the current cluster model (the shares below are in its ids)
@@ -196,6 +221,15 @@ class QueryService:
             ev.event_type.value,
             self.settings.session_decay,
         )
+        if changed and style is not None:
+            profile.add_style(
+                style[0],
+                ev.weight,
+                ev.timestamp.timestamp(),
+                self.settings.profile_half_life_s,
+                style[1],
+                self.settings.affinity_merge_sim,
+            )
         if changed:
             self.profiles[ev.user_id] = profile.to_dict()
         return changed
@@ -270,6 +304,7 @@ class QueryService:
                 notes.append("no interactions for this user yet; ranked by relevance only")
         if result.hidden:
             candidates = [c for c in candidates if c.image_id not in result.hidden]
+        result = await self._style_affinity(req.user_id, candidates, result, notes)  # issue 15
         ranked = blend(
             candidates,
             result.scores,
@@ -278,7 +313,10 @@ class QueryService:
             req.max_per_cluster,
             self.settings.blend_mode,
             demotions=result.demotions,
+            item_scores=result.item_scores,
+            item_demotions=result.item_demotions,
         )
+        ranked = await self._diversify(req, candidates, result, weight, ranked, notes)  # issue 15: MMR
         timings["rank"] = (time.perf_counter() - t2) * 1000
         hits = [
             SearchHit(
@@ -301,6 +339,69 @@ class QueryService:
             notes=notes,
             timings_ms=timings,
         )
+
+    async def _style_affinity(
+        self, user_id: str, candidates: list[Candidate], result: RankerResult, notes: list[str]
+    ) -> RankerResult:
+        """Issue 15, continuous style affinity: with IMGSEARCH_AFFINITY=continuous and a local ranker whose
+        user has interest medoids, the candidates' indexed style vectors (one ``_mget``) are scored
+        against them; those scores replace the cluster scores in the blend."""
+        ranker = self.ranker
+        if not isinstance(ranker, LocalProfileRanker) or not candidates or not result.has_feedback:
+            return result
+        model = ranker.style_model(user_id)
+        if not model:
+            return result
+        try:
+            docs = await self.index.sources([c.image_id for c in candidates], ["style", "style_model_id"])
+        except Exception as exc:
+            notes.append(f"style vectors unavailable ({type(exc).__name__}); ranked by style clusters")
+            return result
+        styles = {i: d["style"] for i, d in docs.items() if d.get("style") and d.get("style_model_id") == model}
+        scores, down = ranker.style_affinity(user_id, styles)
+        if scores is None and not down:
+            return result
+        return replace(
+            result,
+            item_scores=scores,
+            item_demotions=down,
+            has_signal=result.has_signal or scores is not None,
+            ranker=f"{result.ranker}+styles",
+        )
+
+    async def _diversify(
+        self,
+        req: SearchRequest,
+        candidates: list[Candidate],
+        result: RankerResult,
+        weight: float,
+        ranked: list[Ranked],
+        notes: list[str],
+    ) -> list[Ranked]:
+        """Issue 15, MMR: with λ < 1 (the request's, else IMGSEARCH_MMR_LAMBDA) the whole blended
+        candidate list is re-selected by maximal marginal relevance over the search vectors (one
+        ``_mget``); λ = 1 keeps the blend's order. The per-style cap applies inside the selection."""
+        lam = self.settings.mmr_lambda if req.mmr_lambda is None else req.mmr_lambda
+        if lam >= 1.0 or len(candidates) <= 1:
+            return ranked
+        pool = blend(
+            candidates,
+            result.scores,
+            weight if result.has_feedback else 0.0,
+            len(candidates),
+            None,
+            self.settings.blend_mode,
+            demotions=result.demotions,
+            item_scores=result.item_scores,
+            item_demotions=result.item_demotions,
+        )
+        try:
+            docs = await self.index.sources([r.candidate.image_id for r in pool], ["embedding"])
+        except Exception as exc:
+            notes.append(f"search vectors unavailable ({type(exc).__name__}); not diversified")
+            return ranked
+        vectors = {i: d["embedding"] for i, d in docs.items() if d.get("embedding")}
+        return mmr(pool, vectors, lam, req.k, req.max_per_cluster)
 
     async def reply(self, reply_topic: str, response: SearchResponse, event: Any = None) -> bool:
         """Send the response, bounded in time; a reply topic that does not exist is refused without
@@ -433,7 +534,7 @@ def build(
                         event, "timestamp_in_future", f"timestamp {ev.timestamp.isoformat()} is {ahead:.0f} s ahead"
                     )
                     continue
-                service.learn(ev)
+                service.learn(ev, await service.style_of(ev.image_id) if settings.ranker == "local" else None)
             except InvalidEvent as exc:
                 await service.dlq.from_event(event, exc.code, exc.message)
             except Exception as exc:  # one bad event is dead-lettered; the stream goes on

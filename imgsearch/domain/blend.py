@@ -59,12 +59,16 @@ def blend(
     max_per_cluster: int | None = None,
     mode: str = "gated",
     demotions: Mapping[int, float] | None = None,
+    item_scores: Mapping[str, float] | None = None,
+    item_demotions: Mapping[str, float] | None = None,
 ) -> list[Ranked]:
     """Rank candidates by ``(1-w)·norm(knn) + w·norm(personal)`` and return the top ``k``.
 
     ``cluster_scores`` are the ranker's scores per cluster id (missing clusters score 0).
     ``max_per_cluster`` optionally caps how many hits one cluster (style) may take.
     ``demotions`` (cluster id -> [0, 1]) scale down disliked clusters' blended scores (weight > 0 only).
+    ``item_scores`` (image id -> score; continuous style affinity, issue 15) replace the cluster scores
+    when given; ``item_demotions`` (image id -> [0, 1]) add a per-image demotion (the larger one counts).
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"personalization weight must be in [0, 1], got {weight}")
@@ -73,11 +77,15 @@ def blend(
     if not candidates:
         return []
     knn_norm = minmax([c.knn_score for c in candidates])
-    personal_raw = [float(cluster_scores.get(c.cluster_id, 0.0)) for c in candidates]
+    if item_scores is not None:
+        personal_raw = [float(item_scores.get(c.image_id, 0.0)) for c in candidates]
+    else:
+        personal_raw = [float(cluster_scores.get(c.cluster_id, 0.0)) for c in candidates]
     has_signal = any(p > 0 for p in personal_raw)
     personal_norm = minmax(personal_raw) if has_signal else [0.0] * len(candidates)
     down = demotions if weight > 0 and demotions else {}
-    for d in down.values():
+    item_down = item_demotions if weight > 0 and item_demotions else {}
+    for d in [*down.values(), *item_down.values()]:
         if not 0.0 <= d <= 1.0:
             raise ValueError(f"a demotion must be in [0, 1], got {d}")
     ranked = [
@@ -85,7 +93,7 @@ def blend(
             c,
             p_raw,
             ((1.0 - weight) * kn + weight * (pn if mode == "linear" else kn * pn))
-            * (1.0 - down.get(c.cluster_id, 0.0)),
+            * (1.0 - max(down.get(c.cluster_id, 0.0), item_down.get(c.image_id, 0.0))),
         )
         for c, kn, pn, p_raw in zip(candidates, knn_norm, personal_norm, personal_raw, strict=True)
     ]

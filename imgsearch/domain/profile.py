@@ -19,12 +19,15 @@ out of that user's results.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from imgsearch.domain.affinity import StyleMedoids
 
 MAX_SEEN_EVENT_IDS = 512
 MAX_HIDDEN = 500
+K = TypeVar("K")  # a cluster id (int) or an image id (str, continuous affinity)
 
 
 @dataclass
@@ -41,6 +44,8 @@ class Profile:
     session: dict[str, float] = field(default_factory=dict)
     # image ids the user hid, newest last
     hidden: list[str] = field(default_factory=list)
+    # continuous style affinity (issue 15): interest medoids in style-vector space, see domain/affinity.py
+    styles: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> Profile:
@@ -53,6 +58,7 @@ class Profile:
             version=str(raw.get("version", "none")),
             session={str(k): float(v) for k, v in dict(raw.get("session", {})).items()},
             hidden=[str(x) for x in raw.get("hidden", [])],
+            styles=dict(raw.get("styles") or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,6 +69,7 @@ class Profile:
             "version": self.version,
             "session": self.session,
             "hidden": self.hidden,
+            **({"styles": self.styles} if self.styles else {}),
         }
 
     def remapped(
@@ -91,6 +98,7 @@ class Profile:
             version=version,
             session=session,
             hidden=list(self.hidden),
+            styles=dict(self.styles),  # style vectors do not depend on the cluster model
         )
 
     def add(
@@ -181,6 +189,24 @@ class Profile:
         key = str(cluster_id)
         return [f"{etype}:{img}" for c, img, etype in reversed(self.recent) if c == key][:3]
 
+    def medoids(self) -> StyleMedoids:
+        """The continuous style interests (issue 15), a copy."""
+        return StyleMedoids.from_dict(self.styles)
+
+    def add_style(
+        self,
+        style: Sequence[float],
+        weight: float,
+        at: float,
+        half_life_s: float,
+        model: str,
+        merge_sim: float = 0.8,
+    ) -> None:
+        """Learn an event's image style vector into the medoids (after ``add``/``add_shares`` accepted it)."""
+        medoids = self.medoids()
+        medoids.add(style, weight, at, half_life_s, model, merge_sim)
+        self.styles = medoids.to_dict()
+
 
 def _mix_shares(long: Mapping[int, float], session: Mapping[int, float], recency_weight: float) -> dict[int, float]:
     long_total = sum(long.values())
@@ -198,7 +224,7 @@ def _mix_shares(long: Mapping[int, float], session: Mapping[int, float], recency
     return out
 
 
-def demotion(aversion: Mapping[int, float], scale: float) -> dict[int, float]:
+def demotion(aversion: Mapping[K, float], scale: float) -> dict[K, float]:
     """Aversion (event-weight units) -> a demotion in [0, 1): ``1 - 2^(-aversion/scale)``. With the
     default weights (not_my_style -3) and scale 3: one "not my style" halves a style's scores, three
     cut them to 1/8."""

@@ -317,6 +317,21 @@ class OpenSearchIndex:
             return None
         return dict(resp["_source"])
 
+    async def sources(
+        self, image_ids: Sequence[str], fields: Sequence[str], *, attempts: int = 2
+    ) -> dict[str, dict[str, Any]]:
+        """Selected source fields of these documents, in one ``_mget`` (issue 15: the candidates' style
+        and search vectors for the continuous affinity and MMR); missing documents are left out."""
+        ids = list(dict.fromkeys(image_ids))
+        if not ids:
+            return {}
+        resp = await self._call(
+            "mget",
+            lambda: self.client.mget(index=self.index, body={"ids": ids}, _source_includes=",".join(fields)),
+            attempts,
+        )
+        return {d["_id"]: dict(d.get("_source") or {}) for d in resp.get("docs", []) if d.get("found")}
+
     async def count(self) -> int:
         resp = await self._call("count", lambda: self.client.count(index=self.index))
         return int(resp["count"])

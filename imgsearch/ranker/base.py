@@ -21,6 +21,10 @@ class RankerResult:
     drivers: dict[int, list[str]] = field(default_factory=dict)  # cluster -> recent interactions
     demotions: dict[int, float] = field(default_factory=dict)  # cluster -> demotion in [0, 1]
     hidden: frozenset[str] = frozenset()  # image ids the user hid
+    # issue 15, continuous style affinity (local ranker only): per-image scores replacing the cluster
+    # scores in the blend, and per-image demotions from the user's negative style medoids
+    item_scores: dict[str, float] | None = None
+    item_demotions: dict[str, float] = field(default_factory=dict)
 
     @property
     def has_feedback(self) -> bool:

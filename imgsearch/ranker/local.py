@@ -29,7 +29,11 @@ class LocalProfileRanker:
         neighbour_strength: float = 0.5,
         new_user: str = "relevance",
         dislike_scale: float = 3.0,
+        affinity_mode: str = "cluster",
+        affinity_bandwidth: float = 0.1,
     ) -> None:
+        if affinity_mode not in ("cluster", "continuous"):
+            raise ValueError(f"affinity mode must be cluster or continuous, got {affinity_mode!r}")
         if new_user not in ("relevance", "popularity"):
             raise ValueError(f"new-user policy must be relevance or popularity, got {new_user!r}")
         self._get = get_profile
@@ -40,6 +44,8 @@ class LocalProfileRanker:
         self._new_user = new_user
         self._clock = clock
         self._dislike_scale = dislike_scale
+        self.affinity_mode = affinity_mode
+        self._bandwidth = affinity_bandwidth
 
     async def rank(self, user_id: str, cluster_ids: Sequence[int]) -> RankerResult:
         profile = Profile.from_dict(self._get(user_id))
@@ -70,3 +76,22 @@ class LocalProfileRanker:
             demotions=demotions,
             hidden=frozenset(profile.hidden),
         )
+
+    def style_model(self, user_id: str) -> str:
+        """Issue 15: the style model of the user's interest medoids if the continuous mode is on and the
+        user has any ("" otherwise: nothing to fetch)."""
+        if self.affinity_mode != "continuous":
+            return ""
+        medoids = Profile.from_dict(self._get(user_id)).medoids()
+        return medoids.model if medoids else ""
+
+    def style_affinity(
+        self, user_id: str, styles: Mapping[str, Sequence[float]]
+    ) -> tuple[dict[str, float] | None, dict[str, float]]:
+        """Per-candidate (image id -> style vector) affinity scores (None: no positive medoids, the
+        cluster scores stay) and demotions from the negative medoids."""
+        medoids = Profile.from_dict(self._get(user_id)).medoids()
+        now = self._clock()
+        scores = medoids.scores(styles, now, self._half_life, self._bandwidth)
+        aversion = medoids.aversion(styles, now, self._half_life, self._bandwidth)
+        return (scores or None), demotion(aversion, self._dislike_scale)
