@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from imgsearch.config import Settings
 from imgsearch.domain.blend import Candidate, blend
 from imgsearch.domain.centroids import kmeans
+from imgsearch.domain.mmr import mmr
 from imgsearch.domain.profile import Profile, demotion, normalise
 from imgsearch.embedding.base import normalize_rows
 from imgsearch.quality import ndcg_at
@@ -105,28 +106,59 @@ def personalised_figures(
     settings: Settings,
     k_clusters: int,
     seed: int = 0,
+    affinity: str = "cluster",
+    mmr_lambda: float = 1.0,
 ) -> dict[str, Any]:
+    """``affinity``: the local ranker's mode (issue 15: "cluster" profile or "continuous" style medoids,
+    bandwidth and merge threshold from ``settings``); ``mmr_lambda`` < 1 re-selects the top-10 by MMR
+    over the search vectors. Besides relevance: the mean number of distinct styles in the top-10."""
     ids, cluster, groups, style_arr, n_cand = _ranking_setup(style, labels, settings, k_clusters, seed)
     styles = sorted({str(lab["style"]) for lab in labels})
+    row_of = {i: n for n, i in enumerate(ids)}
     cluster_of = dict(zip(ids, cluster.tolist(), strict=True))
     users = simulate_users(labels, styles, seed)
     now = 1000.0 + 100
-    out: dict[str, Any] = {"k_clusters": k_clusters, "users": len(users), "queries": len(queries)}
+    out: dict[str, Any] = {
+        "k_clusters": k_clusters,
+        "users": len(users),
+        "queries": len(queries),
+        "affinity": affinity,
+        "mmr_lambda": mmr_lambda,
+    }
     for name, weight in (("weight0", 0.0), ("default", settings.personalization_weight)):
-        top3, p10, nd, pairs = [], [], [], 0
+        top3, p10, nd, distinct, pairs = [], [], [], [], 0
         for u in users:
             prof = Profile(version="eval")
             for n, (image_id, w) in enumerate(u["events"]):
                 prof.add(f"{u['user']}-{n}", cluster_of[image_id], w, 1000.0 + n, settings.profile_half_life_s)
+                if affinity == "continuous":
+                    prof.add_style(
+                        style[row_of[image_id]].tolist(),
+                        w,
+                        1000.0 + n,
+                        settings.profile_half_life_s,
+                        "eval",
+                        settings.affinity_merge_sim,
+                    )
             aff = prof.affinity(now, settings.profile_half_life_s, settings.recency_weight)
+            medoids = prof.medoids()
             liked = np.isin(style_arr, u["likes"])
             for group, qv in queries:
                 sims = search @ qv
                 cand = np.argsort(-sims)[:n_cand]
                 cands = [Candidate(ids[j], float((1 + sims[j]) / 2), int(cluster[j])) for j in cand]
                 scores = normalise(aff, [c.cluster_id for c in cands])
-                ranked = blend(cands, scores, weight, 10, mode=settings.blend_mode)
-                idx = np.array([ids.index(r.candidate.image_id) for r in ranked]) if ranked else np.array([], int)
+                item_scores = None
+                if affinity == "continuous" and medoids:
+                    item_scores = medoids.scores(
+                        {ids[j]: style[j] for j in cand}, now, settings.profile_half_life_s, settings.affinity_bandwidth
+                    )
+                pool = 10 if mmr_lambda >= 1.0 else len(cands)
+                ranked = blend(cands, scores, weight, pool, mode=settings.blend_mode, item_scores=item_scores or None)
+                if mmr_lambda < 1.0:
+                    ranked = mmr(ranked, {ids[j]: search[j] for j in cand}, mmr_lambda, 10)
+                idx = np.array([row_of[r.candidate.image_id] for r in ranked]) if ranked else np.array([], int)
+                distinct.append(len(set(style_arr[idx].tolist())))
                 rel = groups == group
                 gains_all = rel.astype(float) + (rel & liked).astype(float)
                 p10.append(float(rel[idx].mean()) if len(idx) else 0.0)
@@ -139,6 +171,7 @@ def personalised_figures(
             "pairs_with_one": pairs,
             "subject_p10": float(np.mean(p10)),
             "ndcg10": float(np.mean(nd)),
+            "distinct_styles10": float(np.mean(distinct)),
         }
     out["p10_ratio"] = out["default"]["subject_p10"] / max(out["weight0"]["subject_p10"], 1e-9)
     return out
@@ -153,6 +186,7 @@ def negative_feedback_figures(
     k_clusters: int,
     seed: int = 0,
     dislikes: int = 3,
+    affinity: str = "cluster",
 ) -> dict[str, Any]:
     """Issue 15's negative feedback: for every (query, style) whose images fill at least `dislikes` of
     a new user's top-10, that user says "not my style" to that many of them (the product's Profile,
@@ -182,11 +216,34 @@ def negative_feedback_figures(
                     image_id=ids[j],
                     event_type=EventType.NOT_MY_STYLE.value,
                 )
+                if affinity == "continuous":
+                    prof.add_style(
+                        style[j].tolist(),
+                        w_nms,
+                        1000.0 + n,
+                        settings.profile_half_life_s,
+                        "eval",
+                        settings.affinity_merge_sim,
+                    )
             now = 1000.0 + dislikes
+            item_down = None
+            if affinity == "continuous":
+                aversion = prof.medoids().aversion(
+                    {ids[j]: style[j] for j in cand}, now, settings.profile_half_life_s, settings.affinity_bandwidth
+                )
+                item_down = demotion(aversion, settings.dislike_scale)
             down = demotion(
                 prof.aversion(now, settings.profile_half_life_s, settings.recency_weight), settings.dislike_scale
             )
-            ranked = blend(cands, {}, settings.personalization_weight, 10, mode=settings.blend_mode, demotions=down)
+            ranked = blend(
+                cands,
+                {},
+                settings.personalization_weight,
+                10,
+                mode=settings.blend_mode,
+                demotions=down,
+                item_demotions=item_down,
+            )
             after = np.array([ids.index(r.candidate.image_id) for r in ranked])
             before_share = len(mine) / 10
             after_share = float((style_arr[after] == s).mean())
@@ -311,6 +368,16 @@ def main() -> int:
             report["users"][name][kind] = personalised_figures(
                 search[idx], style[idx], sub, kind_queries, settings, len({lab["style"] for lab in sub})
             )
+            # issue 15: the same users with the continuous style affinity (both modes always shown)
+            report["users"][name][kind]["continuous"] = personalised_figures(
+                search[idx],
+                style[idx],
+                sub,
+                kind_queries,
+                settings,
+                len({lab["style"] for lab in sub}),
+                affinity="continuous",
+            )
             report["users"][name][kind]["not_my_style"] = negative_feedback_figures(
                 search[idx], style[idx], sub, kind_queries, settings, len({lab["style"] for lab in sub})
             )
@@ -361,6 +428,10 @@ def print_report(r: Mapping[str, Any]) -> None:
                 today = r["users"]["today"][kind][w][m]
                 new = r["users"]["learned"][kind][w][m]
                 print(f"  {kind:6} {m + ' ' + w:26} {_f(t)} {_f(today)} {_f(new)}")
+        for m in ("top3_preferred_relevant", "subject_p10", "ndcg10"):
+            today = r["users"]["today"][kind]["continuous"]["default"][m]
+            new = r["users"]["learned"][kind]["continuous"]["default"][m]
+            print(f"  {kind:6} {m + ' continuous':26} {_f(None)} {_f(today)} {_f(new)}")
         print(
             f"  {kind:6} {'P@10 personalised/unpers.':26} {_f(TARGETS['p10_ratio'])} "
             f"{_f(r['users']['today'][kind]['p10_ratio'])} {_f(r['users']['learned'][kind]['p10_ratio'])}"

@@ -90,6 +90,7 @@ async def cmd_search(
     weight: float | None,
     timeout: float,
     as_json: bool = False,
+    mmr_lambda: float | None = None,
 ) -> int:
     """0 on a reply, 1 if the query worker answered with an error, 4 if the request could not be sent
     (``KafkaClientError``: a deadline, a missing topic, over the size limits), 3 on no reply in time. With
@@ -101,7 +102,13 @@ async def cmd_search(
     try:
         async with SearchClient(settings.kafka_bootstrap) as client:
             resp = await client.search(
-                user, text, k=k, personalization_weight=weight, timeout_s=timeout, raise_on_error=False
+                user,
+                text,
+                k=k,
+                personalization_weight=weight,
+                mmr_lambda=mmr_lambda,
+                timeout_s=timeout,
+                raise_on_error=False,
             )
     except SearchTimeout as exc:
         message = f"no reply in {timeout:g} s (is a query worker running?): {exc}"
@@ -177,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--user", default="anonymous")
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--weight", type=float, default=None)
+    s.add_argument("--mmr-lambda", type=float, default=None, help="diversity (MMR): 1 = relevance only, lower = varied")
     s.add_argument("--timeout", type=float, default=5.0)
     s.add_argument("--json", action="store_true", help="print the reply as one JSON object (the SearchResponse)")
     it = sub.add_parser("interact", help="publish one interaction")
@@ -236,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "ingest":
         asyncio.run(cmd_ingest(settings, args.folder, args.inline))
     elif args.cmd == "search":
-        return asyncio.run(cmd_search(settings, args.user, args.text, args.k, args.weight, args.timeout, args.json))
+        return asyncio.run(
+            cmd_search(settings, args.user, args.text, args.k, args.weight, args.timeout, args.json, args.mmr_lambda)
+        )
     elif args.cmd == "interact":
         asyncio.run(cmd_interact(settings, args.user, args.image, args.event_type))
     elif args.cmd == "forget":

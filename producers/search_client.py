@@ -151,6 +151,7 @@ class SearchClient:
         k: int = 10,
         personalization_weight: float | None = None,
         max_per_cluster: int | None = None,
+        mmr_lambda: float | None = None,
         timeout_s: float = 5.0,
         raise_on_error: bool = True,
     ) -> SearchResponse:
@@ -161,6 +162,7 @@ class SearchClient:
             k=k,
             personalization_weight=personalization_weight,
             max_per_cluster=max_per_cluster,
+            mmr_lambda=mmr_lambda,
             reply_topic=self.reply_topic,
             timeout_ms=int(timeout_s * 1000),
         )

@@ -2,8 +2,9 @@
 
 Greedy: the next hit is the candidate maximising ``λ·rel(d) - (1-λ)·max_{s ∈ chosen} cos(d, s)``, where
 ``rel`` is the blended score min-max scaled to [0, 1] over the pool and ``cos`` the cosine of the two
-images' search vectors, clipped at 0 (an opposite image earns no bonus over an unrelated one). λ = 1 is the input order exactly (no vectors needed); λ = 0 picks the most
-different image each time after the first. It works beside the per-style cap: with ``max_per_cluster``
+images' search vectors, clipped at 0 (an opposite image earns no bonus over an unrelated one). λ = 1
+is the input order exactly (no vectors needed); λ = 0 picks the most different image each time after
+the first. It works beside the per-style cap: with ``max_per_cluster``
 a candidate whose cluster is full is skipped, as ``blend`` does.
 """
 

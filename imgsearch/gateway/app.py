@@ -300,10 +300,14 @@ class Gateway:
             weight = None if weight_raw in (None, "") else float(weight_raw)
             cap_raw = params.get("max_per_cluster")
             cap = None if cap_raw in (None, "", 0, "0") else int(cap_raw)
+            lam_raw = params.get("mmr_lambda")  # issue 15: MMR diversity, 1 = relevance only
+            lam = None if lam_raw in (None, "") else float(lam_raw)
         except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(inf)
             raise GatewayError(400, "invalid_request", f"bad number: {exc}") from exc
         if weight is not None and not math.isfinite(weight):
             raise GatewayError(400, "invalid_request", f"bad number: personalization weight {weight_raw!r}")
+        if lam is not None and not math.isfinite(lam):
+            raise GatewayError(400, "invalid_request", f"bad number: mmr_lambda {lam_raw!r}")
         t0 = time.perf_counter()
         try:
             resp = await self.client.search(
@@ -313,6 +317,7 @@ class Gateway:
                 k=min(max(k, 1), MAX_K),
                 personalization_weight=weight,
                 max_per_cluster=cap,
+                mmr_lambda=lam,
                 timeout_s=self.search_timeout_s,
             )
         except ValidationError as exc:
@@ -443,6 +448,7 @@ async def config(request: web.Request) -> web.Response:
             "auth": list(auth.modes),
             "users": gw.users if auth.demo else [],
             "default_weight": gw.settings.personalization_weight,
+            "default_mmr_lambda": gw.settings.mmr_lambda,
             "k": 20,
             "max_k": MAX_K,
             "event_types": [e.value for e in EventType],

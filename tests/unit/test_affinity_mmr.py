@@ -99,7 +99,7 @@ def test_blend_uses_item_scores_and_item_demotions() -> None:
     by_cluster = blend(cands, {0: 1.0, 1: 0.0}, 1.0, 3)
     assert [r.candidate.image_id for r in by_cluster][:2] == ["a", "b"]
     by_item = blend(cands, {0: 1.0, 1: 0.0}, 1.0, 3, item_scores={"a": 0.1, "b": 1.0, "c": 0.9})
-    assert [r.candidate.image_id for r in by_item][0] == "b"
+    assert next(r.candidate.image_id for r in by_item) == "b"
     down = blend(cands, {}, 0.5, 3, item_demotions={"a": 0.9})
     assert [r.candidate.image_id for r in down][:2] == ["b", "a"]
 

@@ -27,6 +27,7 @@ function guestId() {
 function currentUser() { return $("#user").value.trim(); }
 function secondUser() { return $("#user2").value.trim(); }
 function weight() { return Number($("#weight").value); }
+function mmrLambda() { return Number($("#mmr").value); }
 
 function clusterColour(id) {
   if (id < 0) return "#adb5bd";
@@ -91,6 +92,7 @@ async function runSearch() {
 
 async function searchOne(q, user) {
   const params = new URLSearchParams({ q, user, k: String(state.config.k || 20), weight: String(weight()) });
+  params.set("mmr_lambda", String(mmrLambda()));
   try {
     return { user, resp: await api(`/api/search?${params}`) };
   } catch (e) {
@@ -380,6 +382,7 @@ function setUser(u) {
 
 function syncUrl(q, users) {
   const p = new URLSearchParams({ q, user: users[0], weight: weight().toFixed(2) });
+  if (mmrLambda() < 1) p.set("mmr_lambda", mmrLambda().toFixed(2));
   if (users[1]) p.set("compare", users[1]);
   history.replaceState(null, "", `?${p}`);
 }
@@ -449,6 +452,8 @@ async function init() {
   const params = new URLSearchParams(location.search);
   $("#weight").value = params.get("weight") || String(state.config.default_weight ?? 0.5);
   $("#weight-value").textContent = weight().toFixed(2);
+  $("#mmr").value = params.get("mmr_lambda") || String(state.config.default_mmr_lambda ?? 1);
+  $("#mmr-value").textContent = mmrLambda().toFixed(2);
   if (state.config.demo) {
     $("#user").value = params.get("user") || state.config.users[0] || guestId();
     $("#user2").value = params.get("compare") || state.config.users[1] || "";
@@ -462,6 +467,8 @@ async function init() {
   $("#user").addEventListener("input", highlightPill);
   $("#weight").addEventListener("input", () => { $("#weight-value").textContent = weight().toFixed(2); });
   $("#weight").addEventListener("change", () => { if ($("#q").value.trim()) runSearch(); });
+  $("#mmr").addEventListener("input", () => { $("#mmr-value").textContent = mmrLambda().toFixed(2); });
+  $("#mmr").addEventListener("change", () => { if ($("#q").value.trim()) runSearch(); });
   $("#sbs").addEventListener("change", () => { if ($("#q").value.trim()) runSearch(); });
   $("#user2").addEventListener("change", () => { if ($("#sbs").checked && $("#q").value.trim()) runSearch(); });
   $("#lightbox").addEventListener("click", closeLightbox);
