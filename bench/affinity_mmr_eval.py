@@ -47,7 +47,7 @@ def split_vectors(args: argparse.Namespace, split: str) -> dict[str, Any]:
     heads = load_heads(args.heads or PACKAGED_HEADS)
     extractor = FeatureExtractor.from_artifacts(default_artifact_dir())
     labels_all = load_labels(args.dataset)
-    labels = [lab for lab in labels_all if lab["split"] == split]
+    labels = [lab for lab in labels_all if lab["split"] == split and lab["kind"] in ("icon", "emoji")]
     feats = extract_features(labels, extractor, args.cache or args.dataset / "features")
     groups = eval_groups(labels)
     qvec = query_vectors(groups, extractor.conse.embed_texts)

@@ -163,8 +163,8 @@ class Settings:
     # issue 15: the local ranker's personal score: "cluster" (the cluster profile) or "continuous" (the
     # candidate's style vector vs the user's interest medoids); the Personalize ranker stays on clusters
     affinity_mode: str = field(default_factory=lambda: _env("IMGSEARCH_AFFINITY", "cluster"))
-    affinity_bandwidth: float = field(default_factory=lambda: _env_float("IMGSEARCH_AFFINITY_BANDWIDTH", 0.1))
-    affinity_merge_sim: float = field(default_factory=lambda: _env_float("IMGSEARCH_AFFINITY_MERGE_SIM", 0.8))
+    affinity_bandwidth: float = field(default_factory=lambda: _env_float("IMGSEARCH_AFFINITY_BANDWIDTH", 0.2))
+    affinity_merge_sim: float = field(default_factory=lambda: _env_float("IMGSEARCH_AFFINITY_MERGE_SIM", 0.9))
     # issue 15: MMR diversity over the search vectors; 1 = pure relevance (today's order), per request too
     mmr_lambda: float = field(default_factory=lambda: _env_float("IMGSEARCH_MMR_LAMBDA", 1.0))
     candidate_multiplier: int = field(default_factory=lambda: _env_int("IMGSEARCH_CANDIDATES_MULTIPLIER", 5))

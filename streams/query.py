@@ -353,7 +353,9 @@ class QueryService:
         if not model:
             return result
         try:
-            docs = await self.index.sources([c.image_id for c in candidates], ["style", "style_model_id"])
+            docs = await self.index.sources(
+                [c.image_id for c in candidates], ["style", "style_model_id"], realtime=False
+            )
         except Exception as exc:
             notes.append(f"style vectors unavailable ({type(exc).__name__}); ranked by style clusters")
             return result
@@ -396,7 +398,7 @@ class QueryService:
             item_demotions=result.item_demotions,
         )
         try:
-            docs = await self.index.sources([r.candidate.image_id for r in pool], ["embedding"])
+            docs = await self.index.sources([r.candidate.image_id for r in pool], ["embedding"], realtime=False)
         except Exception as exc:
             notes.append(f"search vectors unavailable ({type(exc).__name__}); not diversified")
             return ranked
@@ -534,7 +536,10 @@ def build(
                         event, "timestamp_in_future", f"timestamp {ev.timestamp.isoformat()} is {ahead:.0f} s ahead"
                     )
                     continue
-                service.learn(ev, await service.style_of(ev.image_id) if settings.ranker == "local" else None)
+                # issue 15: the interacted image's style vector, for the continuous affinity only (the
+                # default cluster mode makes no extra OpenSearch read per interaction)
+                continuous = settings.ranker == "local" and settings.affinity_mode == "continuous"
+                service.learn(ev, await service.style_of(ev.image_id) if continuous else None)
             except InvalidEvent as exc:
                 await service.dlq.from_event(event, exc.code, exc.message)
             except Exception as exc:  # one bad event is dead-lettered; the stream goes on

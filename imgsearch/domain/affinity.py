@@ -24,7 +24,8 @@ as the cluster profile's is (``imgsearch.domain.profile.demotion``).
 
 Bounded: at most MAX_MEDOIDS + MAX_NEGATIVE medoids, each one style vector (+ the running mean for the
 positive ones) of the style model's dimension, rounded to 4 decimals in the JSON profile. With the
-shipped 16-dim style head that is about 2.6 KB per user at most; with the 96-dim Gram-PCA vector ~15 KB.
+shipped 16-dim style head that is at most 1.9 KB of JSON per user (832 bytes as float32); with the
+96-dim Gram-PCA vector 10.7 KB (5.0 KB as float32), measured on full medoid sets.
 The vectors belong to one style model (``model``): an event of another style model starts the
 medoids afresh (vectors of two models are not comparable).
 """

@@ -106,6 +106,12 @@ async def test_continuous_affinity_ranks_up_the_neighbour_style_across_a_cluster
         await teach_user(pipeline, client, user, [(x, EventType.FAVORITE), (x, EventType.DOWNLOAD)], x)
         r = await client.search(user, image_b64=png(pipeline, x), k=20, timeout_s=10)
         new = await client.search("u-nobody", image_b64=png(pipeline, x), k=20, personalization_weight=0.0)
+        # what the style-vector _mget costs: the query worker's ranking step, medoid user vs a new user
+        cost = {}
+        for who in (user, "u-nobody"):
+            runs = [await client.search(who, image_b64=png(pipeline, x), k=20) for _ in range(20)]
+            cost[who] = float(np.median([q.timings_ms["rank"] for q in runs]))
+        print(f"rank step p50 ms (20 searches): continuous user {cost[user]:.2f}, new user {cost['u-nobody']:.2f}")
     ids = order(r)
     before = cluster_mode_rank(x, y)
     print(f"x={x} (cluster {cluster[x]}) y={y} (cluster {cluster[y]}) style cos {sim:.3f}, {n_farther} farther")
@@ -133,6 +139,11 @@ async def test_mmr_lambda_below_one_gives_more_distinct_styles(pipeline: Pipelin
         plain = await client.search("u-mmr", **kw)
         one = await client.search("u-mmr", mmr_lambda=1.0, **kw)
         low = await client.search("u-mmr", mmr_lambda=0.3, **kw)
+        cost = {}
+        for lam in (1.0, 0.3):
+            runs = [await client.search("u-mmr", mmr_lambda=lam, **kw) for _ in range(20)]
+            cost[lam] = float(np.median([q.timings_ms["rank"] for q in runs]))
+        print(f"rank step p50 ms (20 searches): lambda 1 {cost[1.0]:.2f}, lambda 0.3 {cost[0.3]:.2f}")
 
     def spread(r: SearchResponse) -> tuple[int, float]:
         ids = order(r)
