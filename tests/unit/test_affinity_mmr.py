@@ -131,3 +131,25 @@ def test_mmr_keeps_the_per_style_cap() -> None:
 def test_mmr_lambda_is_validated(bad: float) -> None:
     with pytest.raises(ValueError):
         validate_lambda(bad)
+
+
+async def test_local_ranker_offers_both_modes() -> None:
+    from imgsearch.ranker.local import LocalProfileRanker
+
+    p = Profile(version="v1")
+    p.add("e1", 0, 3.0, 0.0, DAY, image_id="a")
+    p.add_style(list(unit(1, 0)), 3.0, 0.0, DAY, "s1")
+    p.add("e2", 1, -3.0, 1.0, DAY, image_id="b", event_type="not_my_style")
+    p.add_style(list(unit(0, 1)), -3.0, 1.0, DAY, "s1")
+    stored = p.to_dict()
+    cluster = LocalProfileRanker(lambda _: stored, DAY, clock=lambda: 2.0)
+    assert cluster.style_model("u") == ""  # the cluster mode fetches no style vectors
+    continuous = LocalProfileRanker(lambda _: stored, DAY, clock=lambda: 2.0, affinity_mode="continuous")
+    assert continuous.style_model("u") == "s1"
+    scores, down = continuous.style_affinity("u", {"liked": unit(1, 0), "disliked": unit(0, 1), "mid": unit(1, 1)})
+    assert scores is not None and scores["liked"] > scores["mid"] > scores["disliked"]
+    assert down["disliked"] > 0.4 and down.get("liked", 0.0) < 0.01
+    r = await continuous.rank("u", [0, 1])  # the cluster contract is unchanged
+    assert r.scores[0] == 1.0 and r.demotions[1] > 0
+    with pytest.raises(ValueError):
+        LocalProfileRanker(lambda _: None, DAY, affinity_mode="vector")
