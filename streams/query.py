@@ -263,7 +263,7 @@ class QueryService:
         }
         window = req.page * req.k
         kept = self.rankings.get(req.user_id, req.ranking_id) if req.ranking_id else None
-        if kept is not None and len(kept["hits"]) >= min(window, kept["depth"]):
+        if kept is not None and (len(kept["hits"]) >= window or kept["complete"]):
             # a later page of a ranking the user is reading: the same order, whatever changed since
             hits = retrieval.page_of(kept["hits"], req.page, req.k)
             return SearchResponse(
@@ -372,7 +372,8 @@ class QueryService:
             ranking_id,
             {
                 "hits": hits,
-                "depth": depth if len(candidates) >= n else len(hits),
+                # every matching document was a candidate: no deeper page can add one
+                "complete": len(found[0]) < n,
                 "personalized": result.has_feedback,
                 "ranker": result.ranker,
                 "notes": notes,
