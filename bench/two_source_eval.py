@@ -112,7 +112,7 @@ async def evaluate(
     per_source: int,
 ) -> dict[str, Any]:
     """One configuration (sources_n = 0: the global k-NN only) over every (user, query) pair."""
-    pos = {image_id: i for i, image_id in enumerate(ids)}
+    pos = {image_id: i for i, image_id in enumerate(ids[: len(groups)])}  # the real images only
     n = max(10 * settings.candidate_multiplier, settings.min_candidates)
     p10, nd, reach, rescued, lat, extra_n = [], [], [], [], [], []
     unreachable = 0
@@ -212,10 +212,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     index = OpenSearchIndex(settings.opensearch_url, f"{args.index}-{args.split}-{args.total}", timeout_s=120.0)
     try:
         await load(index, ids, vectors, clusters)
+        if args.load_only:
+            return {"split": args.split, "documents": len(ids), "loaded_only": True}
         await index.knn_sources(queries[0][1].tolist(), [(50, None)])  # warm up
         configs = [(0, 0)]
         if args.grid:
-            configs += [(s, m) for s in (1, 2, 3) if s <= k_clusters for m in (10, 20, 50)]
+            configs += [
+                (s, m)
+                for s in (int(x) for x in args.grid_sources.split(","))
+                if s <= k_clusters
+                for m in (int(x) for x in args.grid_per_source.split(","))
+            ]
         else:
             configs.append((args.sources, args.per_source))
         results = []
@@ -263,15 +270,23 @@ def main() -> int:
     ap.add_argument("--split", default="val", help="val (the choice) or test (the report)")
     ap.add_argument("--cache", type=Path, default=None, help="feature cache (default: <dataset>/features)")
     ap.add_argument("--total", type=int, default=100_000, help="documents in the index, distractors included")
-    ap.add_argument("--grid", action="store_true", help="try S in 1..3 and M in 10, 20, 50")
+    ap.add_argument(
+        "--grid", action="store_true", help="try every S of --grid-sources with every M of --grid-per-source"
+    )
+    ap.add_argument("--grid-sources", default="1,2,3")
+    ap.add_argument("--grid-per-source", default="10,20,50")
     ap.add_argument("--sources", type=int, default=Settings().style_sources)
     ap.add_argument("--per-source", type=int, default=Settings().style_candidates)
     ap.add_argument("--max-pairs", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--index", default="bench-two-source")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--load-only", action="store_true", help="load the index (if needed) and stop")
     args = ap.parse_args()
     report = asyncio.run(run(args))
+    if report.get("loaded_only"):
+        print(f"loaded {report['documents']} documents ({args.split})")
+        return 0
     print_report(report)
     out = args.out or Path(f"bench-results/two_source_{args.split}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
