@@ -165,8 +165,8 @@ class Settings:
     # issue 15, two-source candidates: for a user with a signal, beside the global k-NN, the k-NN within
     # each of the user's STYLE_SOURCES best clusters (STYLE_CANDIDATES each), in one _msearch; 0 = off.
     # Chosen on the validation families (bench/two_source_eval.py, docs/benchmarks.md)
-    style_sources: int = field(default_factory=lambda: _env_int("IMGSEARCH_STYLE_SOURCES", 2))
-    style_candidates: int = field(default_factory=lambda: _env_int("IMGSEARCH_STYLE_CANDIDATES", 20))
+    style_sources: int = field(default_factory=lambda: _env_int("IMGSEARCH_STYLE_SOURCES", 1))
+    style_candidates: int = field(default_factory=lambda: _env_int("IMGSEARCH_STYLE_CANDIDATES", 50))
     # paging: rankings kept (per query worker) for later pages, and for how long
     ranking_cache_entries: int = field(default_factory=lambda: _env_int("IMGSEARCH_RANKING_CACHE_ENTRIES", 2000))
     ranking_cache_ttl_s: float = field(default_factory=lambda: _env_float("IMGSEARCH_RANKING_CACHE_TTL_S", 900.0))
