@@ -71,6 +71,8 @@ def format_response(resp: SearchResponse) -> str:
         f"(weight {resp.personalization_weight:g}, ranker {resp.ranker or '-'}){'; ' + timings if timings else ''}"
     ]
     lines += [f"note: {note}" for note in resp.notes]
+    if resp.has_more and resp.ranking_id:
+        lines.append(f"page {resp.page}; next page: --page {resp.page + 1} --ranking-id {resp.ranking_id}")
     if resp.hits:
         width = min(60, max(len("image"), *(len(h.image_id) for h in resp.hits)))
         lines.append(f"{'#':>3}  {'image':{width}s} {'cluster':>7} {'kNN':>7} {'personal':>8} {'blended':>7}")
@@ -85,12 +87,17 @@ def format_response(resp: SearchResponse) -> str:
 async def cmd_search(
     settings: Settings,
     user: str,
-    text: str,
+    text: str | None,
     k: int,
     weight: float | None,
     timeout: float,
     as_json: bool = False,
     mmr_lambda: float | None = None,
+    *,
+    similar_to: str | None = None,
+    filters: list[str] | None = None,
+    page: int = 1,
+    ranking_id: str | None = None,
 ) -> int:
     """0 on a reply, 1 if the query worker answered with an error, 4 if the request could not be sent
     (``KafkaClientError``: a deadline, a missing topic, over the size limits), 3 on no reply in time. With
@@ -98,7 +105,13 @@ async def cmd_search(
     ``{"type": "search.timeout", "error": {"code": "timeout", "message": ...}}``."""
     from producers.deadlines import KafkaClientError
     from producers.search_client import SearchClient, SearchTimeout
+    from streams.retrieval import parse_filter
 
+    try:
+        conditions = [parse_filter(f) for f in filters or []]
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        print(f"search: bad --filter: {exc}", file=sys.stderr)
+        return 2
     try:
         async with SearchClient(settings.kafka_bootstrap) as client:
             resp = await client.search(
@@ -109,6 +122,10 @@ async def cmd_search(
                 mmr_lambda=mmr_lambda,
                 timeout_s=timeout,
                 raise_on_error=False,
+                similar_to=similar_to,
+                filters=conditions,
+                page=page,
+                ranking_id=ranking_id,
             )
     except SearchTimeout as exc:
         message = f"no reply in {timeout:g} s (is a query worker running?): {exc}"
@@ -180,7 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     ing.add_argument("folder", type=Path)
     ing.add_argument("--inline", action="store_true", help="send bytes inline instead of file:// URIs")
     s = sub.add_parser("search", help="search over Kafka request/reply")
-    s.add_argument("text")
+    s.add_argument("text", nargs="?", default=None, help="the query text (or --similar-to, or both)")
+    s.add_argument("--similar-to", default=None, metavar="IMAGE_ID", help="query by an indexed image's vector")
+    s.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="COND",
+        help="metadata condition inside the k-NN: key=value, key=a|b, key>=v, key<v (repeatable)",
+    )
+    s.add_argument("--page", type=int, default=1, help="1-based page of k hits")
+    s.add_argument("--ranking-id", default=None, help="the ranking_id of an earlier page (keeps its order)")
     s.add_argument("--user", default="anonymous")
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--weight", type=float, default=None)
@@ -245,7 +272,20 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(cmd_ingest(settings, args.folder, args.inline))
     elif args.cmd == "search":
         return asyncio.run(
-            cmd_search(settings, args.user, args.text, args.k, args.weight, args.timeout, args.json, args.mmr_lambda)
+            cmd_search(
+                settings,
+                args.user,
+                args.text,
+                args.k,
+                args.weight,
+                args.timeout,
+                args.json,
+                args.mmr_lambda,
+                similar_to=args.similar_to,
+                filters=args.filter,
+                page=args.page,
+                ranking_id=args.ranking_id,
+            )
         )
     elif args.cmd == "interact":
         asyncio.run(cmd_interact(settings, args.user, args.image, args.event_type))

@@ -169,6 +169,14 @@ class Settings:
     mmr_lambda: float = field(default_factory=lambda: _env_float("IMGSEARCH_MMR_LAMBDA", 1.0))
     candidate_multiplier: int = field(default_factory=lambda: _env_int("IMGSEARCH_CANDIDATES_MULTIPLIER", 5))
     min_candidates: int = field(default_factory=lambda: _env_int("IMGSEARCH_MIN_CANDIDATES", 50))
+    # issue 15, two-source candidates: for a user with a signal, beside the global k-NN, the k-NN within
+    # each of the user's STYLE_SOURCES best clusters (STYLE_CANDIDATES each), in one _msearch; 0 = off.
+    # Chosen on the validation families (bench/two_source_eval.py, docs/benchmarks.md)
+    style_sources: int = field(default_factory=lambda: _env_int("IMGSEARCH_STYLE_SOURCES", 1))
+    style_candidates: int = field(default_factory=lambda: _env_int("IMGSEARCH_STYLE_CANDIDATES", 50))
+    # paging: rankings kept (per query worker) for later pages, and for how long
+    ranking_cache_entries: int = field(default_factory=lambda: _env_int("IMGSEARCH_RANKING_CACHE_ENTRIES", 2000))
+    ranking_cache_ttl_s: float = field(default_factory=lambda: _env_float("IMGSEARCH_RANKING_CACHE_TTL_S", 900.0))
     profile_half_life_s: float = field(
         default_factory=lambda: _env_float("IMGSEARCH_PROFILE_HALF_LIFE_S", 7 * 24 * 3600.0)
     )

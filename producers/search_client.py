@@ -20,7 +20,9 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
@@ -29,7 +31,7 @@ from imgsearch.connections import kafka_security
 from imgsearch.kafka_admin import ensure_topics
 from producers.deadlines import ClientStartTimeout, KnownTopics, too_large
 from schemas import topics
-from schemas.events import SearchRequest, SearchResponse
+from schemas.events import MetadataFilter, SearchRequest, SearchResponse
 from schemas.limits import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -154,7 +156,13 @@ class SearchClient:
         mmr_lambda: float | None = None,
         timeout_s: float = 5.0,
         raise_on_error: bool = True,
+        similar_to: str | None = None,
+        filters: Sequence[MetadataFilter | Mapping[str, Any]] = (),
+        page: int = 1,
+        ranking_id: str | None = None,
     ) -> SearchResponse:
+        """One search; ``similar_to`` (an indexed image id), ``filters`` (metadata conditions inside the
+        k-NN), ``page`` and ``ranking_id`` (the previous page's, to keep its order) are issue 15's."""
         req = SearchRequest(
             user_id=user_id,
             text=text,
@@ -163,6 +171,10 @@ class SearchClient:
             personalization_weight=personalization_weight,
             max_per_cluster=max_per_cluster,
             mmr_lambda=mmr_lambda,
+            similar_to=similar_to,
+            filters=[f if isinstance(f, MetadataFilter) else MetadataFilter.model_validate(f) for f in filters],
+            page=page,
+            ranking_id=ranking_id,
             reply_topic=self.reply_topic,
             timeout_ms=int(timeout_s * 1000),
         )

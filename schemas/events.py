@@ -27,6 +27,11 @@ Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:
 
 MAX_QUERY_TEXT_CHARS = 1000
 MAX_K = 100
+# issue 15: bounds of the metadata filters and of paging (page * k hits at most are ranked)
+MAX_FILTERS = 8
+MAX_FILTER_TERMS = 32
+MAX_FILTER_VALUE_CHARS = 256
+MAX_RESULT_WINDOW = 500
 # MAX_INLINE_IMAGE_BYTES (8 MiB) comes from schemas.limits, with the rest of the size-limit chain
 
 
@@ -178,6 +183,36 @@ def event_type_of(payload: bytes | str | None) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
+MetadataKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+FilterValue = Annotated[str, Field(min_length=1, max_length=MAX_FILTER_VALUE_CHARS)]
+
+
+class MetadataFilter(BaseModel):
+    """One condition on an image's metadata (issue 15), applied inside the k-NN: exactly one of
+    ``term`` (equals), ``terms`` (equals one of) or a range (``gt``/``gte``/``lt``/``lte``). Metadata
+    values are strings, so a range compares them as strings: zero-pad numbers, use ISO dates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: MetadataKey
+    term: FilterValue | None = None
+    terms: list[FilterValue] | None = Field(default=None, min_length=1, max_length=MAX_FILTER_TERMS)
+    gt: FilterValue | None = None
+    gte: FilterValue | None = None
+    lt: FilterValue | None = None
+    lte: FilterValue | None = None
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> MetadataFilter:
+        ranged = any(v is not None for v in (self.gt, self.gte, self.lt, self.lte))
+        given = (self.term is not None) + (self.terms is not None) + ranged
+        if given != 1:
+            raise ValueError(f"filter on {self.field!r}: give exactly one of term, terms or a range (gt/gte/lt/lte)")
+        if (self.gt is not None and self.gte is not None) or (self.lt is not None and self.lte is not None):
+            raise ValueError(f"filter on {self.field!r}: at most one lower bound (gt|gte) and one upper (lt|lte)")
+        return self
+
+
 class SearchRequest(Event):
     """A search client asks; the answer goes to ``reply_topic`` keyed by ``request_id``."""
 
@@ -198,11 +233,22 @@ class SearchRequest(Event):
     reply_topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
     sent_at: datetime = Field(default_factory=utcnow)
     timeout_ms: int = Field(default=5000, ge=1, le=120_000)
+    # issue 15
+    similar_to: Id | None = Field(default=None, description="query by an indexed image's stored vector")
+    filters: list[MetadataFilter] = Field(
+        default_factory=list, max_length=MAX_FILTERS, description="metadata conditions, all applied inside the k-NN"
+    )
+    page: int = Field(default=1, ge=1, description=f"1-based page of k hits; page * k <= {MAX_RESULT_WINDOW}")
+    ranking_id: Id | None = Field(
+        default=None, description="the ranking_id of an earlier page: later pages keep that ranking's order"
+    )
 
     @model_validator(mode="after")
     def _has_query(self) -> SearchRequest:
-        if self.text is None and self.image_b64 is None:
-            raise ValueError("a search needs text or image_b64 (or both)")
+        if self.text is None and self.image_b64 is None and self.similar_to is None:
+            raise ValueError("a search needs text or image_b64 (or both), or similar_to")
+        if self.page * self.k > MAX_RESULT_WINDOW:
+            raise ValueError(f"page * k must be at most {MAX_RESULT_WINDOW}, got {self.page} * {self.k}")
         if self.image_b64 is not None:
             _decode_b64(self.image_b64, "image_b64")
         return self
@@ -243,6 +289,10 @@ class SearchResponse(Event):
     notes: list[str] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
     answered_at: datetime = Field(default_factory=utcnow)
+    # issue 15: paging (send ranking_id back with page + 1 for the next page of the same ranking)
+    page: int = 1
+    ranking_id: str | None = None
+    has_more: bool = False
 
     @property
     def ok(self) -> bool:

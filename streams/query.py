@@ -42,6 +42,7 @@ from imgsearch.ranker.local import LocalProfileRanker
 from producers.deadlines import KnownTopics
 from schemas import topics
 from schemas.events import (
+    MAX_RESULT_WINDOW,
     ErrorInfo,
     ForgetUser,
     Id,
@@ -53,6 +54,7 @@ from schemas.events import (
     event_type_of,
     parse_event,
 )
+from streams import retrieval
 from streams.centroids import CentroidWatcher, RankerModelWatcher
 from streams.common import DeadLetters, Offload, json_schema, make_app, topic
 from streams.interactions import future_skew_s
@@ -125,6 +127,7 @@ class QueryService:
         self.dlq = DeadLetters(app, settings, ROLE)
         self.offload = Offload()
         self.answered = 0
+        self.rankings = retrieval.Rankings(settings.ranking_cache_entries, settings.ranking_cache_ttl_s)
         self._metadata_client: Any = None  # an aiokafka client of our own, for KnownTopics (made on first use)
         self._reply_topics: KnownTopics | None = None
         self._styles: OrderedDict[str, tuple[list[float], str] | None] = OrderedDict()  # image id -> (style, model)
@@ -244,8 +247,10 @@ class QueryService:
         log.info("forget request %s: profile %s", request.event_id, "deleted" if existed else "absent")
         return existed
 
-    def _embed_query(self, req: SearchRequest) -> np.ndarray:
+    def _embed_query(self, req: SearchRequest, stored: list[float] | None = None) -> np.ndarray:
         vectors = []
+        if stored is not None:  # similar_to: the indexed image's own search vector
+            vectors.append(np.asarray(stored, dtype=np.float32))
         if req.text is not None:
             vectors.append(self.embedder.embed_texts([req.text])[0])
         data = req.image_bytes()
@@ -260,6 +265,20 @@ class QueryService:
         v = np.mean(vectors, axis=0)
         return v / max(float(np.linalg.norm(v)), 1e-12)
 
+    async def _preferred_clusters(self, user_id: str) -> list[int]:
+        """Issue 15: the user's best style clusters, asked of the ranker over every cluster of the
+        current model (run while the query is embedded, so it adds no latency unless the ranker is
+        slower than the embedding); none without a model, a signal or an answer in time."""
+        model = self._current()
+        if model is None or self.settings.style_sources <= 0:
+            return []
+        try:
+            result = await asyncio.wait_for(self.ranker.rank(user_id, list(range(model.k))), RANKER_TIMEOUT_S)
+        except Exception as exc:
+            log.debug("no preferred clusters for %s: %s", user_id, exc)
+            return []
+        return retrieval.preferred_clusters(result, self.settings.style_sources)
+
     async def answer(self, req: SearchRequest, event: Any = None) -> SearchResponse:
         """The response to a valid request; a refused query image (``event`` given) is also
         dead-lettered, like every other invalid input."""
@@ -268,29 +287,81 @@ class QueryService:
         weight = (
             self.settings.personalization_weight if req.personalization_weight is None else req.personalization_weight
         )
+        ranking_id = req.ranking_id or req.request_id
         base: dict[str, Any] = {
             "request_id": req.request_id,
             "user_id": req.user_id,
             "personalization_weight": weight,
+            "page": req.page,
+            "ranking_id": ranking_id,
         }
+        window = req.page * req.k
+        kept = self.rankings.get(req.user_id, req.ranking_id) if req.ranking_id else None
+        if kept is not None and (len(kept["hits"]) >= window or kept["complete"]):
+            # a later page of a ranking the user is reading: the same order, whatever changed since
+            hits = retrieval.page_of(kept["hits"], req.page, req.k)
+            return SearchResponse(
+                **base,
+                hits=hits,
+                personalized=kept["personalized"],
+                ranker=kept["ranker"],
+                notes=list(kept["notes"]),
+                timings_ms={"cached": 0.0},
+                has_more=len(kept["hits"]) > window,
+            )
+        if req.ranking_id and kept is None:
+            notes.append("ranking_id unknown or expired; ranked afresh (earlier pages may differ)")
         t0 = time.perf_counter()
+        stored = None
+        if req.similar_to is not None:
+            try:
+                stored = await self.index.vector_of(req.similar_to)
+            except Exception as exc:
+                return SearchResponse(
+                    **base,
+                    error=ErrorInfo(code="index_unavailable", message=f"the vector index did not answer: {exc}"),
+                )
+            if stored is None:
+                return SearchResponse(
+                    **base,
+                    error=ErrorInfo(code="unknown_image", message=f"similar_to: {req.similar_to!r} is not indexed"),
+                )
+        preferred = (
+            asyncio.ensure_future(self._preferred_clusters(req.user_id))
+            if weight > 0 and self.settings.style_sources > 0
+            else None
+        )
         try:
-            vector = await self.offload.run(self._embed_query, req)
+            vector = await self.offload.run(self._embed_query, req, stored)
         except ImageRejected as exc:
+            if preferred is not None:
+                preferred.cancel()
             if event is not None:
                 await self.dlq.from_event(event, exc.code, str(exc))
             return SearchResponse(**base, error=ErrorInfo(code=exc.code, message=str(exc)))
+        styles = await preferred if preferred is not None else []
         t1 = time.perf_counter()
         timings["embed"] = (t1 - t0) * 1000
-        n = max(req.k * self.settings.candidate_multiplier, self.settings.min_candidates)
+        # the ranking is made deeper than this page (5 pages, at no extra k-NN cost at k=10): later
+        # pages of the same ranking_id are sliced from it
+        depth = min(MAX_RESULT_WINDOW, max(window, 5 * req.k))
+        n = min(10_000, max(window * self.settings.candidate_multiplier, self.settings.min_candidates, depth))
+        flt = retrieval.metadata_filter(req.filters)
+        sources: list[tuple[int, dict[str, Any] | None]] = [(n, flt)]
+        sources += [(self.settings.style_candidates, retrieval.style_filter(c, flt)) for c in styles]
         try:
-            candidates = await self.index.knn(vector.tolist(), n)
+            found = await self.index.knn_sources(vector.tolist(), sources)
         except Exception as exc:
             log.error("k-NN failed for %s: %s", req.request_id, exc)
             return SearchResponse(
                 **base,
                 error=ErrorInfo(code="index_unavailable", message=f"the vector index did not answer: {exc}"),
             )
+        candidates, extra = retrieval.union(found)
+        if req.similar_to is not None:
+            candidates = [c for c in candidates if c.image_id != req.similar_to]
+        if styles:
+            notes.append(f"{extra} more candidates from the preferred styles {styles}")
         t2 = time.perf_counter()
         timings["knn"] = (t2 - t1) * 1000
         result = RankerResult({}, False, "none")
@@ -309,7 +380,7 @@ class QueryService:
             candidates,
             result.scores,
             weight if result.has_feedback else 0.0,
-            req.k,
+            depth,
             req.max_per_cluster,
             self.settings.blend_mode,
             demotions=result.demotions,
@@ -331,13 +402,29 @@ class QueryService:
             )
             for i, r in enumerate(ranked)
         ]
+        if kept is not None:  # a deeper page than was kept: the kept order first, then the new ranking's rest
+            known = {h.image_id for h in kept["hits"]}
+            hits = list(kept["hits"]) + [h for h in hits if h.image_id not in known]
+        self.rankings.put(
+            req.user_id,
+            ranking_id,
+            {
+                "hits": hits,
+                # every matching document was a candidate: no deeper page can add one
+                "complete": len(found[0]) < n,
+                "personalized": result.has_feedback,
+                "ranker": result.ranker,
+                "notes": notes,
+            },
+        )
         return SearchResponse(
             **base,
-            hits=hits,
+            hits=retrieval.page_of(hits, req.page, req.k),
             personalized=result.has_feedback,
             ranker=result.ranker,
             notes=notes,
             timings_ms=timings,
+            has_more=len(hits) > window,
         )
 
     async def _style_affinity(
@@ -403,7 +490,8 @@ class QueryService:
             notes.append(f"search vectors unavailable ({type(exc).__name__}); not diversified")
             return ranked
         vectors = {i: d["embedding"] for i, d in docs.items() if d.get("embedding")}
-        return mmr(pool, vectors, lam, req.k, req.max_per_cluster)
+        # as deep as the blended ranking (later pages of a ranking_id are sliced from it)
+        return mmr(pool, vectors, lam, max(len(ranked), req.k), req.max_per_cluster)
 
     async def reply(self, reply_topic: str, response: SearchResponse, event: Any = None) -> bool:
         """Send the response, bounded in time; a reply topic that does not exist is refused without

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import io
 import json
 import logging
@@ -56,7 +55,7 @@ from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
 from imgsearch.index.opensearch import OpenSearchIndex
 from producers import EventPublisher, EventTooLarge, KafkaClientError, SearchClient, SearchTimeout
 from producers.search_client import SearchError, default_client_id
-from schemas.events import MAX_K, EventType, ForgetUser, Interaction, SearchResponse
+from schemas.events import MAX_FILTERS, MAX_K, EventType, ForgetUser, Interaction, SearchResponse
 from schemas.limits import GATEWAY_MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
@@ -95,6 +94,7 @@ ERROR_STATUS = {
     "format_not_allowed": 415,
     "expired": 504,
     "index_unavailable": 503,
+    "unknown_image": 404,
 }
 
 
@@ -286,14 +286,12 @@ class Gateway:
         text = params.get("text") if params.get("text") is not None else params.get("q")
         text = str(text).strip() if text is not None else ""
         image_b64 = params.get("image_b64") or None
-        like = params.get("like_image_id") or None
-        if like:  # "more like this": the query is that image
-            data, _, _ = await self.original(str(like))
-            image_b64 = base64.b64encode(data).decode("ascii")
+        # "more like this" (issue 15): the query is that indexed image's stored vector, nothing is uploaded
+        similar = params.get("similar_to") or params.get("like_image_id") or None
         if not user:
             raise GatewayError(400, "invalid_request", "a user id is needed (user)")
-        if not text and not image_b64:
-            raise GatewayError(400, "invalid_request", "a search needs text (q) or an image")
+        if not text and not image_b64 and not similar:
+            raise GatewayError(400, "invalid_request", "a search needs text (q), an image or similar_to")
         try:
             k = int(params.get("k") or 20)
             weight_raw = params.get("personalization_weight", params.get("weight"))
@@ -302,8 +300,10 @@ class Gateway:
             cap = None if cap_raw in (None, "", 0, "0") else int(cap_raw)
             lam_raw = params.get("mmr_lambda")  # issue 15: MMR diversity, 1 = relevance only
             lam = None if lam_raw in (None, "") else float(lam_raw)
+            page = int(params.get("page") or 1)
         except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(inf)
             raise GatewayError(400, "invalid_request", f"bad number: {exc}") from exc
+        filters = self._filters(params.get("filters"), params.get("filter"))
         if weight is not None and not math.isfinite(weight):
             raise GatewayError(400, "invalid_request", f"bad number: personalization weight {weight_raw!r}")
         if lam is not None and not math.isfinite(lam):
@@ -319,6 +319,10 @@ class Gateway:
                 max_per_cluster=cap,
                 mmr_lambda=lam,
                 timeout_s=self.search_timeout_s,
+                similar_to=str(similar) if similar else None,
+                filters=filters,
+                page=page,
+                ranking_id=str(params["ranking_id"]) if params.get("ranking_id") else None,
             )
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors())
@@ -334,6 +338,32 @@ class Gateway:
         except KafkaClientError as exc:  # e.g. the request topic does not exist
             raise GatewayError(503, "search_unavailable", str(exc)) from exc
         return self.render(resp, (time.perf_counter() - t0) * 1000)
+
+    @staticmethod
+    def _filters(body: Any, query: Any) -> list[Any]:
+        """Metadata filters: ``filters`` (a JSON list of MetadataFilter objects or ``key=value`` strings)
+        and/or repeated ``filter=key=value`` query parameters; checked by the SearchRequest schema."""
+        from streams.retrieval import parse_filter
+
+        given: list[Any] = []
+        for part in (body, query):
+            if part is None or part == "":
+                continue
+            given += part if isinstance(part, list) else [part]
+        if len(given) > MAX_FILTERS:
+            raise GatewayError(400, "invalid_request", f"at most {MAX_FILTERS} filters")
+        out: list[Any] = []
+        for f in given:
+            if isinstance(f, str):
+                try:
+                    out.append(parse_filter(f))
+                except ValueError as exc:
+                    raise GatewayError(400, "invalid_request", f"filter {f[:80]!r}: {exc}") from exc
+            elif isinstance(f, dict):
+                out.append(f)
+            else:
+                raise GatewayError(400, "invalid_request", "a filter is an object or a key=value string")
+        return out
 
     @staticmethod
     def render(resp: SearchResponse, took_ms: float) -> dict[str, Any]:
@@ -489,6 +519,8 @@ async def whoami(request: web.Request) -> web.Response:
 
 async def search(request: web.Request) -> web.Response:
     params: dict[str, Any] = dict(request.query)
+    if "filter" in request.query:  # repeatable: filter=license=cc0&filter=year>=2020
+        params["filter"] = request.query.getall("filter")
     if request.method == "POST":
         params.update(await _json_object(request))
     params["user_id"] = await authenticated_user(request, params.get("user_id") or params.get("user"))

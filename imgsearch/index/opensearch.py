@@ -15,7 +15,7 @@ import hashlib
 import logging
 import re
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,11 +125,32 @@ def mapping(
                 "model_id": {"type": "keyword"},
                 "centroid_version": {"type": "keyword"},
                 "source_uri": {"type": "keyword", "index": False},
-                "metadata": {"type": "object", "enabled": False},
+                # issue 15: flat_object, so term / range filters on metadata.<key> run inside the k-NN
+                "metadata": {"type": "flat_object"},
                 "indexed_at": {"type": "date"},
             },
         },
     }
+
+
+def knn_body(vector: Sequence[float], k: int, filter: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A k-NN search body; a ``filter`` goes inside the knn clause (efficient filtering, lucene engine)."""
+    clause: dict[str, Any] = {"vector": list(map(float, vector)), "k": k}
+    if filter is not None:
+        clause["filter"] = filter
+    return {"size": k, "_source": ["image_id", "cluster_id", "metadata"], "query": {"knn": {"embedding": clause}}}
+
+
+def _candidates(resp: Mapping[str, Any]) -> list[Candidate]:
+    return [
+        Candidate(
+            image_id=h["_id"],
+            knn_score=float(h["_score"]),
+            cluster_id=int(h["_source"].get("cluster_id", -1)),
+            metadata=h["_source"].get("metadata") or {},
+        )
+        for h in resp["hits"]["hits"]
+    ]
 
 
 def model_slug(model_id: str) -> str:
@@ -281,22 +302,48 @@ class OpenSearchIndex:
 
         await self._call("bulk-update", bulk)
 
-    async def knn(self, vector: Sequence[float], k: int, *, attempts: int = 3) -> list[Candidate]:
-        query = {
-            "size": k,
-            "_source": ["image_id", "cluster_id", "metadata"],
-            "query": {"knn": {"embedding": {"vector": list(map(float, vector)), "k": k}}},
-        }
+    async def knn(
+        self, vector: Sequence[float], k: int, *, attempts: int = 3, filter: dict[str, Any] | None = None
+    ) -> list[Candidate]:
+        """The ``k`` nearest documents; ``filter`` (an OpenSearch query) is applied inside the k-NN
+        (lucene's efficient filtering: the k nearest among the documents that match it)."""
+        query = knn_body(vector, k, filter)
         resp = await self._call("knn", lambda: self.client.search(index=self.index, body=query), attempts)
-        return [
-            Candidate(
-                image_id=h["_id"],
-                knn_score=float(h["_score"]),
-                cluster_id=int(h["_source"].get("cluster_id", -1)),
-                metadata=h["_source"].get("metadata") or {},
+        return _candidates(resp)
+
+    async def knn_sources(
+        self, vector: Sequence[float], sources: Sequence[tuple[int, dict[str, Any] | None]], *, attempts: int = 3
+    ) -> list[list[Candidate]]:
+        """Several k-NN searches with one vector, one (k, filter) per source, in one ``_msearch``
+        (issue 15: the global candidates and the user's preferred styles' in one round trip)."""
+        if len(sources) == 1:
+            k, flt = sources[0]
+            return [await self.knn(vector, k, attempts=attempts, filter=flt)]
+        body: list[dict[str, Any]] = []
+        for k, flt in sources:
+            body.append({"index": self.index})
+            body.append(knn_body(vector, k, flt))
+
+        async def msearch() -> Any:
+            resp = await self.client.msearch(body=body)
+            for item in resp["responses"]:
+                if "error" in item:  # one failed search fails the whole answer (retried if transient)
+                    raise TransportError(int(item.get("status", 500)), "msearch item error", item["error"])
+            return resp
+
+        resp = await self._call("msearch", msearch, attempts)
+        return [_candidates(item) for item in resp["responses"]]
+
+    async def vector_of(self, image_id: str) -> list[float] | None:
+        """The stored search vector of an indexed image (similar_to), or None if it is not indexed."""
+        try:
+            resp = await self._call(
+                "get", lambda: self.client.get(index=self.index, id=image_id, _source_includes="embedding"), 3
             )
-            for h in resp["hits"]["hits"]
-        ]
+        except NotFoundError:
+            return None
+        vec = resp.get("_source", {}).get("embedding")
+        return None if vec is None else [float(x) for x in vec]
 
     async def scan(
         self, fields: Sequence[str], query: dict[str, Any] | None = None, batch: int = 500

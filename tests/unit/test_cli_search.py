@@ -78,6 +78,10 @@ def test_json_is_the_search_response(stub, capsys):
             "personalization_weight": 0.5,
             "timeout_s": 5.0,
             "raise_on_error": False,
+            "similar_to": None,
+            "filters": [],
+            "page": 1,
+            "ranking_id": None,
         }
     ]
 

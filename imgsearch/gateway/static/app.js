@@ -90,14 +90,55 @@ async function runSearch() {
   document.body.dataset.searches = String(state.searches);
 }
 
-async function searchOne(q, user) {
-  const params = new URLSearchParams({ q, user, k: String(state.config.k || 20), weight: String(weight()) });
+async function searchOne(q, user, extra = {}) {
+  // extra (issue 15): similar_to, page, ranking_id; a similar_to search has no text
+  const base = { user, k: String(state.config.k || 20), weight: String(weight()), ...extra };
+  if (!extra.similar_to) base.q = q;
+  const params = new URLSearchParams(base);
   params.set("mmr_lambda", String(mmrLambda()));
   try {
     return { user, resp: await api(`/api/search?${params}`) };
   } catch (e) {
     return { user, error: { code: e.code || "network", message: e.message, status: e.status } };
   }
+}
+
+// "Similar": the query is that indexed image's stored vector (similar_to), for the users shown
+async function runSimilar(hit) {
+  const user = currentUser();
+  if (!user) { setStatus("Choose a user (or type a user id).", true); return; }
+  const users = [user];
+  if ($("#sbs").checked && secondUser() && secondUser() !== user) users.push(secondUser());
+  const label = `like ${hit.image_id}`;
+  $("#results").dataset.state = "loading";
+  setStatus(`Searching images ${label} for ${users.join(" and ")}…`);
+  const results = await Promise.all(users.map((u) => searchOne(label, u, { similar_to: hit.image_id })));
+  for (const r of results) r.extra = { similar_to: hit.image_id };
+  render(label, results);
+  const failed = results.filter((r) => r.error);
+  setStatus(failed.length ? failed.map((r) => `${r.user}: ${r.error.message}`).join(" · ") : `Images ${label}.`,
+    Boolean(failed.length));
+  $("#results").dataset.state = failed.length ? "error" : "ready";
+}
+
+// the next page of the same ranking (ranking_id): its order is kept even if the profile changed since
+async function nextPage(q, user, resp, extra, col, button) {
+  button.disabled = true;
+  const r = await searchOne(q, user, { ...extra, page: String(resp.page + 1), ranking_id: resp.ranking_id });
+  button.remove();
+  if (r.error) { setStatus(`${user}: ${r.error.message}`, true); return; }
+  const grid = $(".grid", col);
+  for (const hit of r.resp.hits) grid.append(renderCard(user, hit, undefined, false));
+  if (r.resp.has_more) col.append(pageButton(q, user, r.resp, extra, col));
+}
+
+function pageButton(q, user, resp, extra, col) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "next-page";
+  b.textContent = `More (page ${resp.page + 1})`;
+  b.addEventListener("click", () => nextPage(q, user, resp, extra, col, b));
+  return b;
 }
 
 function render(q, results) {
@@ -107,7 +148,7 @@ function render(q, results) {
   for (const r of results) root.append(renderColumn(q, r));
 }
 
-function renderColumn(q, { user, resp, error }) {
+function renderColumn(q, { user, resp, error, extra }) {
   const col = document.createElement("section");
   col.className = "column";
   col.dataset.user = user;
@@ -163,6 +204,7 @@ function renderColumn(q, { user, resp, error }) {
     empty.textContent = "No results (is anything indexed yet?)";
     col.append(empty);
   }
+  if (resp.has_more && resp.ranking_id) col.append(pageButton(q, user, resp, extra || {}, col));
   return col;
 }
 
@@ -202,6 +244,7 @@ function renderCard(user, hit, previousRank, hadPrevious) {
     if (await interact(user, hit, "hide", card)) card.classList.add("hidden-by-user");
   });
   $(".act-nms", card).addEventListener("click", () => interact(user, hit, "not_my_style", card));
+  $(".act-similar", card).addEventListener("click", () => runSimilar(hit));
   return card;
 }
 
