@@ -23,7 +23,7 @@ weight. Reported, without and with the second source:
 the test split is reported with the chosen ones.
 
     .venv/bin/python bench/two_source_eval.py --split val --grid
-    .venv/bin/python bench/two_source_eval.py --split test --sources 2 --per-source 20
+    .venv/bin/python bench/two_source_eval.py --split test --sources 1 --per-source 50
 """
 
 from __future__ import annotations

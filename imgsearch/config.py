@@ -170,9 +170,9 @@ class Settings:
     candidate_multiplier: int = field(default_factory=lambda: _env_int("IMGSEARCH_CANDIDATES_MULTIPLIER", 5))
     min_candidates: int = field(default_factory=lambda: _env_int("IMGSEARCH_MIN_CANDIDATES", 50))
     # issue 15, two-source candidates: for a user with a signal, beside the global k-NN, the k-NN within
-    # each of the user's STYLE_SOURCES best clusters (STYLE_CANDIDATES each), in one _msearch; 0 = off.
-    # Chosen on the validation families (bench/two_source_eval.py, docs/benchmarks.md)
-    style_sources: int = field(default_factory=lambda: _env_int("IMGSEARCH_STYLE_SOURCES", 1))
+    # each of the user's STYLE_SOURCES best clusters (STYLE_CANDIDATES each), in one _msearch; 0 = off (the
+    # default: no setting beat the baseline on validation; 1 and 50 were the best, docs/benchmarks.md).
+    style_sources: int = field(default_factory=lambda: _env_int("IMGSEARCH_STYLE_SOURCES", 0))
     style_candidates: int = field(default_factory=lambda: _env_int("IMGSEARCH_STYLE_CANDIDATES", 50))
     # paging: rankings kept (per query worker) for later pages, and for how long
     ranking_cache_entries: int = field(default_factory=lambda: _env_int("IMGSEARCH_RANKING_CACHE_ENTRIES", 2000))

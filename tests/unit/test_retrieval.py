@@ -148,3 +148,18 @@ def test_search_request_bounds_paging_filters_and_accepts_similar_to_alone() -> 
             .replace('"filters":[]', f'"filters":{str(many).replace(chr(39), chr(34))}'),
         )
     assert exc.value.code == "schema_violation" and "filters" in exc.value.message
+
+
+def test_bench_distractors_are_unit_vectors_like_the_real_ones_and_reproducible() -> None:
+    import numpy as np
+
+    from bench.two_source_eval import distractors
+
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(400, 8)).astype(np.float32) + np.array([3, 0, 0, 0, 0, 0, 0, 0], np.float32)
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    fake = distractors(real, 300, seed=0)
+    assert fake.shape == (300, 8)
+    assert np.allclose(np.linalg.norm(fake, axis=1), 1.0, atol=1e-5)
+    assert float((fake @ real.mean(axis=0)).mean()) > 0.5  # drawn around the real vectors' mean
+    assert np.array_equal(distractors(real, 100, seed=0), fake[:100])  # a smaller catalog is a prefix
