@@ -86,8 +86,19 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=None, help="feature cache (default: <dataset>/features)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/affinity_mmr.json"))
     ap.add_argument("--plot", type=Path, default=Path("docs/img/mmr_curve.png"))
+    ap.add_argument(
+        "--only-compare",
+        default=None,
+        metavar="SPLIT",
+        help="only print both modes (Settings' continuous parameters) on SPLIT, e.g. train (a further check)",
+    )
     args = ap.parse_args()
     base = Settings()
+    if args.only_compare:
+        data = split_vectors(args, args.only_compare)
+        for mode in ("cluster", "continuous"):
+            print(f"{args.only_compare} {mode}: {json.dumps(_brief(figures(data, base, affinity=mode)))}")
+        return 0
     report: dict[str, Any] = {"validation": {}, "test": {}}
 
     # 1. choose on validation
