@@ -76,6 +76,7 @@ def test_json_is_the_search_response(stub, capsys):
             "text": "a printer",
             "k": 2,
             "personalization_weight": 0.5,
+            "mmr_lambda": None,
             "timeout_s": 5.0,
             "raise_on_error": False,
             "similar_to": None,
