@@ -199,8 +199,14 @@ def start_containers(settings: Settings | None = None, timeout: float = 240.0) -
         _containers.append(c)
 
     def kafka_ok() -> bool:
+        c = kafka.get_wrapped_container()
+        c.reload()
+        if c.status != "running":
+            raise RuntimeError(
+                f"the Kafka container exited ({c.attrs['State']}); its log ends:\n{logs(kafka)()[-3000:]}"
+            )
         cmd = f"/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server 127.0.0.1:{kp}"
-        return bool(kafka.get_wrapped_container().exec_run(["bash", "-c", cmd]).exit_code == 0)
+        return bool(c.exec_run(["bash", "-c", cmd]).exit_code == 0)
 
     def opensearch_ok() -> bool:
         url = f"http://127.0.0.1:{op}/_cluster/health?wait_for_status=yellow&timeout=2s"
