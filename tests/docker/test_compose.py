@@ -92,7 +92,8 @@ def stack(docker_images: dict[str, str], tmp_path_factory: pytest.TempPathFactor
     env["COMPOSE_HOST_FILE"] = str(tmp_path_factory.mktemp("compose") / "compose-host.yml")
     t0 = time.monotonic()
     try:
-        s.compose("up", "-d", "--no-build")
+        s.compose("up", "-d", "--no-build")  # compose v1 waits here for the dependencies' health
+        print(f"\n[docker] compose up -d: {time.monotonic() - t0:.0f}s")
         yield s
     finally:
         if not s.down_done:
