@@ -211,6 +211,17 @@ class Settings:
     personalize_deletion_s3: str = field(default_factory=lambda: _env("IMGSEARCH_PERSONALIZE_DELETION_S3", ""))
     data_dir: str = field(default_factory=lambda: _env("IMGSEARCH_DATA", str(REPO_ROOT / ".engines")))
     web_port: int = field(default_factory=lambda: _env_int("IMGSEARCH_WORKER_WEB_PORT", 0))
+    # the testcontainers path of the integration fixtures (imgsearch/runner.py, issue 18): the images and
+    # the host ports the containers listen on (host networking; the same variables as scripts/engines.sh)
+    use_testcontainers: bool = field(default_factory=lambda: _env_bool("IMGSEARCH_USE_TESTCONTAINERS", False))
+    kafka_image: str = field(default_factory=lambda: _env("IMGSEARCH_KAFKA_IMAGE", "apache/kafka:4.1.1"))
+    opensearch_image: str = field(
+        default_factory=lambda: _env("IMGSEARCH_OPENSEARCH_IMAGE", "opensearchproject/opensearch:2.19.1")
+    )
+    engine_kafka_port: int = field(default_factory=lambda: _env_int("KAFKA_PORT", 9092))
+    engine_kafka_controller_port: int = field(default_factory=lambda: _env_int("KAFKA_CONTROLLER_PORT", 9093))
+    engine_opensearch_port: int = field(default_factory=lambda: _env_int("OPENSEARCH_PORT", 9200))
+    engine_opensearch_transport_port: int = field(default_factory=lambda: _env_int("OPENSEARCH_TRANSPORT_PORT", 9300))
     # the address faust's web server (IMGSEARCH_WORKER_WEB_PORT) and the metrics server bind to:
     # loopback unless a deployment opens them (e.g. 0.0.0.0 for a Prometheus in another container)
     web_host: str = field(default_factory=lambda: _env("IMGSEARCH_WORKER_WEB_HOST", "127.0.0.1"))

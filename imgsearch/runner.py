@@ -6,15 +6,25 @@ test can kill one the way ops would.
 
 from __future__ import annotations
 
+import atexit
+import base64
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from imgsearch.config import REPO_ROOT
+from docker.types import Ulimit
+
+from imgsearch.config import REPO_ROOT, Settings
+from schemas.limits import MAX_MESSAGE_BYTES
 
 MODULES = {
     "embedder": "consumers.embedding_worker",
@@ -117,35 +127,142 @@ def docker_daemon_answers() -> bool:
         return False
 
 
-_containers: list[object] = []
+_containers: list[Any] = []
 
 
-def start_containers() -> dict[str, str]:
-    """Kafka and OpenSearch through testcontainers (official images); they stop with the process."""
-    from testcontainers.community.kafka import KafkaContainer
-    from testcontainers.community.opensearch import OpenSearchContainer
+def _wait_until(check: Callable[[], bool], timeout: float, what: str, logs: Callable[[], str]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(1.0)
+    raise RuntimeError(f"{what} not healthy after {timeout:.0f}s; its log ends:\n{logs()[-3000:]}")
 
-    kafka = KafkaContainer("apache/kafka:4.1.1").with_kraft()
-    kafka.start()
-    opensearch = OpenSearchContainer("opensearchproject/opensearch:2.19.1", security_enabled=False)
-    opensearch.start()
-    _containers.extend([kafka, opensearch])
-    cfg = opensearch.get_config()
-    return {
-        "KAFKA_BOOTSTRAP": kafka.get_bootstrap_server(),
-        "OPENSEARCH_URL": f"http://{cfg['host']}:{cfg['port']}",
-    }
+
+def start_containers(settings: Settings | None = None, timeout: float = 240.0) -> dict[str, str]:
+    """Kafka and OpenSearch as containers through testcontainers (issue 18), on the host network with
+    every listener on 127.0.0.1 and the ports of scripts/engines.sh (KAFKA_PORT, OPENSEARCH_PORT, ...),
+    configured by environment as docker-compose.yml configures them, so the official images and the
+    local equivalents of scripts/docker_images.sh (IMGSEARCH_KAFKA_IMAGE, IMGSEARCH_OPENSEARCH_IMAGE)
+    both work. Ryuk (testcontainers' reaper image) is not used: no registry to pull it from here; the
+    containers are removed by stop_containers(), which ensure_engines() registers at exit."""
+    from testcontainers.core.config import testcontainers_config
+    from testcontainers.core.container import DockerContainer
+
+    s = settings or Settings()
+    testcontainers_config.ryuk_disabled = True
+    kp, cp, op, tp = (
+        s.engine_kafka_port,
+        s.engine_kafka_controller_port,
+        s.engine_opensearch_port,
+        s.engine_opensearch_transport_port,
+    )
+    kafka = (
+        DockerContainer(s.kafka_image)
+        .with_kwargs(network_mode="host")
+        .with_env("CLUSTER_ID", uuid_for_kraft())
+        .with_env("KAFKA_NODE_ID", "1")
+        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
+        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", f"1@127.0.0.1:{cp}")
+        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+        .with_env("KAFKA_LISTENERS", f"PLAINTEXT://127.0.0.1:{kp},CONTROLLER://127.0.0.1:{cp}")
+        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{kp}")
+        .with_env("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT")
+        .with_env("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT")
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+        .with_env("KAFKA_MESSAGE_MAX_BYTES", str(MAX_MESSAGE_BYTES))
+        .with_env("KAFKA_REPLICA_FETCH_MAX_BYTES", str(MAX_MESSAGE_BYTES))
+        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR", "1")
+        .with_env("KAFKA_HEAP_OPTS", "-Xms512m -Xmx512m")
+    )
+    opensearch = (
+        DockerContainer(s.opensearch_image)
+        .with_kwargs(network_mode="host", ulimits=_rlimits())
+        .with_env("discovery.type", "single-node")
+        .with_env("network.host", "127.0.0.1")
+        .with_env("http.port", str(op))
+        .with_env("transport.port", str(tp))
+        .with_env("cluster.routing.allocation.disk.threshold_enabled", "false")
+        .with_env("DISABLE_SECURITY_PLUGIN", "true")
+        .with_env("DISABLE_INSTALL_DEMO_CONFIG", "true")
+        .with_env("OPENSEARCH_JAVA_OPTS", "-Xms512m -Xmx1g")
+    )
+    if not _containers:
+        atexit.register(stop_containers)
+    for c in (kafka, opensearch):
+        c.start()
+        _containers.append(c)
+
+    def kafka_ok() -> bool:
+        c = kafka.get_wrapped_container()
+        c.reload()
+        if c.status != "running":
+            raise RuntimeError(
+                f"the Kafka container exited ({c.attrs['State']}); its log ends:\n{logs(kafka)()[-3000:]}"
+            )
+        cmd = f"/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server 127.0.0.1:{kp}"
+        return bool(c.exec_run(["bash", "-c", cmd]).exit_code == 0)
+
+    def opensearch_ok() -> bool:
+        url = f"http://127.0.0.1:{op}/_cluster/health?wait_for_status=yellow&timeout=2s"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def logs(c: Any) -> Callable[[], str]:
+        return lambda: c.get_wrapped_container().logs().decode(errors="replace")
+
+    _wait_until(kafka_ok, timeout, f"Kafka container ({s.kafka_image})", logs(kafka))
+    _wait_until(opensearch_ok, timeout, f"OpenSearch container ({s.opensearch_image})", logs(opensearch))
+    return {"KAFKA_BOOTSTRAP": f"127.0.0.1:{kp}", "OPENSEARCH_URL": f"http://127.0.0.1:{op}"}
+
+
+def _rlimits() -> list[Ulimit]:
+    """memlock unlimited and 65536 open files as docker-compose.yml asks, capped at this process's own
+    hard limits (a sandboxed daemon cannot give a container more: runc refuses to start it)."""
+    out = []
+    for name, limit, want in (("memlock", resource.RLIMIT_MEMLOCK, -1), ("nofile", resource.RLIMIT_NOFILE, 65536)):
+        hard = resource.getrlimit(limit)[1]
+        if hard != resource.RLIM_INFINITY and (want == -1 or hard < want):
+            want = hard
+        out.append(Ulimit(name=name, soft=want, hard=want))
+    return out
+
+
+def stop_containers() -> None:
+    """Remove the containers start_containers() started, with their anonymous volumes."""
+    while _containers:
+        _containers.pop().stop(force=True, delete_volume=True)
+
+
+def uuid_for_kraft() -> str:
+    """A KRaft cluster id (kafka-storage random-uuid: 16 random bytes, base64url without padding)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def ensure_engines() -> dict[str, str]:
     """Addresses of Kafka and OpenSearch, in this order: the ones configured in the environment if
-    both are set; containers via testcontainers if IMGSEARCH_USE_TESTCONTAINERS=1 and a Docker daemon
-    answers; else the local engines, started if they are not healthy (idempotent)."""
+    both are set; containers via testcontainers if IMGSEARCH_USE_TESTCONTAINERS=1 (an error if no
+    Docker daemon answers then); else the local engines, started if they are not healthy (idempotent)."""
     if os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("OPENSEARCH_URL"):
         return {
             "KAFKA_BOOTSTRAP": os.environ["KAFKA_BOOTSTRAP"],
             "OPENSEARCH_URL": os.environ["OPENSEARCH_URL"],
         }
+    settings = Settings()
+    if settings.use_testcontainers:
+        if not docker_daemon_answers():
+            raise RuntimeError(
+                "IMGSEARCH_USE_TESTCONTAINERS=1 but no Docker daemon answers (bash scripts/docker_engine.sh start)"
+            )
+        return start_containers(settings)
     status = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "engines.sh"), "status"], capture_output=True)
     if status.returncode != 0:
         subprocess.run(["bash", str(REPO_ROOT / "scripts" / "engines.sh"), "start"], check=True)
