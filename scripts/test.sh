@@ -10,6 +10,7 @@ bash scripts/engines.sh start
 bash scripts/setup_models.sh --reference-data >/dev/null  # + the Tux Paint stamps and oxygen (bench smoke, regeneration test)
 bash scripts/setup_data.sh --smoke >/dev/null  # the shipped heads' check and the cross-style pipeline test
 bash scripts/setup_browser.sh
+bash scripts/docker_engine.sh start  # tests/docker (issue 18): Debian's docker.io, installed and started as root when missing
 
 echo "[test] ruff"
 .venv/bin/ruff check .
