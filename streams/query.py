@@ -346,6 +346,23 @@ class QueryService:
         # pages of the same ranking_id are sliced from it
         depth = min(MAX_RESULT_WINDOW, max(window, 5 * req.k))
         n = min(10_000, max(window * self.settings.candidate_multiplier, self.settings.min_candidates, depth))
+        if req.filters:
+            try:
+                filterable = await self.index.metadata_filterable()
+            except Exception as exc:
+                return SearchResponse(
+                    **base,
+                    error=ErrorInfo(code="index_unavailable", message=f"the vector index did not answer: {exc}"),
+                )
+            if not filterable:
+                return SearchResponse(
+                    **base,
+                    error=ErrorInfo(
+                        code="filters_unsupported",
+                        message="this index was created before metadata filters (its metadata is not indexed): "
+                        "re-index into a new IMGSEARCH_INDEX to filter (docs/operations.md)",
+                    ),
+                )
         flt = retrieval.metadata_filter(req.filters)
         sources: list[tuple[int, dict[str, Any] | None]] = [(n, flt)]
         sources += [(self.settings.style_candidates, retrieval.style_filter(c, flt)) for c in styles]

@@ -95,6 +95,7 @@ ERROR_STATUS = {
     "expired": 504,
     "index_unavailable": 503,
     "unknown_image": 404,
+    "filters_unsupported": 409,
 }
 
 

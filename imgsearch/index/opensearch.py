@@ -181,6 +181,7 @@ class OpenSearchIndex:
         # the replicas of an index this object creates (None: IMGSEARCH_INDEX_REPLICAS, the Settings')
         self.replicas = Settings().index_replicas if replicas is None else replicas
         self.index = physical_name(index, model_id) if model_id else index
+        self._filterable = False  # metadata_filterable()'s answer, once it was True
         self.client = client or AsyncOpenSearch(
             hosts=[url], timeout=timeout_s, max_retries=0, retry_on_timeout=False, **opensearch_kwargs(url)
         )
@@ -385,6 +386,17 @@ class OpenSearchIndex:
             attempts,
         )
         return {d["_id"]: dict(d.get("_source") or {}) for d in resp.get("docs", []) if d.get("found")}
+
+    async def metadata_filterable(self) -> bool:
+        """True if the index maps ``metadata`` as ``flat_object`` (issue 15). An index created before
+        keeps ``enabled: false`` there, where a metadata filter would silently match nothing; the query
+        worker refuses filters on it instead. Only a True answer is kept (a re-index may swap the alias)."""
+        if self._filterable:
+            return True
+        resp = await self._call("get_mapping", lambda: self.client.indices.get_mapping(index=self.index))
+        types = [body["mappings"].get("properties", {}).get("metadata", {}).get("type") for body in resp.values()]
+        self._filterable = bool(types) and all(t == "flat_object" for t in types)
+        return self._filterable
 
     async def count(self) -> int:
         resp = await self._call("count", lambda: self.client.count(index=self.index))

@@ -125,6 +125,25 @@ async def test_metadata_filters_run_inside_the_knn(ready: Pipeline):
         assert none.ok and none.hits == []
 
 
+async def test_filters_on_an_index_from_before_them_are_refused_not_silently_empty(ready: Pipeline):
+    """An index created with the earlier mapping (metadata not indexed) would match nothing for any
+    filter; the index says so, and a filtered search there gets a clear error."""
+    from imgsearch.index.opensearch import OpenSearchIndex, mapping
+
+    current = OpenSearchIndex(ready.settings.opensearch_url, ready.settings.index_name)
+    old = OpenSearchIndex(ready.settings.opensearch_url, "test-retrieval-old-mapping")
+    try:
+        assert await current.metadata_filterable()
+        body = mapping(4, "old-model")
+        body["mappings"]["properties"]["metadata"] = {"type": "object", "enabled": False}
+        await old.client.indices.create(index=old.index, body=body)
+        assert not await old.metadata_filterable()
+    finally:
+        await old.client.indices.delete(index=old.index, ignore_unavailable=True)
+        await old.close()
+        await current.close()
+
+
 async def test_pages_keep_their_ranking_when_the_profile_changes(ready: Pipeline):
     async with SearchClient(ready.settings.kafka_bootstrap) as client:
         user = "u-pager"
