@@ -19,12 +19,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from docker.types import Ulimit
+from typing import TYPE_CHECKING, Any
 
 from imgsearch.config import REPO_ROOT, Settings
 from schemas.limits import MAX_MESSAGE_BYTES
+
+if TYPE_CHECKING:  # the docker SDK is a test tool (requirements-dev.lock): the demo runs without it
+    from docker.types import Ulimit
 
 MODULES = {
     "embedder": "consumers.embedding_worker",
@@ -227,6 +228,8 @@ def start_containers(settings: Settings | None = None, timeout: float = 240.0) -
 def _rlimits() -> list[Ulimit]:
     """memlock unlimited and 65536 open files as docker-compose.yml asks, capped at this process's own
     hard limits (a sandboxed daemon cannot give a container more: runc refuses to start it)."""
+    from docker.types import Ulimit
+
     out = []
     for name, limit, want in (("memlock", resource.RLIMIT_MEMLOCK, -1), ("nofile", resource.RLIMIT_NOFILE, 65536)):
         hard = resource.getrlimit(limit)[1]
