@@ -392,7 +392,15 @@ class QueryService:
                 notes.append("no interactions for this user yet; ranked by relevance only")
         if result.hidden:
             candidates = [c for c in candidates if c.image_id not in result.hidden]
-        result = await self._style_affinity(req.user_id, candidates, result, notes)  # issue 15
+        # issue 15: the candidates' indexed style vectors (continuous affinity) and search vectors (MMR),
+        # in one _mget for both steps
+        model = self._affinity_model(req.user_id, candidates, result)
+        lam = self.settings.mmr_lambda if req.mmr_lambda is None else req.mmr_lambda
+        mmr_on = lam < 1.0 and len(candidates) > 1
+        fields = (["style", "style_model_id"] if model else []) + (["embedding"] if mmr_on else [])
+        docs = await self._candidate_sources(candidates, fields)
+        if model:
+            result = self._style_affinity(req.user_id, model, docs, result, notes)
         ranked = blend(
             candidates,
             result.scores,
@@ -404,7 +412,8 @@ class QueryService:
             item_scores=result.item_scores,
             item_demotions=result.item_demotions,
         )
-        ranked = await self._diversify(req, candidates, result, weight, ranked, notes)  # issue 15: MMR
+        if mmr_on:
+            ranked = self._diversify(req, lam, candidates, result, weight, ranked, docs, notes)  # issue 15: MMR
         timings["rank"] = (time.perf_counter() - t2) * 1000
         hits = [
             SearchHit(
@@ -444,27 +453,43 @@ class QueryService:
             has_more=len(hits) > window,
         )
 
-    async def _style_affinity(
-        self, user_id: str, candidates: list[Candidate], result: RankerResult, notes: list[str]
-    ) -> RankerResult:
-        """Issue 15, continuous style affinity: with IMGSEARCH_AFFINITY=continuous and a local ranker whose
-        user has interest medoids, the candidates' indexed style vectors (one ``_mget``) are scored
-        against them; those scores replace the cluster scores in the blend."""
+    def _affinity_model(self, user_id: str, candidates: list[Candidate], result: RankerResult) -> str:
+        """The style model of the user's interest medoids when continuous affinity applies (a local
+        ranker, IMGSEARCH_AFFINITY=continuous, a user with feedback and medoids), else ''."""
         ranker = self.ranker
         if not isinstance(ranker, LocalProfileRanker) or not candidates or not result.has_feedback:
-            return result
-        model = ranker.style_model(user_id)
-        if not model:
-            return result
+            return ""
+        return ranker.style_model(user_id)
+
+    async def _candidate_sources(
+        self, candidates: list[Candidate], fields: list[str]
+    ) -> dict[str, dict[str, Any]] | Exception:
+        """These source fields of the candidates in one non-realtime ``_mget`` ({} without fields);
+        the exception if the index did not answer (each step then says what it could not do)."""
+        if not fields:
+            return {}
         try:
-            docs = await self.index.sources(
-                [c.image_id for c in candidates], ["style", "style_model_id"], realtime=False
-            )
+            return await self.index.sources([c.image_id for c in candidates], fields, realtime=False)
         except Exception as exc:
-            notes.append(f"style vectors unavailable ({type(exc).__name__}); ranked by style clusters")
+            return exc
+
+    def _style_affinity(
+        self,
+        user_id: str,
+        model: str,
+        docs: dict[str, dict[str, Any]] | Exception,
+        result: RankerResult,
+        notes: list[str],
+    ) -> RankerResult:
+        """Issue 15, continuous style affinity: the candidates' indexed style vectors of the user's
+        medoids' style ``model`` are scored against them; those scores replace the cluster scores in
+        the blend."""
+        if isinstance(docs, Exception):
+            notes.append(f"style vectors unavailable ({type(docs).__name__}); ranked by style clusters")
             return result
+        assert isinstance(self.ranker, LocalProfileRanker)  # _affinity_model() gave a model
         styles = {i: d["style"] for i, d in docs.items() if d.get("style") and d.get("style_model_id") == model}
-        scores, down = ranker.style_affinity(user_id, styles)
+        scores, down = self.ranker.style_affinity(user_id, styles)
         if scores is None and not down:
             return result
         return replace(
@@ -475,20 +500,22 @@ class QueryService:
             ranker=f"{result.ranker}+styles",
         )
 
-    async def _diversify(
+    def _diversify(
         self,
         req: SearchRequest,
+        lam: float,
         candidates: list[Candidate],
         result: RankerResult,
         weight: float,
         ranked: list[Ranked],
+        docs: dict[str, dict[str, Any]] | Exception,
         notes: list[str],
     ) -> list[Ranked]:
-        """Issue 15, MMR: with λ < 1 (the request's, else IMGSEARCH_MMR_LAMBDA) the whole blended
-        candidate list is re-selected by maximal marginal relevance over the search vectors (one
-        ``_mget``); λ = 1 keeps the blend's order. The per-style cap applies inside the selection."""
-        lam = self.settings.mmr_lambda if req.mmr_lambda is None else req.mmr_lambda
-        if lam >= 1.0 or len(candidates) <= 1:
+        """Issue 15, MMR (λ < 1: the request's, else IMGSEARCH_MMR_LAMBDA): the whole blended candidate
+        list is re-selected by maximal marginal relevance over the candidates' search vectors. The
+        per-style cap applies inside the selection."""
+        if isinstance(docs, Exception):
+            notes.append(f"search vectors unavailable ({type(docs).__name__}); not diversified")
             return ranked
         pool = blend(
             candidates,
@@ -501,11 +528,6 @@ class QueryService:
             item_scores=result.item_scores,
             item_demotions=result.item_demotions,
         )
-        try:
-            docs = await self.index.sources([r.candidate.image_id for r in pool], ["embedding"], realtime=False)
-        except Exception as exc:
-            notes.append(f"search vectors unavailable ({type(exc).__name__}); not diversified")
-            return ranked
         vectors = {i: d["embedding"] for i, d in docs.items() if d.get("embedding")}
         # as deep as the blended ranking (later pages of a ranking_id are sliced from it)
         return mmr(pool, vectors, lam, max(len(ranked), req.k), req.max_per_cluster)
