@@ -148,7 +148,6 @@ def start_containers(settings: Settings | None = None, timeout: float = 240.0) -
     both work. Ryuk (testcontainers' reaper image) is not used: no registry to pull it from here; the
     containers are removed by stop_containers(), which ensure_engines() registers at exit."""
     from testcontainers.core.config import testcontainers_config
-    from testcontainers.core.container import DockerContainer
 
     s = settings or Settings()
     testcontainers_config.ryuk_disabled = True
@@ -158,40 +157,46 @@ def start_containers(settings: Settings | None = None, timeout: float = 240.0) -
         s.engine_opensearch_port,
         s.engine_opensearch_transport_port,
     )
-    kafka = (
-        DockerContainer(s.kafka_image)
-        .with_kwargs(network_mode="host")
-        .with_env("CLUSTER_ID", uuid_for_kraft())
-        .with_env("KAFKA_NODE_ID", "1")
-        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
-        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", f"1@127.0.0.1:{cp}")
-        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
-        .with_env("KAFKA_LISTENERS", f"PLAINTEXT://127.0.0.1:{kp},CONTROLLER://127.0.0.1:{cp}")
-        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{kp}")
-        .with_env("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT")
-        .with_env("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT")
-        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
-        .with_env("KAFKA_MESSAGE_MAX_BYTES", str(MAX_MESSAGE_BYTES))
-        .with_env("KAFKA_REPLICA_FETCH_MAX_BYTES", str(MAX_MESSAGE_BYTES))
-        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
-        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
-        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
-        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
-        .with_env("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR", "1")
-        .with_env("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR", "1")
-        .with_env("KAFKA_HEAP_OPTS", "-Xms512m -Xmx512m")
+    # the environment docker-compose.yml gives the same images, with this machine's ports on 127.0.0.1
+    kafka = _container(
+        s.kafka_image,
+        {
+            "CLUSTER_ID": uuid_for_kraft(),
+            "KAFKA_NODE_ID": "1",
+            "KAFKA_PROCESS_ROLES": "broker,controller",
+            "KAFKA_CONTROLLER_QUORUM_VOTERS": f"1@127.0.0.1:{cp}",
+            "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+            "KAFKA_LISTENERS": f"PLAINTEXT://127.0.0.1:{kp},CONTROLLER://127.0.0.1:{cp}",
+            "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{kp}",
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT",
+            "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+            "KAFKA_MESSAGE_MAX_BYTES": str(MAX_MESSAGE_BYTES),
+            "KAFKA_REPLICA_FETCH_MAX_BYTES": str(MAX_MESSAGE_BYTES),
+            "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+            "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+            "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
+            "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
+            "KAFKA_HEAP_OPTS": "-Xms512m -Xmx512m",
+        },
+        network_mode="host",
     )
-    opensearch = (
-        DockerContainer(s.opensearch_image)
-        .with_kwargs(network_mode="host", ulimits=_rlimits())
-        .with_env("discovery.type", "single-node")
-        .with_env("network.host", "127.0.0.1")
-        .with_env("http.port", str(op))
-        .with_env("transport.port", str(tp))
-        .with_env("cluster.routing.allocation.disk.threshold_enabled", "false")
-        .with_env("DISABLE_SECURITY_PLUGIN", "true")
-        .with_env("DISABLE_INSTALL_DEMO_CONFIG", "true")
-        .with_env("OPENSEARCH_JAVA_OPTS", "-Xms512m -Xmx1g")
+    opensearch = _container(
+        s.opensearch_image,
+        {
+            "discovery.type": "single-node",
+            "network.host": "127.0.0.1",
+            "http.port": str(op),
+            "transport.port": str(tp),
+            "cluster.routing.allocation.disk.threshold_enabled": "false",
+            "DISABLE_SECURITY_PLUGIN": "true",
+            "DISABLE_INSTALL_DEMO_CONFIG": "true",
+            "OPENSEARCH_JAVA_OPTS": "-Xms512m -Xmx1g",
+        },
+        network_mode="host",
+        ulimits=_rlimits(),
     )
     if not _containers:
         atexit.register(stop_containers)
@@ -223,6 +228,16 @@ def start_containers(settings: Settings | None = None, timeout: float = 240.0) -
     _wait_until(kafka_ok, timeout, f"Kafka container ({s.kafka_image})", logs(kafka))
     _wait_until(opensearch_ok, timeout, f"OpenSearch container ({s.opensearch_image})", logs(opensearch))
     return {"KAFKA_BOOTSTRAP": f"127.0.0.1:{kp}", "OPENSEARCH_URL": f"http://127.0.0.1:{op}"}
+
+
+def _container(image: str, env: dict[str, str], **kwargs: Any) -> Any:
+    """A testcontainers container of ``image`` with this environment and docker-py run arguments."""
+    from testcontainers.core.container import DockerContainer
+
+    c = DockerContainer(image).with_kwargs(**kwargs)
+    for key, value in env.items():
+        c = c.with_env(key, value)
+    return c
 
 
 def _rlimits() -> list[Ulimit]:
