@@ -104,7 +104,7 @@ def main() -> int:
     # 1. choose on validation
     val = split_vectors(args, "val")
     cluster_val = figures(val, base)
-    grid = []
+    grid: list[dict[str, Any]] = []
     for bw, ms in itertools.product(BANDWIDTHS, MERGE_SIMS):
         s = dataclasses.replace(base, affinity_bandwidth=bw, affinity_merge_sim=ms)
         figs = figures(val, s, affinity="continuous")

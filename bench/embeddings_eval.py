@@ -30,6 +30,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -251,6 +252,8 @@ def main() -> int:
                 flush=True,
             )
 
+    if best_overall is None:
+        raise SystemExit("no variant evaluated (--variants is empty)")
     # one-factor-at-a-time view around the best setting
     print(
         "\none factor at a time around the best setting:",
@@ -357,7 +360,7 @@ def stage3(args: argparse.Namespace, out: Path | None = None) -> int:
     rows: list[dict] = []
 
     def report(label: str, qq: np.ndarray, g: np.ndarray, **extra: object) -> None:
-        r = {"setting": label, **extra}
+        r: dict[str, Any] = {"setting": label, **extra}
         for part, mask in (("all", None), ("A", in_a), ("B", in_b)):
             r[part] = metrics(qq, g, mask)
         rows.append(r)

@@ -21,6 +21,7 @@ import json
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ def is_train(image_id: str) -> bool:
 def simulate_users(labels: list[dict], styles: list[str], seed: int = 0, per_user: int = 15) -> list[dict]:
     rng = random.Random(seed)
     train = [r for r in labels if is_train(r["image_id"])]
-    users = []
+    users: list[dict[str, Any]] = []
     for i, style in enumerate(styles):
         users.append({"user": f"u-{style}", "likes": [style]})
         other = styles[(i + 3) % len(styles)]
@@ -95,63 +96,63 @@ def main() -> int:
     print(f"{len(ids)} images, {len(styles)} styles, {len(queries)} queries, {len(users)} simulated users")
     results = []
     style_index = np.array([styles.index(r["style"]) for r in labels])
-    settings_list: list[tuple[str, np.ndarray | None, int]] = [
-        ("style", style_vecs, k) for k in [int(x) for x in args.k.split(",")]
-    ] + [("search", search, k) for k in [int(x) for x in args.k.split(",")]]
+    ks = [int(x) for x in args.k.split(",")]
+    settings_list: list[tuple[str, np.ndarray | None, int]] = []
+    settings_list.extend(("style", style_vecs, k) for k in ks)
+    settings_list.extend(("search", search, k) for k in ks)
     # diagnostic upper bound: clusters that ARE the themes (what a perfect style vector would give)
     settings_list.append(("oracle-theme", None, len(styles)))
     for vector_name, vecs, k in settings_list:
-        if True:
-            if vecs is None:
-                cluster = style_index
-            else:
-                centers, _ = kmeans(vecs, k, seed=0)
-                cluster = np.argmax(vecs @ centers.T, axis=1)
-            cluster_of = dict(zip(ids, cluster.tolist(), strict=True))
-            profiles = {}
-            for u in users:
-                p = Profile(version="eval")
-                for n, (image_id, weight) in enumerate(u["events"]):
-                    p.add(f"{u['user']}-{n}", cluster_of[image_id], weight, 1000.0 + n, DAY)
-                profiles[u["user"]] = p
-            for mode in ("gated", "linear"):
-                curve = []
-                for w in WEIGHTS:
-                    style_p, subj_p, nd = [], [], []
-                    for qi, (subject, _) in enumerate(queries):
-                        sims = search @ qvecs[qi]
-                        top = np.argsort(-sims)[: args.candidates]
-                        cands = [Candidate(ids[j], float((1 + sims[j]) / 2), int(cluster[j])) for j in top]
-                        for u in users:
-                            aff = profiles[u["user"]].affinity(1000.0 + len(u["events"]), DAY, 0.6)
-                            scores = normalise(aff, [c.cluster_id for c in cands])
-                            ranked = blend(cands, scores, w, 10, mode=mode)
-                            hits = [by_id[r.candidate.image_id] for r in ranked]
-                            style_p.append(sum(h["style"] in u["likes"] for h in hits) / 10)
-                            rel = [int(h["subject"] == subject) for h in hits]
-                            subj_p.append(sum(rel) / 10)
-                            nd.append(ndcg(rel))
-                    curve.append(
-                        {
-                            "weight": w,
-                            "style_p10": float(np.mean(style_p)),
-                            "subject_p10": float(np.mean(subj_p)),
-                            "subject_ndcg10": float(np.mean(nd)),
-                        }
-                    )
-                base = curve[0]
-                results.append({"vector": vector_name, "k": k, "mode": mode, "curve": curve})
-                print(
-                    f"\n{vector_name} vectors, k={k}, blend={mode}  (baseline style P@10 {base['style_p10']:.3f}, "
-                    f"subject P@10 {base['subject_p10']:.3f})"
+        if vecs is None:
+            cluster = style_index
+        else:
+            centers, _ = kmeans(vecs, k, seed=0)
+            cluster = np.argmax(vecs @ centers.T, axis=1)
+        cluster_of = dict(zip(ids, cluster.tolist(), strict=True))
+        profiles = {}
+        for u in users:
+            p = Profile(version="eval")
+            for n, (image_id, weight) in enumerate(u["events"]):
+                p.add(f"{u['user']}-{n}", cluster_of[image_id], weight, 1000.0 + n, DAY)
+            profiles[u["user"]] = p
+        for mode in ("gated", "linear"):
+            curve = []
+            for w in WEIGHTS:
+                style_p, subj_p, nd = [], [], []
+                for qi, (subject, _) in enumerate(queries):
+                    sims = search @ qvecs[qi]
+                    top = np.argsort(-sims)[: args.candidates]
+                    cands = [Candidate(ids[j], float((1 + sims[j]) / 2), int(cluster[j])) for j in top]
+                    for u in users:
+                        aff = profiles[u["user"]].affinity(1000.0 + len(u["events"]), DAY, 0.6)
+                        scores = normalise(aff, [c.cluster_id for c in cands])
+                        ranked = blend(cands, scores, w, 10, mode=mode)
+                        hits = [by_id[r.candidate.image_id] for r in ranked]
+                        style_p.append(sum(h["style"] in u["likes"] for h in hits) / 10)
+                        rel = [int(h["subject"] == subject) for h in hits]
+                        subj_p.append(sum(rel) / 10)
+                        nd.append(ndcg(rel))
+                curve.append(
+                    {
+                        "weight": w,
+                        "style_p10": float(np.mean(style_p)),
+                        "subject_p10": float(np.mean(subj_p)),
+                        "subject_ndcg10": float(np.mean(nd)),
+                    }
                 )
-                print(f"  {'w':>4} {'style P@10':>10} {'×base':>6} {'subj P@10':>10} {'×base':>6} {'nDCG@10':>8}")
-                for c in curve:
-                    print(
-                        f"  {c['weight']:>4.1f} {c['style_p10']:>10.3f} {c['style_p10'] / base['style_p10']:>6.2f} "
-                        f"{c['subject_p10']:>10.3f} {c['subject_p10'] / max(base['subject_p10'], 1e-9):>6.2f} "
-                        f"{c['subject_ndcg10']:>8.3f}"
-                    )
+            base = curve[0]
+            results.append({"vector": vector_name, "k": k, "mode": mode, "curve": curve})
+            print(
+                f"\n{vector_name} vectors, k={k}, blend={mode}  (baseline style P@10 {base['style_p10']:.3f}, "
+                f"subject P@10 {base['subject_p10']:.3f})"
+            )
+            print(f"  {'w':>4} {'style P@10':>10} {'×base':>6} {'subj P@10':>10} {'×base':>6} {'nDCG@10':>8}")
+            for c in curve:
+                print(
+                    f"  {c['weight']:>4.1f} {c['style_p10']:>10.3f} {c['style_p10'] / base['style_p10']:>6.2f} "
+                    f"{c['subject_p10']:>10.3f} {c['subject_p10'] / max(base['subject_p10'], 1e-9):>6.2f} "
+                    f"{c['subject_ndcg10']:>8.3f}"
+                )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps({"embedder": emb.model_id, "style": style_desc.model_id, "results": results}, indent=2)
