@@ -294,3 +294,24 @@ class Settings:
 
 def settings_field_names() -> list[str]:
     return [f.name for f in fields(Settings)]
+
+
+# interim (bench helper); the config helper's versions replace these
+# The environment variable of each setting a run may override by keyword (``Settings(index_name=...)``);
+# the other settings were read from the process environment, which a child inherits anyway.
+_CHILD_ENV_NAMES = {
+    "kafka_bootstrap": "KAFKA_BOOTSTRAP",
+    "opensearch_url": "OPENSEARCH_URL",
+    "index_name": "IMGSEARCH_INDEX",
+    "app_prefix": "IMGSEARCH_APP_PREFIX",
+    "partitions": "IMGSEARCH_PARTITIONS",
+    "data_dir": "IMGSEARCH_DATA",
+    "allowed_uri_roots": "IMGSEARCH_ALLOWED_URI_ROOTS",
+    "unknown_image_wait_s": "IMGSEARCH_UNKNOWN_IMAGE_WAIT_S",
+}
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment of a child process (a worker) that is to run with ``settings``
+    (``settings.child_env()`` in the config helper's version)."""
+    return {**os.environ, **{env: str(getattr(settings, name)) for name, env in _CHILD_ENV_NAMES.items()}}

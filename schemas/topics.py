@@ -8,7 +8,10 @@ search requests it serves and is read locally.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 
@@ -40,8 +43,23 @@ def event_retention_ms() -> int:
         raise ValueError(f"{EVENT_RETENTION_ENV} must be an integer (ms), got {raw!r}") from exc
 
 
+_PREFIX: ContextVar[str | None] = ContextVar("imgsearch_topic_prefix", default=None)
+
+
+@contextlib.contextmanager
+def prefixed(prefix: str) -> Iterator[None]:
+    """Topic names under ``prefix`` inside this block (and the tasks started in it), instead of
+    IMGSEARCH_TOPIC_PREFIX: how a process hosting an isolated run (the speed bench) names its topics
+    without changing its environment."""
+    token = _PREFIX.set(prefix)
+    try:
+        yield
+    finally:
+        _PREFIX.reset(token)
+
+
 def _prefix() -> str:
-    return os.environ.get("IMGSEARCH_TOPIC_PREFIX", "imgsearch")
+    return _PREFIX.get() or os.environ.get("IMGSEARCH_TOPIC_PREFIX", "imgsearch")
 
 
 def _name(suffix: str) -> str:
