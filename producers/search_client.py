@@ -59,13 +59,10 @@ def default_client_id(kind: str = "") -> str:
 
 
 class SearchClient:
-    def __init__(
-        self, bootstrap: str, client_id: str | None = None, partitions: int = 4, *, start_timeout_s: float = 30.0
-    ) -> None:
+    def __init__(self, bootstrap: str, client_id: str | None = None, *, start_timeout_s: float = 30.0) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id or default_client_id()
         self.reply_topic = topics.reply_topic(self.client_id).name
-        self._partitions = partitions
         self._start_timeout_s = start_timeout_s
         self._producer = AIOKafkaProducer(
             **kafka_security(),

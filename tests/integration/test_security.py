@@ -195,7 +195,7 @@ def _authz(exc: BaseException) -> bool:
 
 async def _client(env: dict[str, str], bootstrap: str, client_id: str | None = None) -> SearchClient:
     with environment(env):  # the client reads its security settings from the environment
-        c = SearchClient(bootstrap, client_id=client_id, partitions=2)
+        c = SearchClient(bootstrap, client_id=client_id)
         await c.start()
     return c
 
