@@ -594,7 +594,7 @@ def test_clipart_size_limits(tmp_path, monkeypatch):
     packages: dict = {}
     got = styles.plan_clipart_items(fetch, packages, None, quiet=True)
     assert sorted(it.row["source_size"] for it in got) == [96, 96]  # the 20 px one is too small
-    monkeypatch.setattr(styles, "MAX_CLIPART_PIXELS", 95 * 95)
+    monkeypatch.setattr(styles.builder, "MAX_CLIPART_PIXELS", 95 * 95)
     assert styles.plan_clipart_items(fetch, packages, None, quiet=True) == []
     monkeypatch.undo()
     assert len(styles.plan_clipart_items(fetch, packages, 1, quiet=True)) == 1  # --clipart-limit
