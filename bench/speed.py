@@ -52,14 +52,14 @@ STAGES: tuple[Stage, ...] = (
 async def run(cfg: Config) -> dict[str, Any]:
     from schemas import topics
 
-    run = open_run(cfg)
-    with topics.prefixed(run.tag):  # this process's topic names; the workers get theirs in their environment
+    ctx = open_run(cfg)
+    with topics.prefixed(ctx.tag):  # this process's topic names; the workers get theirs in their environment
         try:
             for stage in STAGES:
-                await stage(run)
+                await stage(ctx)
         finally:
-            await close_run(run)
-    return run.res
+            await close_run(ctx)
+    return ctx.res
 
 
 def main(argv: list[str] | None = None) -> int:
