@@ -41,6 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, clustered_unit_vectors, machine_facts, say, stats
+from schemas.topics import Topics
 
 
 @dataclass
@@ -208,7 +209,7 @@ async def wait_group(bootstrap: str, group: str, members: int, timeout: float, w
     raise TimeoutError(f"consumer group {group} not stable with {members} members in {timeout:.0f}s (last {last})")
 
 
-async def publish_images(bootstrap: str, rows: list[dict], prefix: str) -> int:
+async def publish_images(bootstrap: str, rows: list[dict], prefix: str, topics: Topics) -> int:
     from producers.publisher import EventPublisher
     from schemas.events import NewImage
 
@@ -220,7 +221,7 @@ async def publish_images(bootstrap: str, rows: list[dict], prefix: str) -> int:
         )
         for r in rows
     ]
-    async with EventPublisher(bootstrap) as pub:
+    async with EventPublisher(bootstrap, topics=topics) as pub:
         return await pub.publish_images(events)
 
 
@@ -230,7 +231,7 @@ async def ingest_phase(
     """Warm batch (not timed), then n images (the set repeated with distinct ids), timed from the
     first publish to all searchable."""
     base = await idx.count()
-    await publish_images(settings.kafka_bootstrap, rows[:warm], f"{prefix}-warm")
+    await publish_images(settings.kafka_bootstrap, rows[:warm], f"{prefix}-warm", settings.topics)
     await wait_count(idx, base + warm, 300, workers)
     base += warm
     batch = [rows[i % len(rows)] for i in range(n)]
@@ -239,7 +240,7 @@ async def ingest_phase(
     published = 0
     for rep in dict.fromkeys(reps):
         published += await publish_images(
-            settings.kafka_bootstrap, [b for b, r in zip(batch, reps, strict=True) if r == rep], rep
+            settings.kafka_bootstrap, [b for b, r in zip(batch, reps, strict=True) if r == rep], rep, settings.topics
         )
     t_pub = time.perf_counter()
     t_done = await wait_count(idx, base + n, 600, workers)
@@ -517,7 +518,6 @@ async def run(cfg: Config) -> dict:
     from imgsearch.kafka_admin import ensure_topics
     from imgsearch.runner import Workers, ensure_engines
     from producers import EventPublisher, SearchClient
-    from schemas import topics
 
     engines = ensure_engines()
     facts = machine_facts(engines["OPENSEARCH_URL"])
@@ -555,9 +555,9 @@ async def run(cfg: Config) -> dict:
         from imgsearch.clusters import fit
         from streams.centroids import publish_centroids
 
-        await ensure_topics(settings.kafka_bootstrap, topics.all_shared(), settings.partitions)
+        await ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions)
         centroids = fit(style_vecs, cfg.k_clusters, "style", style.model_id)
-        await publish_centroids(settings.kafka_bootstrap, centroids)
+        await publish_centroids(settings.kafka_bootstrap, settings.topics, centroids)
         say(f"   centroids k={centroids.k} published; starting workers: embedder, interactions, query")
         for role in ("embedder", "interactions", "query"):
             workers.start(role)
@@ -644,7 +644,7 @@ async def run(cfg: Config) -> dict:
         search: dict[str, Any] = {
             "indexed_docs": docs, "real_docs": real, "query_texts": len(queries), "dimension": embedder.dimension,
         }  # fmt: skip
-        async with SearchClient(settings.kafka_bootstrap) as client:
+        async with SearchClient(settings.kafka_bootstrap, topics=settings.topics) as client:
             from producers import SearchTimeout
 
             deadline = time.monotonic() + 120
@@ -724,7 +724,7 @@ async def run(cfg: Config) -> dict:
             await wait_quiet(client, queries[0])
             say(f"4. freshness: {cfg.fresh_trials} trials (interaction → first reply reflecting it) ...")
             trials = []
-            async with EventPublisher(settings.kafka_bootstrap) as pub:
+            async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub:
                 for t in range(cfg.fresh_trials):
                     trials.append(await freshness_trial(client, pub, f"fresh-{t}", queries[t % len(queries)]))
             ok = [t["freshness_ms"] for t in trials if "freshness_ms" in t]
