@@ -9,7 +9,7 @@ import pytest
 
 from producers import EventPublisher
 from schemas import topics
-from tests.e2e.conftest import E2E, http, wait_until
+from tests.support.e2e import E2E, http, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +35,7 @@ def test_health_endpoints(e2e: E2E) -> None:
         status, _, body = http("GET", f"http://127.0.0.1:{port}/healthz")
         health = json.loads(body)
         assert status == 200 and health["status"] == "ok", (role, health)
-        assert health["app"].startswith(f"{e2e.env['IMGSEARCH_APP_PREFIX']}-{role}")
+        assert health["app"].startswith(f"{e2e.settings.app_prefix}-{role}")
         assert health["assigned_partitions"] >= 1
 
 
@@ -74,7 +74,7 @@ def test_worker_metrics(e2e: E2E) -> None:
     import asyncio
 
     async def send_bad() -> None:
-        async with EventPublisher(e2e.settings.kafka_bootstrap) as pub:
+        async with EventPublisher(e2e.settings.kafka_bootstrap, topics=e2e.settings.topics) as pub:
             await pub.publish_raw(topics.interactions().name, b"{not json", key=b"alice")
 
     asyncio.run(send_bad())
