@@ -32,7 +32,7 @@ def run(role: str, build: Callable[[Settings], faust.App]) -> None:
     specs = [*settings.topics.all_shared(), *changelog_topics(app)]
     loop = asyncio.new_event_loop()  # not the current loop: faust's worker makes its own
     try:
-        loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, specs, settings.partitions))
+        loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, specs, settings.partitions, settings=settings))
     finally:
         loop.close()
     Worker(app, loglevel=level, quiet=True).execute_from_commandline()

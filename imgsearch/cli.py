@@ -28,7 +28,9 @@ def _setup_logging(verbose: bool) -> None:
 async def cmd_topics(settings: Settings) -> None:
     from imgsearch.kafka_admin import ensure_topics
 
-    created = await ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions)
+    created = await ensure_topics(
+        settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings
+    )
     for spec in settings.topics.all_shared():
         print(f"{spec.name:45s} key={spec.key:12s} {'(created)' if spec.name in created else ''}")
 

@@ -250,7 +250,7 @@ async def run_demo(
 
     print("[demo] 1/6 resetting the demo's topics and index")
     await reset_demo_state(settings)
-    await ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions)
+    await ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings)
 
     likes = likes or dict(DEFAULT_LIKES)
     missing = sorted({s for styles_ in likes.values() for s in styles_} - set(styles))

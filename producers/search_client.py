@@ -26,6 +26,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 
+from imgsearch.config import Settings
 from imgsearch.connections import kafka_security
 from imgsearch.kafka_admin import ensure_topics
 from producers.deadlines import ClientStartTimeout, KnownTopics, too_large
@@ -67,9 +68,11 @@ class SearchClient:
         topics: Topics,
         principal: str = "",
         start_timeout_s: float = 30.0,
+        settings: Settings | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic_names = topics  # this run's (settings.topics)
+        self._settings = settings  # the reply topic's replication (None: this process's environment)
         self.client_id = client_id or default_client_id(principal=principal)
         self.reply_topic = topics.reply_topic(self.client_id).name
         self._partitions = partitions
@@ -108,7 +111,7 @@ class SearchClient:
         self._reader = asyncio.create_task(self._read(), name=f"search-replies-{self.client_id}")
 
     async def _start(self) -> None:
-        await ensure_topics(self.bootstrap, [self.topic_names.reply_topic(self.client_id)], 1)
+        await ensure_topics(self.bootstrap, [self.topic_names.reply_topic(self.client_id)], 1, settings=self._settings)
         await self._producer.start()
         await self._consumer.start()
         tp = TopicPartition(self.reply_topic, 0)

@@ -54,7 +54,9 @@ def e2e(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> It
         async def prepare() -> None:
             from imgsearch.clusters import train_from_folder
 
-            await ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions)
+            await ensure_topics(
+                settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings
+            )
             await train_from_folder(settings, image_dir, k=3, vector_kind="style")
 
         asyncio.run(prepare())

@@ -44,7 +44,9 @@ def test_images_outside_the_allowed_roots_are_refused(e2e: E2E) -> None:
 def test_search_without_a_query_worker_is_a_504(e2e: E2E) -> None:
     settings = e2e.settings.replace(topic_prefix=f"{e2e.settings.topic_prefix}-noworker", gateway_search_timeout_s=1.5)
     # the topics exist (none is auto-created), no worker
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions))
+    asyncio.run(
+        ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings)
+    )
     proc, url = start_gateway(settings, e2e.tmp / "logs" / "gateway-no-worker.log")
     try:
         status, _, body = http("GET", f"{url}/api/search?q=circle&user=alice")

@@ -103,7 +103,9 @@ async def test_continuous_affinity_ranks_up_the_neighbour_style_across_a_cluster
     ]
     n_farther, sim, x, y = max(pairs)
     user = "u-border"
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         await search_until_ready(client, user_id="u-warm", image_b64=png(pipeline, x), k=1)
         await teach_user(pipeline, client, user, [(x, EventType.FAVORITE), (x, EventType.DOWNLOAD)], x)
         r = await client.search(user, image_b64=png(pipeline, x), k=20, timeout_s=10)
@@ -135,7 +137,9 @@ async def test_mmr_lambda_below_one_gives_more_distinct_styles(pipeline: Pipelin
     docs = await indexed(pipeline)
     emb = {i: unit(d["embedding"]) for i, d in docs.items()}
     query = sorted(docs)[0]
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         await search_until_ready(client, user_id="u-warm", image_b64=png(pipeline, query), k=1)
         kw = {"image_b64": png(pipeline, query), "k": 10, "personalization_weight": 0.0}
         plain = await client.search("u-mmr", **kw)

@@ -41,7 +41,7 @@ async def test_recluster_moves_every_image_and_keeps_preferences(pipeline: Pipel
         query = base64.b64encode((pipeline.image_dir / "pastel/square-0.png").read_bytes()).decode()
         async with (
             EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
-            SearchClient(settings.kafka_bootstrap, topics=settings.topics) as client,
+            SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
         ):
             for image_id in liked:
                 await pub.publish_interaction(

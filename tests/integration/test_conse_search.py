@@ -55,7 +55,9 @@ async def test_text_query_finds_the_photo(pipeline: Pipeline, query: str, expect
     if not getattr(pipeline, "_ingested", False):
         await ingest_all(pipeline)
         pipeline._ingested = True  # type: ignore[attr-defined]
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         resp = await search_until_ready(client, user_id="someone", text=query, k=3)
     assert resp.hits[0].image_id == expected, [(h.image_id, round(h.knn_score, 3)) for h in resp.hits]
     assert resp.hits[0].knn_score > resp.hits[1].knn_score

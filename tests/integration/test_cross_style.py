@@ -64,7 +64,9 @@ async def test_same_query_each_user_their_style_first(pipeline: Pipeline) -> Non
         s: {i for i, subj in pipeline.labels.items() if subj == SUBJECT and i.startswith(f"{s}/")} for s in STYLES
     }
     assert all(printers.values()), printers  # both styles draw a printer
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         base = await search_until_ready(client, user_id="new-user", text=QUERY, k=10)
         assert not base.personalized
         base_ids = [h.image_id for h in base.hits]

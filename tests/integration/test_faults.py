@@ -262,7 +262,7 @@ async def test_query_worker_kill9_mid_stream_counts_each_interaction_once(pipeli
     query_b64 = base64.b64encode(styled_png(4)).decode()
     async with (
         EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
-        SearchClient(settings.kafka_bootstrap, topics=settings.topics) as client,
+        SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
     ):
         for ev in events[:20]:
             await pub.publish_interaction(ev)
@@ -330,7 +330,7 @@ async def test_opensearch_outage_delays_ingest_loses_nothing_and_searches_get_an
     embedder = only(pipeline.workers, "embedder")
     docs_before = await total_docs(pipeline)
     log_start = len(log_text(embedder))
-    async with SearchClient(settings.kafka_bootstrap, topics=settings.topics) as client:
+    async with SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client:
         await publish(settings.kafka_bootstrap, image_events(pipeline.settings.topics, before))
         await wait_indexed(pipeline, before[:20], 60, "ingest under way before the outage")
         await search_until_ready(client, user_id="outage-user", text="warm up", k=1)
@@ -385,7 +385,7 @@ async def test_kafka_restart_workers_reconnect_and_resume(pipeline: Pipeline, en
     query_b64 = base64.b64encode(styled_png(7)).decode()
     async with (
         EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
-        SearchClient(settings.kafka_bootstrap, topics=settings.topics) as client,
+        SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
     ):
         await search_until_ready(client, user_id=user, image_b64=query_b64, k=1)
         await pub.publish_interaction(Interaction(user_id=user, image_id=liked, event_type=EventType.FAVORITE))
@@ -439,7 +439,7 @@ async def test_adding_and_removing_workers_under_traffic_loses_nothing(pipeline:
                 failures.append(f"{type(exc).__name__}: {exc}")
             n += 1
 
-    async with SearchClient(settings.kafka_bootstrap, topics=settings.topics) as client:
+    async with SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client:
         await search_until_ready(client, user_id="scale-user-0", image_b64=query_b64, k=5)
         feeder = asyncio.create_task(feed())
         searcher = asyncio.create_task(search(client))

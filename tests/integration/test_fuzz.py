@@ -165,7 +165,7 @@ async def test_fuzzed_payloads_on_every_input_topic_are_dead_lettered(pipeline: 
         await idx.close()
     assert doc is not None
     version = doc["centroid_version"]
-    async with SearchClient(bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings) as client:
         await search_until_ready(client, user_id="fz-u", text="warm up", k=1)
         tpls = templates(pipeline.settings.topics, client.reply_topic, version)
         for model, tpl in tpls.values():  # the templates themselves are valid
@@ -300,7 +300,7 @@ async def test_oversize_images_bombs_and_out_of_range_queries_are_dead_lettered(
         (NewImage.inline("big-inline", big), "image_too_large"),
         (NewImage(image_id="big-file", source_uri=f"{uri}/big.png"), "image_too_large"),
     ]
-    async with SearchClient(bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings) as client:
         await search_until_ready(client, user_id="limits-user", text="warm up", k=1)
 
         def request(**fields: Any) -> bytes:

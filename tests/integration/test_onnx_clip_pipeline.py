@@ -84,7 +84,9 @@ async def test_text_and_image_search_rank_like_the_local_embedder(pipeline: Pipe
     vectors = local_image_vectors(pipeline, emb)
     ids = list(vectors)
     matrix = np.stack([vectors[i] for i in ids])
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         for text in ("a red circle", "a photo of a big blue triangle"):
             resp = await search_until_ready(client, user_id="nobody", text=text, k=5)
             assert resp.ok and len(resp.hits) == 5 and not resp.personalized
@@ -101,7 +103,9 @@ async def test_text_and_image_search_rank_like_the_local_embedder(pipeline: Pipe
 async def test_cli_search_json_on_the_real_pipeline(pipeline: Pipeline):
     """`imgsearch search … --json` prints the query worker's SearchResponse, ranked as here."""
     await ensure_ingested(pipeline)
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         direct = await search_until_ready(client, user_id="nobody", text="a green square", k=4)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -47,7 +47,9 @@ async def teach(pipeline: Pipeline, client: SearchClient, user: str, style: str)
 
 async def test_three_users_same_query_each_their_style_every_hit_the_subject(pipeline: Pipeline):
     await ingest_all(pipeline)
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         base = await search_until_ready(client, user_id="u-new", text=QUERY, k=10)
         assert not base.personalized
         base_ids = [h.image_id for h in base.hits]
@@ -88,7 +90,9 @@ async def test_not_my_style_pushes_that_style_out_and_hide_hides(pipeline: Pipel
     than show other subjects."""
     await ingest_all(pipeline)
     user, query = "u-picky", QUERY
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         base = await search_until_ready(client, user_id=user, text=query, k=10)
         assert not base.personalized
         base_ids = [h.image_id for h in base.hits]

@@ -54,7 +54,9 @@ async def test_images_become_searchable_with_cluster(pipeline: Pipeline):
 async def test_search_reply_through_kafka(pipeline: Pipeline):
     target = "pastel/triangle-1"
     image_b64 = base64.b64encode((pipeline.image_dir / f"{target}.png").read_bytes()).decode()
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         resp = await search_until_ready(client, user_id="nobody", image_b64=image_b64, k=5)
     assert resp.ok and len(resp.hits) == 5
     assert resp.hits[0].image_id == target
@@ -67,7 +69,9 @@ async def test_search_reply_through_kafka(pipeline: Pipeline):
 async def test_interaction_changes_that_users_ranking(pipeline: Pipeline):
     query = base64.b64encode((pipeline.image_dir / "pastel/circle-0.png").read_bytes()).decode()
     user, other = "user-neon-fan", "user-bystander"
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         before = await search_until_ready(client, user_id=user, image_b64=query, k=10, personalization_weight=0.7)
         # the cluster (style) least present in this user's unpersonalized top 5
         idx = pipeline.index()
@@ -165,7 +169,9 @@ async def test_malformed_events_go_to_dead_letters_and_stream_goes_on(pipeline: 
 
 
 async def test_invalid_search_gets_an_error_reply(pipeline: Pipeline):
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         await search_until_ready(client, user_id="u", text="warm up", k=1)
         req = SearchRequest(user_id="u", text="circle", reply_topic=client.reply_topic)
         raw = json.loads(req.model_dump_json())
@@ -206,7 +212,7 @@ async def test_style_switch_mid_session_is_followed(pipeline: Pipeline):
     new_imgs = [i for i, c in cluster_of.items() if c == new_style]
     async with (
         EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
-        SearchClient(settings.kafka_bootstrap, topics=settings.topics) as client,
+        SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
     ):
         for i, image_id in enumerate(old_imgs[:8]):
             await pub.publish_interaction(
@@ -255,7 +261,9 @@ async def test_style_switch_mid_session_is_followed(pipeline: Pipeline):
 
 async def test_diversity_cap_per_style(pipeline: Pipeline):
     query = base64.b64encode((pipeline.image_dir / "neon/circle-0.png").read_bytes()).decode()
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         plain = await search_until_ready(client, user_id="u-div", image_b64=query, k=3)
         capped = await client.search("u-div", image_b64=query, k=3, max_per_cluster=1)
     assert plain.hits[0].image_id == capped.hits[0].image_id == "neon/circle-0"
@@ -280,7 +288,9 @@ async def test_offline_ranker_model_is_trained_published_and_used(pipeline: Pipe
     model = await train_and_publish(pipeline.settings)
     assert model.clusters and model.similarity.shape == (len(model.clusters), len(model.clusters))
     query = base64.b64encode((pipeline.image_dir / "pastel/circle-0.png").read_bytes()).decode()
-    async with SearchClient(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
 
         async def uses_model():
             r = await client.search("user-neon-fan", image_b64=query, k=10, personalization_weight=0.7)

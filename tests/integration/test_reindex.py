@@ -44,7 +44,7 @@ async def test_new_model_reindexes_and_takes_over(pipeline: Pipeline):
         await old_index.close()
         # both query workers answer (each from its own model's index): the result is right either way
         query = base64.b64encode((pipeline.image_dir / "neon/bar-1.png").read_bytes()).decode()
-        async with SearchClient(settings.kafka_bootstrap, topics=settings.topics) as client:
+        async with SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client:
             for _ in range(4):
                 resp = await search_until_ready(client, user_id="after-swap", image_b64=query, k=3)
                 assert resp.hits[0].image_id == "neon/bar-1"

@@ -56,7 +56,9 @@ async def ready(pipeline: Pipeline) -> Pipeline:
 
 
 async def test_style_source_brings_in_style_images_from_beyond_the_global_candidates(ready: Pipeline):
-    async with SearchClient(ready.settings.kafka_bootstrap, topics=ready.settings.topics) as client:
+    async with SearchClient(
+        ready.settings.kafka_bootstrap, topics=ready.settings.topics, settings=ready.settings
+    ) as client:
         full = await search_until_ready(client, user_id="nobody", image_b64=png(ready, QUERY), k=36)
         order = [h.image_id for h in full.hits]  # relevance only: the whole k-NN order
         global10 = order[:10]  # what a k=2 search ranks without the style source (depth 10)
@@ -84,7 +86,9 @@ async def test_style_source_brings_in_style_images_from_beyond_the_global_candid
 
 
 async def test_similar_to_uses_the_stored_vector_and_refuses_an_unknown_id(ready: Pipeline):
-    async with SearchClient(ready.settings.kafka_bootstrap, topics=ready.settings.topics) as client:
+    async with SearchClient(
+        ready.settings.kafka_bootstrap, topics=ready.settings.topics, settings=ready.settings
+    ) as client:
         by_bytes = await search_until_ready(client, user_id="nobody", image_b64=png(ready, QUERY), k=6)
         by_id = await client.search("nobody", similar_to=QUERY, k=5)
         assert by_bytes.hits[0].image_id == QUERY
@@ -96,7 +100,9 @@ async def test_similar_to_uses_the_stored_vector_and_refuses_an_unknown_id(ready
 
 
 async def test_metadata_filters_run_inside_the_knn(ready: Pipeline):
-    async with SearchClient(ready.settings.kafka_bootstrap, topics=ready.settings.topics) as client:
+    async with SearchClient(
+        ready.settings.kafka_bootstrap, topics=ready.settings.topics, settings=ready.settings
+    ) as client:
         plain = await search_until_ready(client, user_id="nobody", image_b64=png(ready, QUERY), k=5)
         assert not any(h.metadata["folder"] == "mono" for h in plain.hits)  # the query is neon
         mono = await client.search(
@@ -139,7 +145,9 @@ async def test_filters_on_an_index_from_before_them_are_refused_not_silently_emp
 
 
 async def test_pages_keep_their_ranking_when_the_profile_changes(ready: Pipeline):
-    async with SearchClient(ready.settings.kafka_bootstrap, topics=ready.settings.topics) as client:
+    async with SearchClient(
+        ready.settings.kafka_bootstrap, topics=ready.settings.topics, settings=ready.settings
+    ) as client:
         user = "u-pager"
         pastel = [i for i, s in ready.labels.items() if s == "pastel"]
         await teach_user(ready, client, user, [(i, EventType.FAVORITE) for i in pastel[:4]], pastel[4])

@@ -181,7 +181,7 @@ async def test_a_future_timestamp_does_not_freeze_a_profile(pipeline: Pipeline):
     history = [(i, EventType.FAVORITE) for i in liked_images[:5]]
     async with (
         EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
-        SearchClient(settings.kafka_bootstrap, topics=settings.topics) as client,
+        SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
         Tail(settings.kafka_bootstrap, pipeline.settings.topics.dead_letters().name) as dead,
     ):
         await search_until_ready(client, user_id="nobody", text="warm up", k=1)
@@ -292,7 +292,7 @@ async def test_forget_removes_the_profile_also_after_a_restart(pipeline: Pipelin
 
     async with (
         EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
-        SearchClient(settings.kafka_bootstrap, topics=settings.topics) as client,
+        SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
         Tail(settings.kafka_bootstrap, pipeline.settings.topics.personalization_events().name) as out,
     ):
         await search_until_ready(client, user_id="nobody", text="warm up", k=1)

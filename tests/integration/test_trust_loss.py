@@ -119,7 +119,7 @@ async def test_big_invalid_events_are_dead_lettered_whole_size_and_hash(pipeline
             )
         ],
     )
-    async with SearchClient(bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings) as client:
         await search_until_ready(client, user_id="big-user", text="warm up", k=1)
         t0 = time.monotonic()
         with pytest.raises(SearchError) as err:
@@ -173,7 +173,7 @@ async def test_a_2mb_image_passes_every_link_of_the_chain(pipeline: Pipeline):
     async with EventPublisher(bootstrap, topics=pipeline.settings.topics) as pub:
         await pub.publish_image(NewImage.inline("big-valid", big))  # ~2.8 MB on the wire
     await indexed(pipeline, "big-valid")
-    async with SearchClient(bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings) as client:
         await search_until_ready(client, user_id="big-user", text="warm up", k=1)
         resp = await client.search("big-user", image_b64=base64.b64encode(big).decode(), k=3, timeout_s=15)
     assert resp.ok and resp.hits[0].image_id == "big-valid"
@@ -230,7 +230,7 @@ async def test_the_broker_does_not_create_topics_on_its_own(engines: dict[str, s
 async def test_unknown_reply_topics_are_refused_at_once_and_stall_nobody(pipeline: Pipeline):
     bootstrap = pipeline.settings.kafka_bootstrap
     bogus = [f"{pipeline.settings.topics.reply_prefix()}nobody-{uuid.uuid4().hex[:8]}-{i}" for i in range(5)]
-    async with SearchClient(bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings) as client:
         await search_until_ready(client, user_id="stall-user", text="warm up", k=1)
         requests = [SearchRequest(user_id="stall-user", text="cat", reply_topic=t) for t in bogus]
         items = [(pipeline.settings.topics.search_requests().name, b"stall-user", r.to_bytes()) for r in requests]
@@ -337,7 +337,7 @@ async def test_new_users_log_no_warning_and_workers_stop_cleanly(pipeline: Pipel
             await pub.publish_interaction(
                 Interaction(user_id=f"newcomer-{n}", image_id=image, event_type=EventType.VIEW, event_id=f"nc-{n}-b")
             )
-    async with SearchClient(bootstrap, topics=pipeline.settings.topics) as client:
+    async with SearchClient(bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings) as client:
 
         async def personalized() -> SearchResponse | None:
             r = await client.search("newcomer-0", "circle", k=5, personalization_weight=0.5, timeout_s=10)

@@ -43,7 +43,7 @@ class Pipeline:
         return EventPublisher(self.settings.kafka_bootstrap, topics=self.settings.topics, **kw)
 
     def client(self, **kw: Any) -> SearchClient:
-        return SearchClient(self.settings.kafka_bootstrap, topics=self.settings.topics, **kw)
+        return SearchClient(self.settings.kafka_bootstrap, topics=self.settings.topics, settings=self.settings, **kw)
 
 
 def isolated_settings(
@@ -92,7 +92,7 @@ async def start_pipeline(
     image_dir = tmp / "images"
     settings = isolated_settings(engines, tmp, image_dir, embedder=embedder, style=style, **changes)
     labels = make_images(image_dir)
-    await ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions)
+    await ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings)
     from imgsearch.clusters import train_from_folder
 
     await train_from_folder(settings, image_dir, k=k, vector_kind="style")
