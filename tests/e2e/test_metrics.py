@@ -8,7 +8,6 @@ import re
 import pytest
 
 from producers import EventPublisher
-from schemas import topics
 from tests.support.e2e import E2E, http, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +40,7 @@ def test_health_endpoints(e2e: E2E) -> None:
 
 def test_worker_metrics(e2e: E2E) -> None:
     ports = e2e.metrics_ports
-    new_images = topics.new_images().name
+    new_images = e2e.settings.topics.new_images().name
     embedder = wait_until(
         lambda: (
             (s := scrape(ports["embedder"]))
@@ -59,7 +58,7 @@ def test_worker_metrics(e2e: E2E) -> None:
     assert total(query, "imgsearch_searches_total") >= 1
     for stage in ("embed_query", "knn", "rank", "search"):
         assert total(query, "imgsearch_stage_seconds_count", stage=stage) >= 1, stage
-    assert total(query, "imgsearch_events_processed_total", topic=topics.search_requests().name) >= 1
+    assert total(query, "imgsearch_events_processed_total", topic=e2e.settings.topics.search_requests().name) >= 1
 
     # consumer lag per assigned partition, per topic
     lag = wait_until(
@@ -67,7 +66,7 @@ def test_worker_metrics(e2e: E2E) -> None:
         15,
         "consumer lag series",
     )
-    assert any(f'topic="{topics.interactions().name}"' in k for k in lag), lag
+    assert any(f'topic="{e2e.settings.topics.interactions().name}"' in k for k in lag), lag
     assert all('partition="' in k for k in lag)
 
     # a malformed interaction: counted as a dead letter with its reason
@@ -75,7 +74,7 @@ def test_worker_metrics(e2e: E2E) -> None:
 
     async def send_bad() -> None:
         async with EventPublisher(e2e.settings.kafka_bootstrap, topics=e2e.settings.topics) as pub:
-            await pub.publish_raw(topics.interactions().name, b"{not json", key=b"alice")
+            await pub.publish_raw(e2e.settings.topics.interactions().name, b"{not json", key=b"alice")
 
     asyncio.run(send_bad())
     wait_until(
@@ -83,7 +82,7 @@ def test_worker_metrics(e2e: E2E) -> None:
             total(
                 scrape(ports["interactions"]),
                 "imgsearch_dead_letters_total",
-                source_topic=topics.interactions().name,
+                source_topic=e2e.settings.topics.interactions().name,
                 reason_code="malformed_json",
             )
             >= 1
