@@ -19,7 +19,6 @@ vectors:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import sys
@@ -106,7 +105,7 @@ def main() -> int:
     cluster_val = figures(val, base)
     grid: list[dict[str, Any]] = []
     for bw, ms in itertools.product(BANDWIDTHS, MERGE_SIMS):
-        s = dataclasses.replace(base, affinity_bandwidth=bw, affinity_merge_sim=ms)
+        s = base.replace(affinity_bandwidth=bw, affinity_merge_sim=ms)
         figs = figures(val, s, affinity="continuous")
         grid.append({"bandwidth": bw, "merge_sim": ms, "ndcg10": mean_ndcg(figs), "per_kind": _brief(figs)})
         print(f"val continuous bandwidth {bw:<5} merge {ms:<4} nDCG@10 {grid[-1]['ndcg10']:.4f}", flush=True)
@@ -121,7 +120,7 @@ def main() -> int:
     print(f"val cluster nDCG@10 {mean_ndcg(cluster_val):.4f}; best continuous {best}; chosen {chosen_mode}")
 
     # 2. report on test, both modes
-    chosen = dataclasses.replace(base, affinity_bandwidth=best["bandwidth"], affinity_merge_sim=best["merge_sim"])
+    chosen = base.replace(affinity_bandwidth=best["bandwidth"], affinity_merge_sim=best["merge_sim"])
     test = split_vectors(args, "test")
     for mode in ("cluster", "continuous"):
         figs = figures(test, chosen, affinity=mode)

@@ -50,15 +50,12 @@ STAGES: tuple[Stage, ...] = (
 
 
 async def run(cfg: Config) -> dict[str, Any]:
-    from schemas import topics
-
-    ctx = open_run(cfg)
-    with topics.prefixed(ctx.tag):  # this process's topic names; the workers get theirs in their environment
-        try:
-            for stage in STAGES:
-                await stage(ctx)
-        finally:
-            await close_run(ctx)
+    ctx = open_run(cfg)  # the run's own Settings (topic prefix, index, groups); its workers get them as env
+    try:
+        for stage in STAGES:
+            await stage(ctx)
+    finally:
+        await close_run(ctx)
     return ctx.res
 
 

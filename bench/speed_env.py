@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.common import machine_facts, say
 from bench.speed_config import Config
-from imgsearch.config import Settings, child_env
+from imgsearch.config import Settings
 from imgsearch.runner import Workers, ensure_engines
 
 
@@ -29,6 +29,8 @@ def isolated_settings(engines: dict[str, str], tag: str, tmp: Path, image_root: 
         kafka_bootstrap=engines["KAFKA_BOOTSTRAP"],
         opensearch_url=engines["OPENSEARCH_URL"],
         app_prefix=tag,
+        topic_prefix=tag,
+        log_level="WARNING",
         index_name=f"{tag}-images",
         data_dir=str(tmp / "data"),  # faust data dirs (not the engines')
         allowed_uri_roots=str(image_root),
@@ -39,7 +41,7 @@ def isolated_settings(engines: dict[str, str], tag: str, tmp: Path, image_root: 
 
 def worker_env(settings: Settings, tag: str) -> dict[str, str]:
     """The environment of the run's worker processes."""
-    return {**child_env(settings), "IMGSEARCH_TOPIC_PREFIX": tag, "IMGSEARCH_LOG_LEVEL": "WARNING"}
+    return settings.child_env()
 
 
 class PhysicalIndex:

@@ -14,6 +14,7 @@ from bench.common import say
 from bench.speed_env import PhysicalIndex, Run, wait_count, wait_group
 from imgsearch.config import Settings
 from imgsearch.runner import Workers
+from schemas.topics import Topics
 
 
 def load_images(rows: list[dict]) -> list[Any]:
@@ -61,7 +62,7 @@ def decode_cost_ms(rows: list[dict], max_bytes: int, max_pixels: int) -> float:
     return round(1000 * (time.perf_counter() - t0) / len(rows), 3)
 
 
-async def publish_images(bootstrap: str, rows: list[dict], prefix: str) -> int:
+async def publish_images(bootstrap: str, rows: list[dict], prefix: str, topics: Topics) -> int:
     from producers.publisher import EventPublisher
     from schemas.events import NewImage
 
@@ -73,7 +74,7 @@ async def publish_images(bootstrap: str, rows: list[dict], prefix: str) -> int:
         )
         for r in rows
     ]
-    async with EventPublisher(bootstrap) as pub:
+    async with EventPublisher(bootstrap, topics=topics) as pub:
         return await pub.publish_images(events)
 
 
@@ -83,7 +84,7 @@ async def ingest_phase(
     """Warm batch (not timed), then n images (the set repeated with distinct ids), timed from the
     first publish to all searchable."""
     base = await idx.count()
-    await publish_images(settings.kafka_bootstrap, rows[:warm], f"{prefix}-warm")
+    await publish_images(settings.kafka_bootstrap, rows[:warm], f"{prefix}-warm", settings.topics)
     await wait_count(idx, base + warm, 300, workers)
     base += warm
     batch = [rows[i % len(rows)] for i in range(n)]
@@ -92,7 +93,7 @@ async def ingest_phase(
     published = 0
     for rep in dict.fromkeys(reps):
         published += await publish_images(
-            settings.kafka_bootstrap, [b for b, r in zip(batch, reps, strict=True) if r == rep], rep
+            settings.kafka_bootstrap, [b for b, r in zip(batch, reps, strict=True) if r == rep], rep, settings.topics
         )
     t_pub = time.perf_counter()
     t_done = await wait_count(idx, base + n, 600, workers)
@@ -114,7 +115,6 @@ async def ingest(run: Run) -> None:
     from imgsearch.embedding.factory import make_embedder, make_style
     from imgsearch.index.opensearch import model_slug, physical_name
     from imgsearch.kafka_admin import ensure_topics
-    from schemas import topics
     from streams.centroids import publish_centroids
 
     cfg, settings, workers = run.cfg, run.settings, run.workers
@@ -131,9 +131,9 @@ async def ingest(run: Run) -> None:
         f"{bare['style_ms_per_image']} ms per image; decode {bare['decode_ms_per_image']} ms)"
     )
     # the style clusters, published like `imgsearch clusters` does
-    await ensure_topics(settings.kafka_bootstrap, topics.all_shared(), settings.partitions, settings=settings)
+    await ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings)
     centroids = run.centroids = fit(style_vecs, cfg.k_clusters, "style", style.model_id)
-    await publish_centroids(settings.kafka_bootstrap, centroids)
+    await publish_centroids(settings.kafka_bootstrap, settings.topics, centroids)
     say(f"   centroids k={centroids.k} published; starting workers: embedder, interactions, query")
     for role in ("embedder", "interactions", "query"):
         workers.start(role)

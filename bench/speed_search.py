@@ -145,7 +145,7 @@ async def search_and_freshness(run: Run) -> None:
     """3 and 4 over one search client: the latency sections, then freshness."""
     from producers import SearchClient
 
-    async with SearchClient(run.settings.kafka_bootstrap) as client:
+    async with SearchClient(run.settings.kafka_bootstrap, topics=run.settings.topics, settings=run.settings) as client:
         await warm_up(run, client)
         run.res["search"] = await search_latency(run, client)
         run.res["freshness"] = await freshness(run, client)
@@ -246,7 +246,7 @@ async def freshness(run: Run, client: Any) -> dict[str, Any]:
     await wait_quiet(client, queries[0])
     say(f"4. freshness: {cfg.fresh_trials} trials (interaction → first reply reflecting it) ...")
     trials = []
-    async with EventPublisher(run.settings.kafka_bootstrap) as pub:
+    async with EventPublisher(run.settings.kafka_bootstrap, topics=run.settings.topics) as pub:
         for t in range(cfg.fresh_trials):
             trials.append(await freshness_trial(client, pub, f"fresh-{t}", queries[t % len(queries)]))
     ok = [t["freshness_ms"] for t in trials if "freshness_ms" in t]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 
 import faust
@@ -12,14 +11,13 @@ from faust.worker import Worker
 
 from imgsearch.config import Settings
 from imgsearch.kafka_admin import ensure_topics
-from schemas import topics
 from streams.common import changelog_topics
 
 
 def run(role: str, build: Callable[[Settings], faust.App]) -> None:
-    level = os.environ.get("IMGSEARCH_LOG_LEVEL", "INFO")
+    settings = Settings()  # this process's environment: the parent's, with its settings.child_env()
+    level = settings.log_level
     logging.basicConfig(level=level, format=f"%(asctime)s {role} %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
     logging.getLogger("imgsearch").info(
         "starting %s worker: %s",
         role,
@@ -31,10 +29,10 @@ def run(role: str, build: Callable[[Settings], faust.App]) -> None:
     # topics too (idempotent, like `imgsearch topics`): the broker does not auto-create topics, so a
     # worker started before `imgsearch topics` neither waits on missing topics nor gets them with the
     # broker's default size limit.
-    specs = [*topics.all_shared(), *changelog_topics(app)]
+    specs = [*settings.topics.all_shared(), *changelog_topics(app)]
     loop = asyncio.new_event_loop()  # not the current loop: faust's worker makes its own
     try:
-        loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, specs, settings.partitions))
+        loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, specs, settings.partitions, settings=settings))
     finally:
         loop.close()
     Worker(app, loglevel=level, quiet=True).execute_from_commandline()

@@ -27,10 +27,11 @@ def _setup_logging(verbose: bool) -> None:
 
 async def cmd_topics(settings: Settings) -> None:
     from imgsearch.kafka_admin import ensure_topics
-    from schemas import topics
 
-    created = await ensure_topics(settings.kafka_bootstrap, topics.all_shared(), settings.partitions)
-    for spec in topics.all_shared():
+    created = await ensure_topics(
+        settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings
+    )
+    for spec in settings.topics.all_shared():
         print(f"{spec.name:45s} key={spec.key:12s} {'(created)' if spec.name in created else ''}")
 
 
@@ -48,7 +49,7 @@ async def cmd_ingest(settings: Settings, folder: Path, inline: bool) -> int:
     from schemas.events import NewImage
 
     files = image_files(folder)
-    async with EventPublisher(settings.kafka_bootstrap) as pub:
+    async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub:
         events = []
         for path in files:
             meta = {"file": path.name, "folder": path.parent.name}
@@ -113,7 +114,9 @@ async def cmd_search(
         print(f"search: bad --filter: {exc}", file=sys.stderr)
         return 2
     try:
-        async with SearchClient(settings.kafka_bootstrap) as client:
+        async with SearchClient(
+            settings.kafka_bootstrap, topics=settings.topics, principal=settings.kafka_sasl_username
+        ) as client:
             resp = await client.search(
                 user,
                 text,
@@ -153,7 +156,7 @@ async def cmd_interact(settings: Settings, user: str, image: str, event_type: st
     from producers.publisher import EventPublisher
     from schemas.events import EventType, Interaction
 
-    async with EventPublisher(settings.kafka_bootstrap) as pub:
+    async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub:
         await pub.publish_interaction(Interaction(user_id=user, image_id=image, event_type=EventType(event_type)))
 
 
@@ -163,7 +166,7 @@ async def cmd_forget(settings: Settings, user: str) -> str:
     from schemas.events import ForgetUser
 
     request = ForgetUser(user_id=user, requested_by="cli")
-    async with EventPublisher(settings.kafka_bootstrap) as pub:
+    async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub:
         await pub.publish_forget(request)
     print(
         f"forget request {request.event_id} for {user} published: the interaction workers drop the user's parked "
@@ -304,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         from streams.centroids import current_model
 
         async def export() -> None:
-            events = await read_events(settings.kafka_bootstrap)
-            table = rows(events, await current_model(settings.kafka_bootstrap))
+            events = await read_events(settings.kafka_bootstrap, settings.topics)
+            table = rows(events, await current_model(settings.kafka_bootstrap, settings.topics))
             for path in write(table, args.out, args.s3):
                 print(path)
             print(f"{len(table)} interactions exported")

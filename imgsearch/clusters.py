@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from imgsearch.domain.centroids import CentroidModel, VectorKind, kmeans, miniba
 from imgsearch.images import to_rgb
 from imgsearch.index.opensearch import OpenSearchIndex
 from imgsearch.progress import progress_bar
+from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
 MINIBATCH_ABOVE = 20_000  # vectors: above this, mini-batch k-means
@@ -35,19 +35,31 @@ def clamp_k(k: int, n: int) -> int:
     return max(1, min(k, n // 3 if n >= 6 else 1))
 
 
-def fit(vectors: NDArray[np.float32], k: int, vector_kind: VectorKind, feature_id: str, seed: int = 0) -> CentroidModel:
-    """K-Means in-process (default) or on Amazon SageMaker (IMGSEARCH_KMEANS_BACKEND=sagemaker, with
-    IMGSEARCH_SAGEMAKER_ROLE_ARN, IMGSEARCH_SAGEMAKER_BUCKET, IMGSEARCH_SAGEMAKER_PREFIX, AWS_REGION)."""
+def fit(
+    vectors: NDArray[np.float32],
+    k: int,
+    vector_kind: VectorKind,
+    feature_id: str,
+    seed: int = 0,
+    settings: Settings | None = None,
+) -> CentroidModel:
+    """K-Means in-process (default, and without ``settings``) or on Amazon SageMaker
+    (IMGSEARCH_KMEANS_BACKEND=sagemaker, with IMGSEARCH_SAGEMAKER_ROLE_ARN, IMGSEARCH_SAGEMAKER_BUCKET,
+    IMGSEARCH_SAGEMAKER_PREFIX, AWS_REGION)."""
     k_eff = clamp_k(k, len(vectors))
-    if os.environ.get("IMGSEARCH_KMEANS_BACKEND", "local") == "sagemaker":
+    if settings is not None and settings.kmeans_backend == "sagemaker":
         from imgsearch.sagemaker_kmeans import SageMakerKMeans
 
+        if not settings.sagemaker_role_arn or not settings.sagemaker_bucket:
+            raise ValueError(
+                "IMGSEARCH_KMEANS_BACKEND=sagemaker needs IMGSEARCH_SAGEMAKER_ROLE_ARN and IMGSEARCH_SAGEMAKER_BUCKET"
+            )
         backend = SageMakerKMeans(
-            role_arn=os.environ["IMGSEARCH_SAGEMAKER_ROLE_ARN"],
-            bucket=os.environ["IMGSEARCH_SAGEMAKER_BUCKET"],
-            prefix=os.environ.get("IMGSEARCH_SAGEMAKER_PREFIX", "imgsearch/kmeans"),
-            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            image=os.environ.get("IMGSEARCH_SAGEMAKER_IMAGE") or None,
+            role_arn=settings.sagemaker_role_arn,
+            bucket=settings.sagemaker_bucket,
+            prefix=settings.sagemaker_prefix,
+            region=settings.aws_region,
+            image=settings.sagemaker_image or None,
         )
         centers = backend.fit(vectors, k_eff, f"imgsearch-kmeans-{int(time.time())}")
     elif len(vectors) > MINIBATCH_ABOVE:
@@ -100,9 +112,9 @@ async def train_from_folder(
         embedder = make_embedder(settings)
         describe, feature = embedder.embed_images, embedder.model_id
     vectors = describe_in_batches(describe, images, f"{vector_kind} vectors")
-    model = fit(vectors, k, vector_kind, feature)
+    model = fit(vectors, k, vector_kind, feature, settings=settings)
     if publish:
-        await publish_centroids(settings.kafka_bootstrap, model)
+        await publish_centroids(settings.kafka_bootstrap, settings.topics, model)
     print(
         f"centroid model {model.version}: k={model.k} on {vector_kind} vectors ({feature}); "
         f"{'published' if publish else 'not published'}"
@@ -146,11 +158,11 @@ async def retrain_from_index(settings: Settings, k: int, vector_kind: VectorKind
         raise ValueError(f"no indexed images with {vector_kind} vectors in {settings.index_name}")
     if len(features) != 1:
         raise ValueError(f"indexed {vector_kind} vectors come from several models {sorted(features)}: re-index first")
-    model = fit(vectors, k, vector_kind, features.pop(), seed=seed)
-    previous = await current_model(settings.kafka_bootstrap)
+    model = fit(vectors, k, vector_kind, features.pop(), seed=seed, settings=settings)
+    previous = await current_model(settings.kafka_bootstrap, settings.topics)
     if previous is not None and previous.version != model.version:
         model = model.with_remap_from(previous, old, model.assign(vectors))
-    await publish_centroids(settings.kafka_bootstrap, model)
+    await publish_centroids(settings.kafka_bootstrap, settings.topics, model)
     print(
         f"centroid model {model.version}: k={model.k} on {len(ids)} indexed {vector_kind} vectors; published"
         + (f" (remap from {previous.version})" if previous is not None else "")
@@ -159,9 +171,12 @@ async def retrain_from_index(settings: Settings, k: int, vector_kind: VectorKind
 
 
 async def _reassign_batch(
-    index: OpenSearchIndex, producer: Any, model: CentroidModel, rows: list[tuple[str, list[float], str]]
+    index: OpenSearchIndex,
+    producer: Any,
+    model: CentroidModel,
+    rows: list[tuple[str, list[float], str]],
+    topics: Topics,
 ) -> int:
-    from schemas import topics
     from schemas.events import ImageIndexed
 
     if not rows:
@@ -201,9 +216,9 @@ async def reassign_all(settings: Settings, model: CentroidModel, *, batch: int =
                     continue
                 batch_rows.append((doc_id, src[field_name], str(src.get("model_id"))))
                 if len(batch_rows) >= batch:
-                    updated += await _reassign_batch(index, producer, model, batch_rows)
+                    updated += await _reassign_batch(index, producer, model, batch_rows, settings.topics)
                     batch_rows = []
-            updated += await _reassign_batch(index, producer, model, batch_rows)
+            updated += await _reassign_batch(index, producer, model, batch_rows, settings.topics)
             print(f"  re-assigned {updated} images", file=sys.stderr)
             await producer.flush()
             await asyncio.sleep(1.0)

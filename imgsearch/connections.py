@@ -16,10 +16,11 @@ Environment (none of these has a secret default; secrets are never logged):
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Mapping
 from typing import Any
+
+from imgsearch.config import process_environment
 
 KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -55,8 +56,9 @@ def _ssl_context(env: Mapping[str, str]) -> ssl.SSLContext:
 
 
 def kafka_security(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Keyword arguments for every aiokafka client (producer, consumer, admin)."""
-    env = os.environ if env is None else env
+    """Keyword arguments for every aiokafka client (producer, consumer, admin), from ``env``
+    (default: this process's environment)."""
+    env = process_environment() if env is None else env
     protocol = env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
     if protocol not in KAFKA_PROTOCOLS:
         raise ConfigError(f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}, got {protocol!r}")
@@ -93,8 +95,9 @@ def faust_credentials(env: Mapping[str, str] | None = None) -> Any:
 
 
 def opensearch_kwargs(url: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``AsyncOpenSearch`` (without hosts/timeouts)."""
-    env = os.environ if env is None else env
+    """Keyword arguments for ``AsyncOpenSearch`` (without hosts/timeouts), from ``env`` (default:
+    this process's environment)."""
+    env = process_environment() if env is None else env
     mode = env.get("OPENSEARCH_AUTH", "basic" if env.get("OPENSEARCH_USER") else "none").lower()
     kw: dict[str, Any] = {}
     if url.startswith("https://"):

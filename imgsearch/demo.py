@@ -14,7 +14,6 @@ import html
 import io
 import json
 import logging
-import os
 import random
 import signal
 import sys
@@ -42,9 +41,8 @@ def labels_from_path(image_id: str) -> tuple[str, str]:
     return style, subject
 
 
-def default_folder() -> Path:
-    cache = Path(os.environ.get("IMGSEARCH_CACHE") or Path.home() / ".cache" / "imgsearch")
-    return cache / "datasets" / "demo-v2" / "images"  # scripts/setup_data.sh (imgsearch.datasets.curated)
+def default_folder(settings: Settings) -> Path:
+    return settings.cache_path / "datasets" / "demo-v2" / "images"  # scripts/setup_data.sh (imgsearch.datasets.curated)
 
 
 async def reset_demo_state(settings: Settings) -> None:
@@ -184,15 +182,18 @@ def print_ranking(user: str, resp: SearchResponse) -> None:
         )
 
 
-async def serve() -> None:
-    """Run the web gateway on the demo's pipeline until interrupted."""
+async def serve(settings: Settings) -> None:
+    """Run the web gateway on the demo's pipeline (``settings``) until interrupted."""
     import subprocess
 
-    port = os.environ.get("IMGSEARCH_GATEWAY_PORT", "8080")
+    from imgsearch.config import process_environment
+
+    port = str(settings.gateway_port)
     # the demo's gateway authenticates nobody (anyone may pick alice or bob): said on the page and in its log
-    env = {**os.environ, "IMGSEARCH_GATEWAY_AUTH": os.environ.get("IMGSEARCH_GATEWAY_AUTH") or "demo"}
+    settings = settings.replace(gateway_auth=settings.gateway_auth or "demo")
+    env = {**process_environment(), **settings.child_env()}
     proc = subprocess.Popen([sys.executable, "-m", "imgsearch.gateway", "--port", port], env=env)
-    mode = "DEMO MODE, no authentication" if env["IMGSEARCH_GATEWAY_AUTH"] == "demo" else env["IMGSEARCH_GATEWAY_AUTH"]
+    mode = "DEMO MODE, no authentication" if settings.gateway_auth == "demo" else settings.gateway_auth
     print(f"[demo] explore it: http://127.0.0.1:{port}/  (users alice and bob; {mode}; Ctrl-C to stop)")
     try:
         while proc.poll() is None:
@@ -219,7 +220,6 @@ async def run_demo(
     from imgsearch.kafka_admin import ensure_topics
     from imgsearch.runner import Workers
     from producers import EventPublisher, SearchClient, SearchTimeout
-    from schemas import topics
     from schemas.events import EventType, Interaction
 
     # SIGTERM (e.g. `kill`, a service manager) stops the demo like Ctrl-C: the main task is
@@ -228,16 +228,18 @@ async def run_demo(
     if task is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
-    folder = (folder or default_folder()).resolve()
+    folder = (folder or default_folder(settings)).resolve()
     files = image_files(folder) if folder.is_dir() else []
     if not files:
         print(f"no images under {folder}: run scripts/setup_data.sh (or pass --folder)", file=sys.stderr)
         return 2
-    os.environ.setdefault("IMGSEARCH_TOPIC_PREFIX", DEMO_PREFIX)
-    os.environ.setdefault("IMGSEARCH_APP_PREFIX", DEMO_PREFIX)
-    os.environ.setdefault("IMGSEARCH_INDEX", f"{DEMO_PREFIX}-images")
-    os.environ["IMGSEARCH_ALLOWED_URI_ROOTS"] = str(folder)
-    settings = Settings()
+    # the demo's own topics, consumer groups and index unless the environment names others; the
+    # workers and the gateway get these settings as their environment (settings.child_env())
+    demo_defaults = {"topic_prefix": DEMO_PREFIX, "app_prefix": DEMO_PREFIX, "index_name": f"{DEMO_PREFIX}-images"}
+    settings = settings.replace(
+        **{name: value for name, value in demo_defaults.items() if name not in settings.model_fields_set},
+        allowed_uri_roots=str(folder),
+    )
     ids = [image_id_for(p, folder) for p in files]
     styles = Counter(labels_from_path(i)[0] for i in ids)
     print(f"[demo] {len(ids)} images in {len(styles)} styles from {folder}")
@@ -248,7 +250,7 @@ async def run_demo(
 
     print("[demo] 1/6 resetting the demo's topics and index")
     await reset_demo_state(settings)
-    await ensure_topics(settings.kafka_bootstrap, topics.all_shared(), settings.partitions)
+    await ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings)
 
     likes = likes or dict(DEFAULT_LIKES)
     missing = sorted({s for styles_ in likes.values() for s in styles_} - set(styles))
@@ -261,7 +263,7 @@ async def run_demo(
     await train_from_folder(settings, folder, k_clusters, "style")
 
     print("[demo] 3/6 starting the workers (embedder, interactions, query)")
-    workers = Workers(Path(settings.data_dir) / "demo-logs", {})
+    workers = Workers(Path(settings.data_dir) / "demo-logs", settings.child_env())
     for role in ("embedder", "interactions", "query"):
         workers.start(role)
     try:
@@ -290,7 +292,7 @@ async def run_demo(
             + f" (on pictures of anything but {subject})"
         )
         rng = random.Random(7)
-        async with EventPublisher(settings.kafka_bootstrap) as pub:
+        async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub:
             for user, liked in likes.items():
                 mine = [i for i in ids if labels_from_path(i)[0] in liked and labels_from_path(i)[1] != subject]
                 for image_id in rng.sample(mine, min(12, len(mine))):
@@ -298,7 +300,9 @@ async def run_demo(
                     await pub.publish_interaction(Interaction(user_id=user, image_id=image_id, event_type=etype))
 
         print(f"[demo] 6/6 the same query for both users: {query!r}")
-        async with SearchClient(settings.kafka_bootstrap) as client:
+        async with SearchClient(
+            settings.kafka_bootstrap, topics=settings.topics, principal=settings.kafka_sasl_username
+        ) as client:
             results: dict[str, SearchResponse] = {}
             deadline = time.monotonic() + 60
             for user in [*likes, "new-user"]:
@@ -318,7 +322,7 @@ async def run_demo(
         print(f"\n[demo] results side by side: {page} and {OUT_DIR / 'results.png'}")
         print(f"[demo] worker logs: {workers.log_dir}")
         if web:
-            await serve()
+            await serve(settings)
         else:
             print("[demo] to explore the results in a browser: bash scripts/demo.sh --web")
     finally:

@@ -18,6 +18,7 @@ from typing import Any
 from imgsearch.connections import kafka_security
 from imgsearch.domain.centroids import CentroidModel
 from schemas.events import PersonalizationEvent
+from schemas.topics import Topics
 
 PERSONALIZE_SCHEMA: dict[str, Any] = {
     "type": "record",
@@ -91,7 +92,7 @@ def write(table: list[list[str]], out_dir: Path, s3_uri: str | None = None, s3_c
     return written
 
 
-async def read_events(bootstrap: str, timeout_s: float = 30.0) -> list[PersonalizationEvent]:
+async def read_events(bootstrap: str, topics: Topics, timeout_s: float = 30.0) -> list[PersonalizationEvent]:
     """Every personalization event on the topic (read to its end, no consumer group)."""
     import asyncio
     import time
@@ -99,7 +100,6 @@ async def read_events(bootstrap: str, timeout_s: float = 30.0) -> list[Personali
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from schemas import topics
     from schemas.events import ForgetUser, InvalidEvent, event_type_of, parse_event
 
     name = topics.personalization_events().name

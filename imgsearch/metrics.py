@@ -24,7 +24,6 @@ import contextlib
 import errno
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -210,14 +209,12 @@ def start_metrics_server(
     registry: CollectorRegistry = REGISTRY,
 ) -> MetricsServer:
     """Serve ``/metrics`` and ``/healthz`` on ``host:port`` from a daemon thread. If the port is in
-    use, the next ones are tried (``tries`` in all, default ``IMGSEARCH_METRICS_PORT_TRIES`` or 20);
-    port 0 picks any free port. ``host`` defaults to ``Settings.metrics_host`` (``IMGSEARCH_METRICS_HOST``,
-    default 127.0.0.1: set 0.0.0.0 for a Prometheus on another host or container)."""
-    if host is None:
-        from imgsearch.config import Settings
-
-        host = Settings().metrics_host
-    tries = tries or int(os.environ.get("IMGSEARCH_METRICS_PORT_TRIES", "20"))
+    use, the next ones are tried (``tries`` in all: ``Settings.metrics_port_tries``,
+    ``IMGSEARCH_METRICS_PORT_TRIES``, default 20); port 0 picks any free port. ``host``:
+    ``Settings.metrics_host`` (``IMGSEARCH_METRICS_HOST``, default 127.0.0.1: set 0.0.0.0 for a
+    Prometheus on another host or container)."""
+    host = host or "127.0.0.1"
+    tries = tries or 20
 
     class Server(ThreadingWSGIServer):
         pass
@@ -238,14 +235,6 @@ def start_metrics_server(
         log.info("metrics on http://%s:%d/metrics, health on /healthz", host, server.port)
         return server
     raise OSError(errno.EADDRINUSE, f"no free metrics port in {port}..{port + tries - 1}") from last
-
-
-def metrics_port_from_env(default: int = 0) -> int:
-    raw = os.environ.get("IMGSEARCH_METRICS_PORT", "")
-    try:
-        return default if raw == "" else int(raw)
-    except ValueError as exc:
-        raise ValueError(f"IMGSEARCH_METRICS_PORT must be an integer, got {raw!r}") from exc
 
 
 # ------------------------------------------------------------------------------------------ faust
@@ -321,13 +310,17 @@ def faust_health(app: Any) -> tuple[bool, dict[str, Any]]:
 
 
 def instrument_faust_app(
-    app: Any, role: str, port: int | None = None, lag_interval_s: float = 5.0, host: str | None = None
+    app: Any,
+    role: str,
+    port: int = 0,
+    lag_interval_s: float = 5.0,
+    host: str | None = None,
+    tries: int | None = None,
 ) -> bool:
     """Metrics for one faust app: sensor, consumer-lag timer, /metrics + /healthz server on ``port``
-    (default ``IMGSEARCH_METRICS_PORT``; 0: no server and no instrumentation). Call it once, before
-    the worker starts (e.g. at the end of ``streams.common.make_app``); calling it again is a no-op.
-    Returns whether the app was instrumented."""
-    port = metrics_port_from_env() if port is None else port
+    (``Settings.metrics_port``, ``IMGSEARCH_METRICS_PORT``; 0: no server and no instrumentation). Call
+    it once, before the worker starts (e.g. at the end of ``streams.common.make_app``); calling it
+    again is a no-op. Returns whether the app was instrumented."""
     if port <= 0 or getattr(app, "_imgsearch_metrics", False):
         return False
     app._imgsearch_metrics = True
@@ -337,7 +330,9 @@ def instrument_faust_app(
     @app.task
     async def _serve_metrics() -> None:
         servers.append(
-            start_metrics_server(port, host=host, health=lambda: faust_health(app), name=f"{role}:{app.conf.id}")
+            start_metrics_server(
+                port, host=host, health=lambda: faust_health(app), name=f"{role}:{app.conf.id}", tries=tries
+            )
         )
 
     @app.timer(interval=lag_interval_s)

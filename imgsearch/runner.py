@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import base64
-import os
 import resource
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgsearch.config import REPO_ROOT, Settings
+from imgsearch.config import REPO_ROOT, Settings, process_environment
 from schemas.limits import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:  # the docker SDK is a test tool (requirements-dev.lock): the demo runs without it
@@ -52,6 +51,9 @@ class WorkerProcess:
 
 @dataclass
 class Workers:
+    """Worker processes of one run: each gets this process's environment with ``env`` on top
+    (``settings.child_env()``: the run's configuration) and its ``extra_env``."""
+
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     procs: list[WorkerProcess] = field(default_factory=list)
@@ -60,7 +62,7 @@ class Workers:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         n = sum(1 for p in self.procs if p.role == role)
         log_path = self.log_dir / f"{role}-{n}.log"
-        env = {**os.environ, **self.env, **(extra_env or {})}
+        env = {**process_environment(), **self.env, **(extra_env or {})}
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", MODULES[role]],
@@ -269,12 +271,10 @@ def ensure_engines() -> dict[str, str]:
     """Addresses of Kafka and OpenSearch, in this order: the ones configured in the environment if
     both are set; containers via testcontainers if IMGSEARCH_USE_TESTCONTAINERS=1 (an error if no
     Docker daemon answers then); else the local engines, started if they are not healthy (idempotent)."""
-    if os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("OPENSEARCH_URL"):
-        return {
-            "KAFKA_BOOTSTRAP": os.environ["KAFKA_BOOTSTRAP"],
-            "OPENSEARCH_URL": os.environ["OPENSEARCH_URL"],
-        }
-    settings = Settings()
+    env = process_environment()
+    if env.get("KAFKA_BOOTSTRAP") and env.get("OPENSEARCH_URL"):
+        return {"KAFKA_BOOTSTRAP": env["KAFKA_BOOTSTRAP"], "OPENSEARCH_URL": env["OPENSEARCH_URL"]}
+    settings = Settings.from_env(env)
     if settings.use_testcontainers:
         if not docker_daemon_answers():
             raise RuntimeError(

@@ -21,18 +21,24 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from imgsearch.connections import kafka_security
 from producers.deadlines import ClientStartTimeout, KnownTopics, PublishTimeout, too_large, within
-from schemas import topics
 from schemas.events import ForgetUser, Interaction, NewImage
 from schemas.limits import MAX_MESSAGE_BYTES
+from schemas.topics import Topics
 
 DEFAULT_TIMEOUT_S = 30.0
 
 
 class EventPublisher:
     def __init__(
-        self, bootstrap: str, client_id: str = "imgsearch-publisher", *, timeout_s: float = DEFAULT_TIMEOUT_S
+        self,
+        bootstrap: str,
+        client_id: str = "imgsearch-publisher",
+        *,
+        topics: Topics,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.bootstrap = bootstrap
+        self.topic_names = topics  # this run's (settings.topics)
         self.timeout_s = timeout_s
         self._producer = AIOKafkaProducer(
             **kafka_security(),
@@ -98,12 +104,12 @@ class EventPublisher:
         await self._acked(topic, len(value), fut, deadline)
 
     async def publish_image(self, event: NewImage) -> None:
-        await self._publish(topics.new_images().name, event.image_id.encode(), event.to_bytes())
+        await self._publish(self.topic_names.new_images().name, event.image_id.encode(), event.to_bytes())
 
     async def publish_images(self, events: Iterable[NewImage]) -> int:
         """Publish many: queueing each record may take ``timeout_s``, and all are acknowledged within
         ``timeout_s`` of the last one queued (a long ingest is not cut short by one overall deadline)."""
-        name = topics.new_images().name
+        name = self.topic_names.new_images().name
         pending: list[tuple[int, asyncio.Future[object]]] = []
         for e in events:
             value = e.to_bytes()
@@ -115,12 +121,12 @@ class EventPublisher:
         return len(pending)
 
     async def publish_interaction(self, event: Interaction) -> None:
-        await self._publish(topics.interactions().name, event.user_id.encode(), event.to_bytes())
+        await self._publish(self.topic_names.interactions().name, event.user_id.encode(), event.to_bytes())
 
     async def publish_forget(self, event: ForgetUser) -> None:
         """A right-to-be-forgotten request, on the interactions topic keyed by the user: it is
         handled after every interaction of that user published before it (issue 14 item 15)."""
-        await self._publish(topics.interactions().name, event.user_id.encode(), event.to_bytes())
+        await self._publish(self.topic_names.interactions().name, event.user_id.encode(), event.to_bytes())
 
     async def publish_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Send bytes as they are (for tests and tools that replay dead letters)."""

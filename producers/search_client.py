@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -27,12 +26,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 
+from imgsearch.config import Settings
 from imgsearch.connections import kafka_security
 from imgsearch.kafka_admin import ensure_topics
 from producers.deadlines import ClientStartTimeout, KnownTopics, too_large
-from schemas import topics
 from schemas.events import MetadataFilter, SearchRequest, SearchResponse
 from schemas.limits import MAX_MESSAGE_BYTES
+from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,28 @@ class SearchError(RuntimeError):
         self.code = response.error.code
 
 
-def default_client_id(kind: str = "") -> str:
-    """``<principal>.<kind><random>`` when authenticated by SASL, else ``<kind><random>``."""
-    principal = os.environ.get("KAFKA_SASL_USERNAME", "")
+def default_client_id(kind: str = "", principal: str = "") -> str:
+    """``<principal>.<kind><random>`` when authenticated by SASL (``principal``: the settings'
+    ``kafka_sasl_username``), else ``<kind><random>``."""
     own = f"{kind}{uuid.uuid4().hex[:12]}"
     return f"{principal}.{own}" if principal else own
 
 
 class SearchClient:
-    def __init__(self, bootstrap: str, client_id: str | None = None, *, start_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        client_id: str | None = None,
+        *,
+        topics: Topics,
+        principal: str = "",
+        start_timeout_s: float = 30.0,
+        settings: Settings | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
-        self.client_id = client_id or default_client_id()
+        self.topic_names = topics  # this run's (settings.topics)
+        self._settings = settings  # the reply topic's replication (None: this process's environment)
+        self.client_id = client_id or default_client_id(principal=principal)
         self.reply_topic = topics.reply_topic(self.client_id).name
         self._start_timeout_s = start_timeout_s
         self._producer = AIOKafkaProducer(
@@ -98,7 +109,7 @@ class SearchClient:
         self._reader = asyncio.create_task(self._read(), name=f"search-replies-{self.client_id}")
 
     async def _start(self) -> None:
-        await ensure_topics(self.bootstrap, [topics.reply_topic(self.client_id)], 1)
+        await ensure_topics(self.bootstrap, [self.topic_names.reply_topic(self.client_id)], 1, settings=self._settings)
         await self._producer.start()
         await self._consumer.start()
         tp = TopicPartition(self.reply_topic, 0)
@@ -184,7 +195,7 @@ class SearchClient:
             raise ValueError("the request's reply topic is not this client's")
         fut: asyncio.Future[SearchResponse] = asyncio.get_running_loop().create_future()
         self._pending[req.request_id] = fut
-        name, value = topics.search_requests().name, req.to_bytes()
+        name, value = self.topic_names.search_requests().name, req.to_bytes()
         deadline = time.monotonic() + timeout_s
         sent = False
         try:  # one deadline for the send and the reply

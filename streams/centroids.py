@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from imgsearch.connections import kafka_security
 from imgsearch.domain.centroids import CentroidModel
 from imgsearch.domain.cooccurrence import CooccurrenceModel
-from schemas import topics
+from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
 M = TypeVar("M")
@@ -69,18 +69,18 @@ class LatestValueWatcher(Generic[M]):
 
 
 class CentroidWatcher(LatestValueWatcher[CentroidModel]):
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, topics: Topics) -> None:
         super().__init__(bootstrap, topics.centroids().name, CentroidModel.from_json, "centroid model")
 
 
 class RankerModelWatcher(LatestValueWatcher[CooccurrenceModel]):
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, topics: Topics) -> None:
         super().__init__(bootstrap, topics.ranker_model().name, CooccurrenceModel.from_json, "ranker model")
 
 
-async def current_model(bootstrap: str, timeout_s: float = 30.0) -> CentroidModel | None:
+async def current_model(bootstrap: str, topics: Topics, timeout_s: float = 30.0) -> CentroidModel | None:
     """The newest published centroid model (reads the compacted topic to its end)."""
-    watcher = CentroidWatcher(bootstrap)
+    watcher = CentroidWatcher(bootstrap, topics)
     task = asyncio.create_task(watcher.run())
     try:
         await asyncio.wait_for(watcher.ready.wait(), timeout_s)
@@ -105,5 +105,5 @@ async def publish_latest(bootstrap: str, topic_name: str, value: bytes) -> None:
         await producer.stop()
 
 
-async def publish_centroids(bootstrap: str, model: CentroidModel) -> None:
+async def publish_centroids(bootstrap: str, topics: Topics, model: CentroidModel) -> None:
     await publish_latest(bootstrap, topics.centroids().name, model.to_json())

@@ -202,7 +202,9 @@ def make_app(role: str, settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
     )
     keep_queued_events_on_resume(app.flow_control)
-    metrics.instrument_faust_app(app, role, host=settings.metrics_host)  # no-op unless IMGSEARCH_METRICS_PORT > 0
+    metrics.instrument_faust_app(  # no-op unless IMGSEARCH_METRICS_PORT > 0
+        app, role, settings.metrics_port, host=settings.metrics_host, tries=settings.metrics_port_tries
+    )
     return app
 
 
@@ -240,7 +242,7 @@ class DeadLetters:
     """Sends invalid events to the dead-letter topic, with a machine-readable reason."""
 
     def __init__(self, app: faust.App, settings: Settings, consumer: str) -> None:
-        self._topic = topic(app, topics.dead_letters(), settings)
+        self._topic = topic(app, settings.topics.dead_letters(), settings)
         self._consumer = consumer
         self.count = 0
 

@@ -27,7 +27,6 @@ from imgsearch.embedding.base import Embedder
 from imgsearch.embedding.style import EmbeddingStyle, StyleDescriber
 from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
 from imgsearch.index.opensearch import ImageDoc, OpenSearchIndex, model_slug
-from schemas import topics
 from schemas.events import ImageIndexed, InvalidEvent, NewImage, parse_event
 from streams.centroids import CentroidWatcher
 from streams.common import DeadLetters, Offload, make_app, topic
@@ -77,7 +76,7 @@ class EmbeddingPipeline:
         self.index = index
         self.centroids = centroids
         self.dlq = DeadLetters(app, settings, ROLE)
-        self.indexed_topic = topic(app, topics.images_indexed(), settings)
+        self.indexed_topic = topic(app, settings.topics.images_indexed(), settings)
         self.offload = Offload()
         self.roots = parse_roots(settings.allowed_uri_roots)
         self.processed = 0
@@ -199,7 +198,7 @@ async def take_over_when_caught_up(
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    name = topics.new_images().name
+    name = settings.topics.new_images().name
     admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=settings.kafka_bootstrap)
     probe = AIOKafkaConsumer(**kafka_security(), bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await admin.start()
@@ -226,9 +225,9 @@ def build(settings: Settings, embedder: Embedder, style: StyleDescriber) -> tupl
     # event, i.e. re-indexes the whole catalog into its own index, while the old model keeps serving
     app = make_app(f"{ROLE}-{model_slug(embedder.model_id)}", settings)
     index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id=embedder.model_id)
-    watcher = CentroidWatcher(settings.kafka_bootstrap)
+    watcher = CentroidWatcher(settings.kafka_bootstrap, settings.topics)
     pipeline = EmbeddingPipeline(app, settings, embedder, style, index, watcher)
-    source = topic(app, topics.new_images(), settings)
+    source = topic(app, settings.topics.new_images(), settings)
 
     @app.task
     async def prepare() -> None:

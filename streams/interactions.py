@@ -26,7 +26,6 @@ import faust
 
 from imgsearch.config import Settings
 from imgsearch.domain.centroids import NO_CLUSTER
-from schemas import topics
 from schemas.events import (
     ForgetUser,
     ImageIndexed,
@@ -73,8 +72,8 @@ class InteractionMapper:
         self.settings = settings
         self.clusters = app.GlobalTable("image-clusters", schema=json_schema(), partitions=settings.partitions)
         self.dlq = DeadLetters(app, settings, ROLE)
-        self.out = topic(app, topics.personalization_events(), settings)
-        self.retry = topic(app, topics.interactions_retry(), settings)
+        self.out = topic(app, settings.topics.personalization_events(), settings)
+        self.retry = topic(app, settings.topics.interactions_retry(), settings)
         self.mapped = 0
         self.parked = 0
         self.dropped_forgotten = 0
@@ -186,7 +185,7 @@ class InteractionMapper:
             else (
                 "unknown_image",
                 f"image {interaction.image_id!r} was not indexed within {self.settings.unknown_image_wait_s:g}s "
-                f"({attempt} retries on {topics.interactions_retry().name})",
+                f"({attempt} retries on {self.settings.topics.interactions_retry().name})",
             )
         )
         # the dead letter names the interaction as published (topic names have no ":")
@@ -263,8 +262,8 @@ async def forget_in_personalize(
 def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
     app = make_app(ROLE, settings)
     mapper = InteractionMapper(app, settings)
-    indexed = topic(app, topics.images_indexed(), settings)
-    source = topic(app, topics.interactions(), settings)
+    indexed = topic(app, settings.topics.images_indexed(), settings)
+    source = topic(app, settings.topics.interactions(), settings)
 
     @app.agent(indexed, name="image-clusters")
     async def track_clusters(stream: faust.StreamT) -> None:
@@ -283,7 +282,7 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
         async for event in stream.events():
             await mapper.handle(event)
 
-    retry_source = topic(app, topics.interactions_retry(), settings)
+    retry_source = topic(app, settings.topics.interactions_retry(), settings)
 
     @app.agent(retry_source, name="retry-interactions")
     async def retry_interactions(stream: faust.StreamT) -> None:
@@ -308,7 +307,7 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
             )
         except DeletionNotConfigured as exc:
             log.warning("%s: a forgotten user's data stays in Amazon Personalize (dead-lettered)", exc)
-        events_topic = topic(app, topics.personalization_events(), settings)
+        events_topic = topic(app, settings.topics.personalization_events(), settings)
 
         @app.agent(events_topic, name="personalize-put-events")
         async def put_events(stream: faust.StreamT) -> None:

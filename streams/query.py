@@ -40,7 +40,6 @@ from imgsearch.index.opensearch import OpenSearchIndex
 from imgsearch.ranker.base import PersonalRanker, RankerResult
 from imgsearch.ranker.local import LocalProfileRanker
 from producers.deadlines import KnownTopics
-from schemas import topics
 from schemas.events import (
     MAX_RESULT_WINDOW,
     ErrorInfo,
@@ -54,6 +53,7 @@ from schemas.events import (
     event_type_of,
     parse_event,
 )
+from schemas.topics import Topics
 from streams import retrieval
 from streams.centroids import CentroidWatcher, RankerModelWatcher
 from streams.common import DeadLetters, Offload, json_schema, make_app, topic
@@ -73,14 +73,14 @@ _ID = TypeAdapter(Id)
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
-def _reply_allowed(topic: str) -> bool:
+def _reply_allowed(topic: str, topics: Topics) -> bool:
     """Replies go only to reply topics: a request must not make the worker write into images.new or
     any other topic it can write to."""
     prefix = topics.reply_prefix()
     return topic.startswith(prefix) and len(topic) > len(prefix)
 
 
-def _reply_target(payload: bytes | None) -> tuple[str, str, str] | None:
+def _reply_target(payload: bytes | None, topics: Topics) -> tuple[str, str, str] | None:
     """Best effort (request id, user id, reply topic) from an invalid request, to send it an error.
     Only ids a response can carry and a legal topic name: an error reply that cannot be built or
     sent would crash the agent or stall it (the producer retries an illegal topic name forever)."""
@@ -89,7 +89,7 @@ def _reply_target(payload: bytes | None) -> tuple[str, str, str] | None:
         rid, uid, rt = raw.get("request_id"), raw.get("user_id"), raw.get("reply_topic")
         _ID.validate_python(rid)
         _ID.validate_python(uid)
-        if isinstance(rt, str) and _TOPIC_NAME.fullmatch(rt) and _reply_allowed(rt):
+        if isinstance(rt, str) and _TOPIC_NAME.fullmatch(rt) and _reply_allowed(rt, topics):
             return rid, uid, rt
     except (ValueError, AttributeError):  # pydantic's ValidationError is a ValueError
         pass
@@ -112,7 +112,7 @@ class QueryService:
         self.embedder = embedder
         self.index = index
         self.profiles = app.Table("profiles", schema=json_schema(), partitions=settings.partitions)
-        self.ranker_model = RankerModelWatcher(settings.kafka_bootstrap)
+        self.ranker_model = RankerModelWatcher(settings.kafka_bootstrap, settings.topics)
         self.ranker: PersonalRanker = ranker or LocalProfileRanker(
             self._profile,
             settings.profile_half_life_s,
@@ -580,7 +580,7 @@ class QueryService:
                 "search request at %s[%s]@%s failed", event.message.topic, event.message.partition, event.message.offset
             )
             why = await self.dlq.failed(event, exc)
-            target = _reply_target(event.message.value)
+            target = _reply_target(event.message.value, self.settings.topics)
             if target:
                 rid, uid, rt = target
                 await self.reply(
@@ -594,7 +594,7 @@ class QueryService:
             req = parse_event(SearchRequest, payload)
         except InvalidEvent as exc:
             await self.dlq.from_event(event, exc.code, exc.message)
-            target = _reply_target(payload)
+            target = _reply_target(payload, self.settings.topics)
             if target:
                 rid, uid, rt = target
                 await self.reply(
@@ -602,9 +602,11 @@ class QueryService:
                     SearchResponse(request_id=rid, user_id=uid, error=ErrorInfo(code=exc.code, message=exc.message)),
                 )
             return
-        if not _reply_allowed(req.reply_topic):
+        if not _reply_allowed(req.reply_topic, self.settings.topics):
             await self.dlq.from_event(
-                event, "reply_topic_not_allowed", f"replies go only to topics starting with {topics.reply_prefix()!r}"
+                event,
+                "reply_topic_not_allowed",
+                f"replies go only to topics starting with {self.settings.topics.reply_prefix()!r}",
             )
             return
         age_ms = (datetime.now(UTC) - req.sent_at).total_seconds() * 1000
@@ -630,9 +632,9 @@ def build(
     app = make_app(ROLE, settings)
     # searches go to this worker's own model's index: query vectors and indexed vectors always match
     index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id=embedder.model_id)
-    watcher = CentroidWatcher(settings.kafka_bootstrap)
+    watcher = CentroidWatcher(settings.kafka_bootstrap, settings.topics)
     service = QueryService(app, settings, embedder, index, ranker, watcher)
-    requests = topic(app, topics.search_requests(), settings)
+    requests = topic(app, settings.topics.search_requests(), settings)
 
     @app.task
     async def watch_centroids() -> None:
@@ -647,7 +649,7 @@ def build(
     async def watch_ranker_model() -> None:
         await service.ranker_model.run()
 
-    events = topic(app, topics.personalization_events(), settings)
+    events = topic(app, settings.topics.personalization_events(), settings)
 
     @app.agent(events, name="learn-profiles")
     async def learn_profiles(stream: faust.StreamT) -> None:

@@ -28,8 +28,10 @@ MARKER = ".fetched.json"
 
 
 def cache_root() -> Path:
-    """``$IMGSEARCH_CACHE`` or ``~/.cache/imgsearch``."""
-    return Path(os.environ.get("IMGSEARCH_CACHE") or Path.home() / ".cache" / "imgsearch")
+    """The settings' cache directory: ``$IMGSEARCH_CACHE`` or ``~/.cache/imgsearch``."""
+    from imgsearch.config import Settings
+
+    return Settings().cache_path
 
 
 def debian_dir(cache: Path | None = None) -> Path:

@@ -66,7 +66,10 @@ RESIZE_MODES = ("pad", "crop", "squash", "trim_pad", "trim_squash")
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("IMGSEARCH_CACHE") or Path.home() / ".cache" / "imgsearch")
+    """The settings' cache directory (IMGSEARCH_CACHE, default ~/.cache/imgsearch)."""
+    from imgsearch.config import Settings
+
+    return Settings().cache_path
 
 
 def default_artifact_dir(variant: str = "lite0") -> Path:

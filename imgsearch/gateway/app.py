@@ -27,7 +27,7 @@ import io
 import json
 import logging
 import math
-import os
+import sys
 import time
 import uuid
 from collections import OrderedDict
@@ -99,11 +99,6 @@ ERROR_STATUS = {
 }
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    return default if raw == "" else float(raw)
-
-
 def json_error(status: int, code: str, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
 
@@ -137,12 +132,10 @@ class Gateway:
         users: list[str] | None = None,
     ) -> None:
         self.settings = settings
-        self.search_timeout_s = search_timeout_s or _env_float("IMGSEARCH_GATEWAY_SEARCH_TIMEOUT_S", 5.0)
-        self.users = users or [
-            u.strip() for u in os.environ.get("IMGSEARCH_GATEWAY_USERS", "alice,bob").split(",") if u.strip()
-        ]
+        self.search_timeout_s = search_timeout_s or settings.gateway_search_timeout_s
+        self.users = users or [u.strip() for u in settings.gateway_users.split(",") if u.strip()]
         self.roots = parse_roots(settings.allowed_uri_roots)
-        self.client_id = default_client_id("gateway-")
+        self.client_id = default_client_id("gateway-", settings.kafka_sasl_username)
         # the Kafka and OpenSearch clients need the running loop: made in start()
         self._client: SearchClient | None = None
         self._publisher: EventPublisher | None = None
@@ -170,8 +163,8 @@ class Gateway:
 
     async def start(self) -> None:
         s = self.settings
-        self._client = SearchClient(s.kafka_bootstrap, client_id=self.client_id)
-        self._publisher = EventPublisher(s.kafka_bootstrap, client_id="imgsearch-gateway")
+        self._client = SearchClient(s.kafka_bootstrap, client_id=self.client_id, topics=s.topics, settings=s)
+        self._publisher = EventPublisher(s.kafka_bootstrap, client_id="imgsearch-gateway", topics=s.topics)
         self._index = OpenSearchIndex(s.opensearch_url, s.index_name, timeout_s=5.0)  # the serving alias
         await self.client.start()
         await self.publisher.start()
@@ -621,17 +614,22 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = Settings()
+    except ValueError as exc:  # a bad setting: say so, do not serve
+        print(f"gateway not started: {exc}", file=sys.stderr)
+        return 2
     ap = argparse.ArgumentParser(prog="python -m imgsearch.gateway", description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--host", default=os.environ.get("IMGSEARCH_GATEWAY_HOST", "127.0.0.1"))
-    ap.add_argument("--port", type=int, default=int(os.environ.get("IMGSEARCH_GATEWAY_PORT", DEFAULT_PORT)))
+    ap.add_argument("--host", default=settings.gateway_host)
+    ap.add_argument("--port", type=int, default=settings.gateway_port)
     args = ap.parse_args(argv)
     logging.basicConfig(
-        level=os.environ.get("IMGSEARCH_LOG_LEVEL", "INFO"),
+        level=settings.log_level,
         format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
-        app = create_app(Settings())
+        app = create_app(settings)
     except ValueError as exc:  # no or a bad authentication set-up: say so, do not serve
         log.error("gateway not started: %s", exc)
         return 2

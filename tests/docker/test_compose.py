@@ -23,7 +23,7 @@ import pytest
 
 from imgsearch.config import REPO_ROOT
 from tests.docker.conftest import container_rlimits, docker_ports, run, world_readable
-from tests.integration.conftest import synthetic_folder
+from tests.support import synthetic_folder
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]  # a cold image build is minutes
 

@@ -9,204 +9,62 @@ can run beside other pipelines on the same servers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from imgsearch.config import REPO_ROOT, Settings
-from imgsearch.index.opensearch import ImageDoc, OpenSearchIndex
+from imgsearch.config import process_environment
 from imgsearch.kafka_admin import ensure_topics
-from imgsearch.runner import Workers, ensure_engines
-from schemas import topics
-from tests.integration.conftest import _isolated_env, environment, synthetic_folder
+from imgsearch.runner import Workers
+from tests.support import isolated_settings, synthetic_folder
+from tests.support.e2e import E2E, ROLES, free_port, http, start_gateway, stop_process, wait_until
 
-CHROMIUM = os.environ.get("IMGSEARCH_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("IMGSEARCH_CHROMEDRIVER", "/usr/bin/chromedriver")
-SHOTS = REPO_ROOT / "docs" / "img"
-ROLES = ("embedder", "interactions", "query")
+# where scripts/setup_browser.sh put them (a test knob, not a setting of the product)
+CHROMIUM = process_environment().get("IMGSEARCH_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = process_environment().get("IMGSEARCH_CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: the web page in headless Chromium against the real servers")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http(method: str, url: str, body: Any = None, timeout: float = 15.0) -> tuple[int, dict[str, str], bytes]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, dict(resp.headers), resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
-
-def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except Exception as exc:  # the page re-rendered under a Selenium element: look again
-            if type(exc).__name__ != "StaleElementReferenceException":
-                raise
-            last = None
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-@dataclass
-class E2E:
-    settings: Settings
-    env: dict[str, str]
-    workers: Workers
-    image_dir: Path
-    labels: dict[str, str]
-    tmp: Path
-    metrics_ports: dict[str, int] = field(default_factory=dict)
-    web_ports: dict[str, int] = field(default_factory=dict)  # faust's own web server
-    gateway_url: str = ""
-    gateway_log: Path | None = None
-
-    def index(self) -> OpenSearchIndex:
-        return OpenSearchIndex(self.settings.opensearch_url, self.settings.index_name)
-
-    def plant(self, docs: dict[str, str | None]) -> None:
-        """Index documents straight into OpenSearch (image id -> source URI), bypassing the embedder:
-        images the pipeline would refuse, or a source the gateway must refuse to serve."""
-
-        async def plant() -> None:
-            idx = self.index()
-            try:
-                await idx.upsert(
-                    [
-                        ImageDoc(
-                            image_id=i,
-                            embedding=[0.1] * 64,
-                            style=None,
-                            style_model_id="x",
-                            cluster_id=0,
-                            model_id="hash-v1-d64",
-                            centroid_version="x",
-                            source_uri=uri,
-                            metadata={},
-                            indexed_at=datetime.now(UTC).isoformat(),
-                        )
-                        for i, uri in docs.items()
-                    ]
-                )
-                await idx.refresh()
-            finally:
-                await idx.close()
-
-        asyncio.run(plant())
-
-    def clusters(self) -> dict[str, int]:
-        async def read() -> dict[str, int]:
-            idx = self.index()
-            try:
-                return {i: int((await idx.get(i) or {})["cluster_id"]) for i in self.labels}
-            finally:
-                await idx.close()
-
-        return asyncio.run(read())
-
-
-def start_gateway(env: dict[str, str], log_path: Path, extra: dict[str, str] | None = None) -> tuple[Any, str]:
-    port = free_port()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "imgsearch.gateway", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env={**os.environ, **env, **(extra or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"the gateway exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-        try:
-            return http("GET", f"{url}/healthz", timeout=3)[0] == 200
-        except OSError:
-            return False
-
-    wait_until(healthy, 60, "the gateway's /healthz")
-    return proc, url
-
-
-def stop_process(proc: Any) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 @pytest.fixture(scope="session")
-def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
-    engines = ensure_engines()
+def e2e(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     tmp = tmp_path_factory.mktemp("e2e")
     image_dir = tmp / "images"
-    env = {
-        **_isolated_env(engines, tmp, image_dir, "hash"),
-        "IMGSEARCH_GATEWAY_USERS": "alice,bob",
-        "IMGSEARCH_GATEWAY_SEARCH_TIMEOUT_S": "5",
+    settings = isolated_settings(
+        engines,
+        tmp,
+        image_dir,
+        gateway_users="alice,bob",
+        gateway_search_timeout_s=5.0,
         # the page tests switch users freely: the gateway runs in its (loud) demo mode
-        "IMGSEARCH_GATEWAY_AUTH": "demo",
-    }
-    restore = contextlib.ExitStack()
-    restore.enter_context(environment(env))
-    settings = Settings()
+        gateway_auth="demo",
+    )
     labels = synthetic_folder(image_dir)
-    workers = Workers(tmp / "logs", env)
-    p = E2E(settings, env, workers, image_dir, labels, tmp)
+    workers = Workers(tmp / "logs", {**engines, **settings.child_env()})
+    p = E2E(settings, workers, image_dir, labels, tmp)
     gateway = None
     try:
 
         async def prepare() -> None:
             from imgsearch.clusters import train_from_folder
 
-            await ensure_topics(settings.kafka_bootstrap, topics.all_shared(), settings.partitions)
+            await ensure_topics(
+                settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings
+            )
             await train_from_folder(settings, image_dir, k=3, vector_kind="style")
 
         asyncio.run(prepare())
         for role in ROLES:
             p.metrics_ports[role] = free_port()
             p.web_ports[role] = free_port()
-            workers.start(
-                role,
-                {
-                    "IMGSEARCH_METRICS_PORT": str(p.metrics_ports[role]),
-                    "IMGSEARCH_WORKER_WEB_PORT": str(p.web_ports[role]),
-                },
-            )
+            own = settings.replace(metrics_port=p.metrics_ports[role], web_port=p.web_ports[role])
+            workers.start(role, own.child_env())
 
         async def ingest() -> None:
             from imgsearch.cli import cmd_ingest
@@ -231,7 +89,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
 
         asyncio.run(ingest())
         p.gateway_log = tmp / "logs" / "gateway.log"
-        gateway, p.gateway_url = start_gateway(env, p.gateway_log)
+        gateway, p.gateway_url = start_gateway(settings, p.gateway_log)
 
         def answered() -> bool:
             workers.check_alive()
@@ -251,7 +109,6 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
             await idx.close()
 
         asyncio.run(cleanup())
-        restore.close()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.e2e.conftest import E2E, http
+from tests.support.e2e import E2E, http
 
 pytestmark = pytest.mark.e2e
 

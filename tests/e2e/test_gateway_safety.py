@@ -8,9 +8,7 @@ import json
 import pytest
 
 from imgsearch.kafka_admin import ensure_topics
-from schemas import topics
-from tests.e2e.conftest import E2E, http, start_gateway, stop_process
-from tests.integration.conftest import environment
+from tests.support.e2e import E2E, http, start_gateway, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -44,14 +42,12 @@ def test_images_outside_the_allowed_roots_are_refused(e2e: E2E) -> None:
 
 
 def test_search_without_a_query_worker_is_a_504(e2e: E2E) -> None:
-    prefix = f"{e2e.env['IMGSEARCH_TOPIC_PREFIX']}-noworker"
-    with environment({"IMGSEARCH_TOPIC_PREFIX": prefix}):  # the topics exist (none is auto-created), no worker
-        asyncio.run(ensure_topics(e2e.settings.kafka_bootstrap, topics.all_shared(), e2e.settings.partitions))
-    proc, url = start_gateway(
-        e2e.env,
-        e2e.tmp / "logs" / "gateway-no-worker.log",
-        {"IMGSEARCH_TOPIC_PREFIX": prefix, "IMGSEARCH_GATEWAY_SEARCH_TIMEOUT_S": "1.5"},
+    settings = e2e.settings.replace(topic_prefix=f"{e2e.settings.topic_prefix}-noworker", gateway_search_timeout_s=1.5)
+    # the topics exist (none is auto-created), no worker
+    asyncio.run(
+        ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings)
     )
+    proc, url = start_gateway(settings, e2e.tmp / "logs" / "gateway-no-worker.log")
     try:
         status, _, body = http("GET", f"{url}/api/search?q=circle&user=alice")
     finally:

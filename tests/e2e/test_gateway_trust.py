@@ -7,7 +7,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -24,8 +23,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from imgsearch.config import REPO_ROOT
-from tests.e2e.conftest import E2E, free_port, http, start_gateway, stop_process, wait_until
+from imgsearch.config import REPO_ROOT, process_environment
+from tests.support.e2e import E2E, free_port, http, start_gateway, stop_process, wait_until
 
 pytestmark = pytest.mark.e2e
 AUDIENCE = "imgsearch-gateway"
@@ -91,15 +90,14 @@ def authed(e2e: E2E, signer: rsa.RSAPrivateKey) -> Iterator[tuple[str, str]]:
         f"# service clients\nsvc-recommender {hashlib.sha256(api_key.encode()).hexdigest()}\n"
     )
     proc, url = start_gateway(
-        e2e.env,
+        e2e.settings.replace(
+            gateway_auth="jwt,api_key",
+            gateway_jwt_key_file=str(secrets / "jwt.pem"),
+            gateway_jwt_algorithms="RS256",
+            gateway_jwt_audience=AUDIENCE,
+            gateway_api_keys_file=str(secrets / "api-keys"),
+        ),
         e2e.tmp / "logs" / "gateway-authed.log",
-        {
-            "IMGSEARCH_GATEWAY_AUTH": "jwt,api_key",
-            "IMGSEARCH_GATEWAY_JWT_KEY_FILE": str(secrets / "jwt.pem"),
-            "IMGSEARCH_GATEWAY_JWT_ALGORITHMS": "RS256",
-            "IMGSEARCH_GATEWAY_JWT_AUDIENCE": AUDIENCE,
-            "IMGSEARCH_GATEWAY_API_KEYS_FILE": str(secrets / "api-keys"),
-        },
     )
     try:
         yield url, api_key
@@ -109,14 +107,15 @@ def authed(e2e: E2E, signer: rsa.RSAPrivateKey) -> Iterator[tuple[str, str]]:
 
 # ---------------------------------------------------------------------- item 9: authentication
 def test_gateway_without_an_auth_setting_does_not_start(e2e: E2E) -> None:
-    env = {k: v for k, v in e2e.env.items() if k != "IMGSEARCH_GATEWAY_AUTH"}
+    # no authentication setting at all: the variable unset, whatever this process's environment says
+    env = {**process_environment(), **e2e.settings.replace(gateway_auth="").child_env()}
+    env.pop("IMGSEARCH_GATEWAY_AUTH", None)
     log = e2e.tmp / "logs" / "gateway-no-auth.log"
-    clean = {k: v for k, v in os.environ.items() if k != "IMGSEARCH_GATEWAY_AUTH"}
     port = free_port()
     proc = subprocess.run(
         [sys.executable, "-m", "imgsearch.gateway", "--port", str(port)],
         cwd=REPO_ROOT,
-        env={**clean, **env},
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -214,14 +213,13 @@ def test_tokens_verified_against_a_jwks_url(e2e: E2E) -> None:
     log = e2e.tmp / "logs" / "gateway-jwks.log"
     jwks_url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
     proc, url = start_gateway(
-        e2e.env,
+        e2e.settings.replace(
+            gateway_auth="jwt",
+            gateway_jwt_jwks_url=jwks_url,
+            gateway_jwt_algorithms="RS256",
+            gateway_jwt_audience=AUDIENCE,
+        ),
         log,
-        {
-            "IMGSEARCH_GATEWAY_AUTH": "jwt",
-            "IMGSEARCH_GATEWAY_JWT_JWKS_URL": jwks_url,
-            "IMGSEARCH_GATEWAY_JWT_ALGORITHMS": "RS256",
-            "IMGSEARCH_GATEWAY_JWT_AUDIENCE": AUDIENCE,
-        },
     )
     try:
         status, _, body = request("GET", f"{url}/api/whoami", headers=bearer(token(key, "carol", kid="k1")))
@@ -407,8 +405,8 @@ def test_worker_ports_are_loopback_only_and_tables_are_not_served(e2e: E2E) -> N
 def test_the_gateway_log_redacts_url_credentials(e2e: E2E) -> None:
     log = e2e.tmp / "logs" / "gateway-creds.log"
     secret = f"os-pass-{time.time_ns()}"
-    base = e2e.env.get("OPENSEARCH_URL") or e2e.settings.opensearch_url
-    proc, _ = start_gateway(e2e.env, log, {"OPENSEARCH_URL": base.replace("://", f"://svc:{secret}@", 1)})
+    base = e2e.settings.opensearch_url
+    proc, _ = start_gateway(e2e.settings.replace(opensearch_url=base.replace("://", f"://svc:{secret}@", 1)), log)
     stop_process(proc)
     text = log.read_text()
     assert "svc:***@" in text and secret not in text, text[-2000:]
@@ -441,7 +439,7 @@ def test_inline_images_can_be_interacted_with_and_say_why_no_preview(e2e: E2E) -
     data = (e2e.image_dir / "mono/bar-0.png").read_bytes()
 
     async def publish() -> None:
-        async with EventPublisher(e2e.settings.kafka_bootstrap) as pub:
+        async with EventPublisher(e2e.settings.kafka_bootstrap, topics=e2e.settings.topics) as pub:
             await pub.publish_images([NewImage.inline(image_id, data, metadata={"file": "bar.png"})])
 
     asyncio.run(publish())

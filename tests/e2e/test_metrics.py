@@ -8,8 +8,7 @@ import re
 import pytest
 
 from producers import EventPublisher
-from schemas import topics
-from tests.e2e.conftest import E2E, http, wait_until
+from tests.support.e2e import E2E, http, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -35,13 +34,13 @@ def test_health_endpoints(e2e: E2E) -> None:
         status, _, body = http("GET", f"http://127.0.0.1:{port}/healthz")
         health = json.loads(body)
         assert status == 200 and health["status"] == "ok", (role, health)
-        assert health["app"].startswith(f"{e2e.env['IMGSEARCH_APP_PREFIX']}-{role}")
+        assert health["app"].startswith(f"{e2e.settings.app_prefix}-{role}")
         assert health["assigned_partitions"] >= 1
 
 
 def test_worker_metrics(e2e: E2E) -> None:
     ports = e2e.metrics_ports
-    new_images = topics.new_images().name
+    new_images = e2e.settings.topics.new_images().name
     embedder = wait_until(
         lambda: (
             (s := scrape(ports["embedder"]))
@@ -59,7 +58,7 @@ def test_worker_metrics(e2e: E2E) -> None:
     assert total(query, "imgsearch_searches_total") >= 1
     for stage in ("embed_query", "knn", "rank", "search"):
         assert total(query, "imgsearch_stage_seconds_count", stage=stage) >= 1, stage
-    assert total(query, "imgsearch_events_processed_total", topic=topics.search_requests().name) >= 1
+    assert total(query, "imgsearch_events_processed_total", topic=e2e.settings.topics.search_requests().name) >= 1
 
     # consumer lag per assigned partition, per topic
     lag = wait_until(
@@ -67,15 +66,15 @@ def test_worker_metrics(e2e: E2E) -> None:
         15,
         "consumer lag series",
     )
-    assert any(f'topic="{topics.interactions().name}"' in k for k in lag), lag
+    assert any(f'topic="{e2e.settings.topics.interactions().name}"' in k for k in lag), lag
     assert all('partition="' in k for k in lag)
 
     # a malformed interaction: counted as a dead letter with its reason
     import asyncio
 
     async def send_bad() -> None:
-        async with EventPublisher(e2e.settings.kafka_bootstrap) as pub:
-            await pub.publish_raw(topics.interactions().name, b"{not json", key=b"alice")
+        async with EventPublisher(e2e.settings.kafka_bootstrap, topics=e2e.settings.topics) as pub:
+            await pub.publish_raw(e2e.settings.topics.interactions().name, b"{not json", key=b"alice")
 
     asyncio.run(send_bad())
     wait_until(
@@ -83,7 +82,7 @@ def test_worker_metrics(e2e: E2E) -> None:
             total(
                 scrape(ports["interactions"]),
                 "imgsearch_dead_letters_total",
-                source_topic=topics.interactions().name,
+                source_topic=e2e.settings.topics.interactions().name,
                 reason_code="malformed_json",
             )
             >= 1

@@ -16,7 +16,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from tests.e2e.conftest import E2E, SHOTS, http, wait_until
+from tests.support.e2e import E2E, SHOTS, http, wait_until
 
 pytestmark = pytest.mark.e2e
 QUERY = "a round circle"

@@ -10,7 +10,6 @@ directory for the workers, which is not where the engines keep their pid files.
 from __future__ import annotations
 
 import io
-import os
 import random
 import struct
 import subprocess
@@ -23,14 +22,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from PIL import Image
 
-from imgsearch.config import REPO_ROOT
+from imgsearch.config import REPO_ROOT, process_environment
 from imgsearch.connections import kafka_security
 from imgsearch.index.opensearch import OpenSearchIndex
 from imgsearch.runner import WorkerProcess, Workers
 
 ENGINES_SH = REPO_ROOT / "scripts" / "engines.sh"
 # snapshot at import (collection time), before any module fixture changes the environment
-ENGINE_ENV = dict(os.environ)
+ENGINE_ENV = process_environment()
 
 # faust's own settings, read from the environment by every worker: a worker killed with SIGKILL
 # leaves its consumer group after the session timeout (faust's default is 60 s; the broker's minimum
@@ -131,7 +130,7 @@ def assert_no_agent_crash(workers: Workers) -> None:
 def styled_png(i: int) -> bytes:
     """The i-th of the 36 drawings of the integration fixtures (3 styles × 4 subjects × 3 variants),
     so images spread over the style clusters the pipeline fixture trains on those drawings."""
-    from tests.integration.conftest import STYLES, SUBJECTS, draw
+    from tests.support.images import STYLES, SUBJECTS, draw
 
     styles = sorted(STYLES)
     return draw(styles[i % 3], SUBJECTS[(i // 3) % 4], (i // 12) % 3)

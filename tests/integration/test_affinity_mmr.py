@@ -20,7 +20,7 @@ from PIL import Image
 from imgsearch.domain.blend import Candidate, blend
 from producers import SearchClient
 from schemas.events import EventType, SearchResponse
-from tests.integration.conftest import (
+from tests.support import (
     SUBJECTS,
     Pipeline,
     draw,
@@ -29,6 +29,7 @@ from tests.integration.conftest import (
     synthetic_folder,
     teach_user,
 )
+from tests.support.fixtures import PipelineFactory
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +49,9 @@ def make_images(root: Path) -> dict[str, str]:
     return labels
 
 
-def extra_env(tmp: Path) -> dict[str, str]:
-    return {"IMGSEARCH_AFFINITY": "continuous"}
+@pytest.fixture(scope="module")
+async def pipeline(pipeline_factory: PipelineFactory) -> Pipeline:
+    return await pipeline_factory(make_images=make_images, affinity_mode="continuous")
 
 
 def unit(v: list[float]) -> np.ndarray:
@@ -101,7 +103,9 @@ async def test_continuous_affinity_ranks_up_the_neighbour_style_across_a_cluster
     ]
     n_farther, sim, x, y = max(pairs)
     user = "u-border"
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         await search_until_ready(client, user_id="u-warm", image_b64=png(pipeline, x), k=1)
         await teach_user(pipeline, client, user, [(x, EventType.FAVORITE), (x, EventType.DOWNLOAD)], x)
         r = await client.search(user, image_b64=png(pipeline, x), k=20, timeout_s=10)
@@ -133,7 +137,9 @@ async def test_mmr_lambda_below_one_gives_more_distinct_styles(pipeline: Pipelin
     docs = await indexed(pipeline)
     emb = {i: unit(d["embedding"]) for i, d in docs.items()}
     query = sorted(docs)[0]
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         await search_until_ready(client, user_id="u-warm", image_b64=png(pipeline, query), k=1)
         kw = {"image_b64": png(pipeline, query), "k": 10, "personalization_weight": 0.0}
         plain = await client.search("u-mmr", **kw)

@@ -4,14 +4,13 @@ servers and writes its JSON report (structure only, not speed: this machine is s
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from imgsearch.config import REPO_ROOT
+from imgsearch.config import REPO_ROOT, process_environment
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +26,7 @@ def test_speed_bench_quick(engines: dict[str, str], tmp_path: Path) -> None:
     # scripts/test.sh always builds: the speed bench runs on every machine, never skipped
     images = dataset_dir() if (dataset_dir() / "labels.json").exists() else smoke_dataset()
     out = tmp_path / "speed.json"
-    env = {**os.environ, **engines}
+    env = {**process_environment(), **engines}
     for key in ("IMGSEARCH_TOPIC_PREFIX", "IMGSEARCH_APP_PREFIX", "IMGSEARCH_INDEX"):
         env.pop(key, None)  # the benchmark isolates itself
     proc = subprocess.run(

@@ -25,7 +25,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,13 +35,11 @@ import pytest
 from aiohttp import ClientSession, ClientTimeout
 from aiokafka.admin import AIOKafkaAdminClient
 
-from imgsearch.config import Settings
+from imgsearch.config import Settings, process_environment
 from imgsearch.domain.profile import Profile
 from producers import EventPublisher, SearchClient, SearchTimeout
 from producers.search_client import SearchError
-from schemas import topics
 from schemas.events import EventType, Interaction, NewImage
-from tests.integration.conftest import Pipeline, environment, ingest_all, search_until_ready, wait_for
 from tests.integration.faults_support import (
     ENGINE_ENV,
     ENGINES_SH,
@@ -52,6 +50,8 @@ from tests.integration.faults_support import (
     read_to_end,
     styled_png,
 )
+from tests.support import Pipeline, ingest_all, search_until_ready, wait_for
+from tests.support.fixtures import PipelineFactory
 
 # a killed node's restart takes 40-110 s on a busy 2-core machine (JVM start, log recovery, catch-up)
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -140,7 +140,7 @@ def cluster() -> Iterator[dict[str, str]]:
         jvm = sum(cpu_s(pid) for pid in node_pids().values()) + sum(CPU_OF_KILLED)
         since = "since this module started them" if not running else "since they started (reused)"
         print(f"\ncluster JVMs used {jvm:.0f} CPU s ({since}); the module took {time.monotonic() - t0:.0f}s")
-        if os.environ.get("IMGSEARCH_KEEP_CLUSTER") != "1":
+        if process_environment().get("IMGSEARCH_KEEP_CLUSTER") != "1":
             cluster_sh("stop")
 
 
@@ -150,17 +150,12 @@ def engines(cluster: dict[str, str]) -> dict[str, str]:
     return cluster
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_failover(cluster: dict[str, str]) -> Iterator[None]:
-    with environment(FAST_FAILOVER):
-        yield
-
-
 @pytest.fixture(scope="module")
-async def pipeline(pipeline: Pipeline) -> AsyncIterator[Pipeline]:
-    await wait_brokers(pipeline.settings.kafka_bootstrap, 3, 120)
-    await ingest_all(pipeline)
-    yield pipeline
+async def pipeline(pipeline_factory: PipelineFactory) -> Pipeline:
+    p = await pipeline_factory(worker_env=FAST_FAILOVER)
+    await wait_brokers(p.settings.kafka_bootstrap, 3, 120)
+    await ingest_all(p)
+    return p
 
 
 # ---------------------------------------------------------------- cluster state
@@ -257,7 +252,9 @@ class Traffic:
         ids = [f"{self.tag}-img-{i:04d}" for i in range(self.n_images)]
         per_batch = 10
         pause = TRAFFIC_S / (self.n_images / per_batch)
-        async with EventPublisher(self.p.settings.kafka_bootstrap, client_id=f"{self.tag}-images") as pub:
+        async with EventPublisher(
+            self.p.settings.kafka_bootstrap, topics=self.p.settings.topics, client_id=f"{self.tag}-images"
+        ) as pub:
             for i in range(0, len(ids), per_batch):
                 batch = [NewImage.inline(x, styled_png(i + j)) for j, x in enumerate(ids[i : i + per_batch])]
 
@@ -271,7 +268,9 @@ class Traffic:
     async def interactions(self, image_ids: list[str]) -> None:
         kinds = [EventType.VIEW, EventType.CLICK, EventType.FAVORITE, EventType.VIEW, EventType.DOWNLOAD]
         base = datetime.now(UTC) - timedelta(minutes=5)
-        async with EventPublisher(self.p.settings.kafka_bootstrap, client_id=f"{self.tag}-interactions") as pub:
+        async with EventPublisher(
+            self.p.settings.kafka_bootstrap, topics=self.p.settings.topics, client_id=f"{self.tag}-interactions"
+        ) as pub:
             n = 0
             while not self.done.is_set():
                 ev = Interaction(
@@ -327,8 +326,8 @@ class Traffic:
         query_b64 = base64.b64encode(styled_png(5)).decode()
         times: dict[str, float] = {}
         async with (
-            SearchClient(self.p.settings.kafka_bootstrap) as c1,
-            SearchClient(self.p.settings.kafka_bootstrap) as c2,
+            SearchClient(self.p.settings.kafka_bootstrap, topics=self.p.settings.topics) as c1,
+            SearchClient(self.p.settings.kafka_bootstrap, topics=self.p.settings.topics) as c2,
         ):
             await search_until_ready(c1, user_id=self.users[0], image_b64=query_b64, k=5)
             await search_until_ready(c2, user_id=self.users[1], image_b64=query_b64, k=5)
@@ -469,7 +468,7 @@ async def check_profiles(p: Pipeline, tr: Traffic) -> tuple[float, int]:
             assert got.clusters[c][1] == pytest.approx(ref)
         for c, v in want.session.items():
             assert got.session.get(c, 0.0) == pytest.approx(v, rel=1e-9), f"{u} session {c}"
-    pe = [m for m in await read_to_end(s.kafka_bootstrap, topics.personalization_events().name)]
+    pe = [m for m in await read_to_end(s.kafka_bootstrap, p.settings.topics.personalization_events().name)]
     return done_at, len(pe)
 
 
@@ -496,7 +495,7 @@ def print_figures(name: str, tr: Traffic, times: dict[str, float], extra: dict[s
 
 async def test_kill9_one_broker_under_traffic_loses_and_repeats_nothing(pipeline: Pipeline):
     s = pipeline.settings
-    names = [spec.name for spec in topics.all_shared()]
+    names = [spec.name for spec in pipeline.settings.topics.all_shared()]
     state = await partition_state(s.kafka_bootstrap, names)
     assert all(len(p["replicas"]) == 3 for p in state), "the topics are not replicated 3 times"
     # the hardest single broker to lose: the active controller, which also leads partitions
@@ -527,7 +526,7 @@ async def test_kill9_one_broker_under_traffic_loses_and_repeats_nothing(pipeline
     extra["all_indexed_at_s"] = round(await check_images(pipeline, tr, docs_before), 2)
     profiles_at, n_pe = await check_profiles(pipeline, tr)
     extra["profiles_complete_at_s"] = round(profiles_at, 2)
-    indexed_events = [m for m in await read_to_end(s.kafka_bootstrap, topics.images_indexed().name)]
+    indexed_events = [m for m in await read_to_end(s.kafka_bootstrap, pipeline.settings.topics.images_indexed().name)]
     ours = [m for m in indexed_events if m.key and m.key.decode().startswith("kb-")]
     assert {m.key.decode() for m in ours} == set(tr.images_sent)
     assert_no_agent_crash(pipeline.workers)

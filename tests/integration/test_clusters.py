@@ -11,10 +11,9 @@ import pytest
 from imgsearch.clusters import recluster
 from imgsearch.index.opensearch import OpenSearchIndex
 from producers import EventPublisher, SearchClient
-from schemas import topics
 from schemas.events import EventType, ImageIndexed, Interaction, NewImage
 from streams.centroids import current_model
-from tests.integration.conftest import Pipeline, ingest_all, read_topic, search_until_ready, wait_for
+from tests.support import Pipeline, ingest_all, read_topic, search_until_ready, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +28,7 @@ async def clusters_by_id(idx: OpenSearchIndex) -> dict[str, tuple[int, str]]:
 async def test_recluster_moves_every_image_and_keeps_preferences(pipeline: Pipeline):
     settings = pipeline.settings
     n = await ingest_all(pipeline)
-    old_model = await current_model(settings.kafka_bootstrap)
+    old_model = await current_model(settings.kafka_bootstrap, settings.topics)
     assert old_model is not None
     idx = pipeline.index()
     try:
@@ -40,7 +39,10 @@ async def test_recluster_moves_every_image_and_keeps_preferences(pipeline: Pipel
         user = "neon-fan"
         liked = sorted(i for i in pipeline.labels if i.startswith("neon/"))[:6]
         query = base64.b64encode((pipeline.image_dir / "pastel/square-0.png").read_bytes()).decode()
-        async with EventPublisher(settings.kafka_bootstrap) as pub, SearchClient(settings.kafka_bootstrap) as client:
+        async with (
+            EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+            SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
+        ):
             for image_id in liked:
                 await pub.publish_interaction(
                     Interaction(user_id=user, image_id=image_id, event_type=EventType.DOWNLOAD)
@@ -72,7 +74,9 @@ async def test_recluster_moves_every_image_and_keeps_preferences(pipeline: Pipel
             # re-emitted image → cluster events carry the new version
             events = [
                 ImageIndexed.from_bytes(m.value)
-                for m in await read_topic(settings.kafka_bootstrap, topics.images_indexed().name, min_count=2 * n + 1)
+                for m in await read_topic(
+                    settings.kafka_bootstrap, pipeline.settings.topics.images_indexed().name, min_count=2 * n + 1
+                )
             ]
             assert {e.image_id for e in events if e.centroid_version == new_model.version} >= set(before)
 

@@ -10,11 +10,10 @@ from PIL import Image
 from skimage import data
 
 from producers import SearchClient
-from tests.integration.conftest import Pipeline, ingest_all, search_until_ready
+from tests.support import Pipeline, ingest_all, search_until_ready
+from tests.support.fixtures import PipelineFactory
 
 pytestmark = pytest.mark.integration
-EMBEDDER = "conse"
-K = 2
 PHOTOS = {
     "cat": data.chelsea,
     "rocket": data.rocket,
@@ -38,6 +37,11 @@ def make_images(root: Path) -> dict[str, str]:
     return labels
 
 
+@pytest.fixture(scope="module")
+async def pipeline(pipeline_factory: PipelineFactory) -> Pipeline:
+    return await pipeline_factory(embedder="conse", k=2, make_images=make_images)
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
@@ -51,7 +55,9 @@ async def test_text_query_finds_the_photo(pipeline: Pipeline, query: str, expect
     if not getattr(pipeline, "_ingested", False):
         await ingest_all(pipeline)
         pipeline._ingested = True  # type: ignore[attr-defined]
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         resp = await search_until_ready(client, user_id="someone", text=query, k=3)
     assert resp.hits[0].image_id == expected, [(h.image_id, round(h.knn_score, 3)) for h in resp.hits]
     assert resp.hits[0].knn_score > resp.hits[1].knn_score

@@ -26,11 +26,10 @@ from imgsearch.demo import labels_from_path
 from imgsearch.train_heads import load_labels, smoke_dataset
 from producers import SearchClient
 from schemas.events import EventType
-from tests.integration.conftest import Pipeline, ingest_all, search_until_ready, teach_user
+from tests.support import Pipeline, ingest_all, search_until_ready, teach_user
+from tests.support.fixtures import PipelineFactory
 
 pytestmark = pytest.mark.integration
-EMBEDDER = "auto"
-STYLE = "auto"
 K = 2  # one style cluster per style
 STYLES = ("papirus", "suru")
 USERS = {"alice": "papirus", "bob": "suru"}
@@ -43,6 +42,11 @@ def make_images(root: Path) -> dict[str, str]:
     plan = export_curated(load_labels(smoke_dataset()), STYLES, staging)
     shutil.copytree(staging, root, ignore=shutil.ignore_patterns(".*"))
     return {image_id: labels_from_path(image_id)[1] for image_id in plan}
+
+
+@pytest.fixture(scope="module")
+async def pipeline(pipeline_factory: PipelineFactory) -> Pipeline:
+    return await pipeline_factory(embedder="auto", style="auto", k=K, make_images=make_images)
 
 
 async def teach(pipeline: Pipeline, client: SearchClient, user: str, style: str) -> None:
@@ -60,7 +64,9 @@ async def test_same_query_each_user_their_style_first(pipeline: Pipeline) -> Non
         s: {i for i, subj in pipeline.labels.items() if subj == SUBJECT and i.startswith(f"{s}/")} for s in STYLES
     }
     assert all(printers.values()), printers  # both styles draw a printer
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         base = await search_until_ready(client, user_id="new-user", text=QUERY, k=10)
         assert not base.personalized
         base_ids = [h.image_id for h in base.hits]

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,9 +23,8 @@ from imgsearch.embedding.factory import make_embedder
 from imgsearch.index.opensearch import model_slug
 from imgsearch.runner import WorkerProcess
 from producers import EventPublisher, SearchClient
-from schemas import topics
 from schemas.events import EventType, ImageIndexed, Interaction, NewImage, SearchResponse
-from tests.integration.conftest import Pipeline, environment, ingest_all, search_until_ready, wait_for
+from schemas.topics import Topics
 from tests.integration.faults_support import (
     FAST_FAILOVER,
     assert_no_agent_crash,
@@ -43,6 +42,8 @@ from tests.integration.faults_support import (
     styled_png,
     why_not_controllable,
 )
+from tests.support import Pipeline, ingest_all, search_until_ready, wait_for
+from tests.support.fixtures import PipelineFactory
 
 pytestmark = pytest.mark.integration
 
@@ -51,21 +52,21 @@ KILL_IDS = [f"k9-{i:04d}" for i in range(N_KILL)]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fast_failover(engines: dict[str, str]) -> Iterator[None]:
-    """Before the pipeline starts (autouse fixtures come first): workers leave their group 6 s after a
-    kill -9 instead of 60 s. Afterwards the engines are running, whatever happened."""
-    with environment(FAST_FAILOVER):
-        try:
-            yield
-        finally:
-            ensure_engines_up()
+def engines_stay_up(engines: dict[str, str]) -> Iterator[None]:
+    """Afterwards the engines are running, whatever happened."""
+    try:
+        yield
+    finally:
+        ensure_engines_up()
 
 
 @pytest.fixture(scope="module")
-async def pipeline(pipeline: Pipeline) -> AsyncIterator[Pipeline]:
-    """The shared pipeline with the fixtures' 36 drawings indexed (the index exists; searches answer)."""
-    await ingest_all(pipeline)
-    yield pipeline
+async def pipeline(pipeline_factory: PipelineFactory) -> Pipeline:
+    """A pipeline with the fixtures' 36 drawings indexed (the index exists; searches answer), whose
+    workers leave their group 6 s after a kill -9 instead of 60 s (FAST_FAILOVER)."""
+    p = await pipeline_factory(worker_env=FAST_FAILOVER)
+    await ingest_all(p)
+    return p
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def engine_control(engines: dict[str, str]) -> None:
         pytest.skip(reason)
 
 
-def image_events(ids: list[str], offset: int = 0) -> list[tuple[str, bytes, bytes]]:
+def image_events(topics: Topics, ids: list[str], offset: int = 0) -> list[tuple[str, bytes, bytes]]:
     name = topics.new_images().name
     return [
         (name, image_id.encode(), NewImage.inline(image_id, styled_png(offset + i)).to_bytes())
@@ -132,7 +133,7 @@ async def test_embedder_kill9_mid_ingest_indexes_every_image_exactly_once(pipeli
     settings = pipeline.settings
     bootstrap = settings.kafka_bootstrap
     docs_before = await total_docs(pipeline)
-    positions = await publish(bootstrap, image_events(KILL_IDS))
+    positions = await publish(bootstrap, image_events(pipeline.settings.topics, KILL_IDS))
     at = {pos: image_id for pos, image_id in zip(positions, KILL_IDS, strict=True)}
     idx = pipeline.index()
     try:
@@ -142,14 +143,14 @@ async def test_embedder_kill9_mid_ingest_indexes_every_image_exactly_once(pipeli
 
         async def started() -> bool:
             # mid-ingest: the offsets of some of these images committed already, most still to do
-            committed = await committed_offsets(bootstrap, group, topics.new_images().name)
+            committed = await committed_offsets(bootstrap, group, pipeline.settings.topics.new_images().name)
             return any(committed.get(p, 0) > o for p, o in first.items())
 
         await wait_for(started, 90, "the embedder's first offset commit", interval=0.1, workers=pipeline.workers)
         victim = only(pipeline.workers, "embedder")
         kill9(pipeline.workers, victim)
         # the dead worker commits nothing more: its group's committed offsets are final until a restart
-        committed = await committed_offsets(bootstrap, group, topics.new_images().name)
+        committed = await committed_offsets(bootstrap, group, pipeline.settings.topics.new_images().name)
         present = await present_ids(idx, KILL_IDS)
         print(f"killed the embedder at {len(present)}/{N_KILL} indexed; committed {committed}, batch from {first}")
         assert len(present) < N_KILL, "the kill came after the whole ingest: nothing was interrupted"
@@ -165,7 +166,10 @@ async def test_embedder_kill9_mid_ingest_indexes_every_image_exactly_once(pipeli
     # at-least-once upstream of the index: the topic may repeat an image, never miss one
     indexed = [
         e.image_id
-        for e in (ImageIndexed.from_bytes(m.value) for m in await read_to_end(bootstrap, topics.images_indexed().name))
+        for e in (
+            ImageIndexed.from_bytes(m.value)
+            for m in await read_to_end(bootstrap, pipeline.settings.topics.images_indexed().name)
+        )
         if e.image_id.startswith("k9-")
     ]
     assert set(indexed) == set(KILL_IDS)
@@ -256,7 +260,10 @@ async def test_query_worker_kill9_mid_stream_counts_each_interaction_once(pipeli
         timestamp=t0 + timedelta(seconds=1),
     )
     query_b64 = base64.b64encode(styled_png(4)).decode()
-    async with EventPublisher(settings.kafka_bootstrap) as pub, SearchClient(settings.kafka_bootstrap) as client:
+    async with (
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
+    ):
         for ev in events[:20]:
             await pub.publish_interaction(ev)
         first = _expected_profile(events[:20], settings)
@@ -277,7 +284,7 @@ async def test_query_worker_kill9_mid_stream_counts_each_interaction_once(pipeli
         second = {f"{ev.event_type.value}:{ev.image_id}" for ev in events[20:]}
         await publish(
             settings.kafka_bootstrap,
-            [(topics.interactions().name, user.encode(), ev.to_bytes()) for ev in events[20:]],
+            [(pipeline.settings.topics.interactions().name, user.encode(), ev.to_bytes()) for ev in events[20:]],
         )
 
         async def learning() -> bool:
@@ -288,7 +295,7 @@ async def test_query_worker_kill9_mid_stream_counts_each_interaction_once(pipeli
         victim = only(pipeline.workers, "query")
         kill9(pipeline.workers, victim)
         committed = await committed_offsets(
-            settings.kafka_bootstrap, settings.app_id("query"), topics.personalization_events().name
+            settings.kafka_bootstrap, settings.app_id("query"), pipeline.settings.topics.personalization_events().name
         )
         print(f"killed the query worker; committed offsets on personalization events: {committed}")
         pipeline.workers.start("query")
@@ -323,15 +330,15 @@ async def test_opensearch_outage_delays_ingest_loses_nothing_and_searches_get_an
     embedder = only(pipeline.workers, "embedder")
     docs_before = await total_docs(pipeline)
     log_start = len(log_text(embedder))
-    async with SearchClient(settings.kafka_bootstrap) as client:
-        await publish(settings.kafka_bootstrap, image_events(before))
+    async with SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client:
+        await publish(settings.kafka_bootstrap, image_events(pipeline.settings.topics, before))
         await wait_indexed(pipeline, before[:20], 60, "ingest under way before the outage")
         await search_until_ready(client, user_id="outage-user", text="warm up", k=1)
         t_stop = time.monotonic()
         engines_sh("stop", "opensearch")
         try:
             # traffic goes on: new images arrive while the index is down
-            await publish(settings.kafka_bootstrap, image_events(during, offset=100))
+            await publish(settings.kafka_bootstrap, image_events(pipeline.settings.topics, during, offset=100))
             t0 = time.monotonic()
             resp = await client.search("outage-user", text="a printer", k=5, timeout_s=10, raise_on_error=False)
             answered_in = time.monotonic() - t0
@@ -361,7 +368,7 @@ async def test_kafka_restart_workers_reconnect_and_resume(pipeline: Pipeline, en
     before = [f"kr-a-{i:03d}" for i in range(200)]
     after = [f"kr-b-{i:03d}" for i in range(100)]
     docs_before = await total_docs(pipeline)
-    await publish(settings.kafka_bootstrap, image_events(before))
+    await publish(settings.kafka_bootstrap, image_events(pipeline.settings.topics, before))
     t_stop = time.monotonic()
     engines_sh("stop", "kafka")
     try:
@@ -370,13 +377,16 @@ async def test_kafka_restart_workers_reconnect_and_resume(pipeline: Pipeline, en
     finally:
         engines_sh("start", "kafka")
     print(f"Kafka was down {time.monotonic() - t_stop:.1f}s")
-    await publish(settings.kafka_bootstrap, image_events(after, offset=200))
+    await publish(settings.kafka_bootstrap, image_events(pipeline.settings.topics, after, offset=200))
     await wait_indexed(pipeline, before + after, 120, "every image after the broker restart")
     # every role works again: an interaction reaches the profile and a search is answered
     user = "kafka-restart-user"
     liked = before[7]
     query_b64 = base64.b64encode(styled_png(7)).decode()
-    async with EventPublisher(settings.kafka_bootstrap) as pub, SearchClient(settings.kafka_bootstrap) as client:
+    async with (
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
+    ):
         await search_until_ready(client, user_id=user, image_b64=query_b64, k=1)
         await pub.publish_interaction(Interaction(user_id=user, image_id=liked, event_type=EventType.FAVORITE))
 
@@ -412,7 +422,7 @@ async def test_adding_and_removing_workers_under_traffic_loses_nothing(pipeline:
     failures: list[str] = []
 
     async def feed() -> None:
-        async with EventPublisher(settings.kafka_bootstrap) as pub:
+        async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub:
             for i in range(0, len(ids), 10):
                 await pub.publish_images(NewImage.inline(x, styled_png(i + j)) for j, x in enumerate(ids[i : i + 10]))
                 await asyncio.sleep(0.5)
@@ -429,7 +439,7 @@ async def test_adding_and_removing_workers_under_traffic_loses_nothing(pipeline:
                 failures.append(f"{type(exc).__name__}: {exc}")
             n += 1
 
-    async with SearchClient(settings.kafka_bootstrap) as client:
+    async with SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client:
         await search_until_ready(client, user_id="scale-user-0", image_b64=query_b64, k=5)
         feeder = asyncio.create_task(feed())
         searcher = asyncio.create_task(search(client))
@@ -437,8 +447,8 @@ async def test_adding_and_removing_workers_under_traffic_loses_nothing(pipeline:
             await asyncio.sleep(2)
             first_query, first_embedder = only(pipeline.workers, "query"), only(pipeline.workers, "embedder")
             second_query, second_embedder = pipeline.workers.start("query"), pipeline.workers.start("embedder")
-            await wait_assigned(pipeline, second_embedder, topics.new_images().name)
-            await wait_assigned(pipeline, second_query, topics.search_requests().name)
+            await wait_assigned(pipeline, second_embedder, pipeline.settings.topics.new_images().name)
+            await wait_assigned(pipeline, second_query, pipeline.settings.topics.search_requests().name)
             await asyncio.sleep(2)
             t_removed = time.monotonic()
             retire(pipeline.workers, first_query)

@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from producers import EventPublisher, SearchClient
-from schemas import topics
 from schemas.events import (
     MAX_K,
     MAX_QUERY_TEXT_CHARS,
@@ -35,8 +33,8 @@ from schemas.events import (
     SearchResponse,
     parse_event,
 )
+from schemas.topics import Topics
 from streams.query import _reply_target
-from tests.integration.conftest import Pipeline, environment, ingest_all, search_until_ready, wait_for
 from tests.integration.faults_support import (
     FAST_FAILOVER,
     assert_no_agent_crash,
@@ -46,22 +44,19 @@ from tests.integration.faults_support import (
     read_to_end,
     styled_png,
 )
+from tests.support import Pipeline, ingest_all, search_until_ready, wait_for
+from tests.support.fixtures import PipelineFactory
 
 pytestmark = pytest.mark.integration
 
 MAX_IMAGE_BYTES = 300_000  # this module's limit, so an oversize image still fits a Kafka message
 
 
-@pytest.fixture(scope="module", autouse=True)
-def limits() -> Iterator[None]:
-    with environment({**FAST_FAILOVER, "IMGSEARCH_MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES)}):
-        yield
-
-
 @pytest.fixture(scope="module")
-async def pipeline(pipeline: Pipeline) -> AsyncIterator[Pipeline]:
-    await ingest_all(pipeline)
-    yield pipeline
+async def pipeline(pipeline_factory: PipelineFactory) -> Pipeline:
+    p = await pipeline_factory(worker_env=FAST_FAILOVER, max_image_bytes=MAX_IMAGE_BYTES)
+    await ingest_all(p)
+    return p
 
 
 async def letters_at(p: Pipeline, positions: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], DeadLetter]:
@@ -69,7 +64,7 @@ async def letters_at(p: Pipeline, positions: set[tuple[str, int, int]]) -> dict[
     found: dict[tuple[str, int, int], DeadLetter] = {}
 
     async def all_there() -> bool:
-        for m in await read_to_end(p.settings.kafka_bootstrap, topics.dead_letters().name):
+        for m in await read_to_end(p.settings.kafka_bootstrap, p.settings.topics.dead_letters().name):
             dl = DeadLetter.from_bytes(m.value)
             assert dl.source_partition is not None and dl.source_offset is not None
             found[(dl.source_topic, dl.source_partition, dl.source_offset)] = dl
@@ -96,7 +91,7 @@ SPECIAL = st.sampled_from(
 DELETE = "<delete>"
 
 
-def templates(reply_topic: str, version: str) -> dict[str, tuple[type[Event], dict[str, Any]]]:
+def templates(topics: Topics, reply_topic: str, version: str) -> dict[str, tuple[type[Event], dict[str, Any]]]:
     """A valid event per input topic, as JSON: the base of the near-valid mutations."""
     now = datetime.now(UTC).isoformat()
     png = base64.b64encode(styled_png(0)).decode()
@@ -170,9 +165,9 @@ async def test_fuzzed_payloads_on_every_input_topic_are_dead_lettered(pipeline: 
         await idx.close()
     assert doc is not None
     version = doc["centroid_version"]
-    async with SearchClient(bootstrap) as client:
+    async with SearchClient(bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings) as client:
         await search_until_ready(client, user_id="fz-u", text="warm up", k=1)
-        tpls = templates(client.reply_topic, version)
+        tpls = templates(pipeline.settings.topics, client.reply_topic, version)
         for model, tpl in tpls.values():  # the templates themselves are valid
             parse_event(model, json.dumps(tpl))
         invalid: list[tuple[str, bytes | None, bytes | None, str]] = []
@@ -198,13 +193,13 @@ async def test_fuzzed_payloads_on_every_input_topic_are_dead_lettered(pipeline: 
 
         collect()
         # invalid requests whose error reply cannot go where they ask: the worker must stay well
-        template = tpls[topics.search_requests().name][1]
+        template = tpls[pipeline.settings.topics.search_requests().name][1]
         for fields in ({"reply_topic": "no such topic!"}, {"request_id": "not an id"}, {"user_id": "not an id"}):
             value = json.dumps({**template, "k": 0, **fields}).encode()
             try:
                 parse_event(SearchRequest, value)
             except InvalidEvent as exc:
-                invalid.append((topics.search_requests().name, b"fz-u", value, exc.code))
+                invalid.append((pipeline.settings.topics.search_requests().name, b"fz-u", value, exc.code))
         by_topic = {name: sum(1 for t, *_ in invalid if t == name) for name in tpls}
         print(f"{len(invalid)} invalid payloads ({skipped_valid} valid mutations not sent): {by_topic}")
         assert len(invalid) >= 150 and all(n >= 15 for n in by_topic.values()), by_topic
@@ -229,12 +224,16 @@ async def test_fuzzed_payloads_on_every_input_topic_are_dead_lettered(pipeline: 
         await publish(
             bootstrap,
             [
-                (topics.new_images().name, b"fz-last", NewImage.inline("fz-last", styled_png(5)).to_bytes()),
-                (topics.images_indexed().name, marker_img.encode(), indexed.to_bytes()),
-                (topics.personalization_events().name, b"fz-learner", learned.to_bytes()),
+                (
+                    pipeline.settings.topics.new_images().name,
+                    b"fz-last",
+                    NewImage.inline("fz-last", styled_png(5)).to_bytes(),
+                ),
+                (pipeline.settings.topics.images_indexed().name, marker_img.encode(), indexed.to_bytes()),
+                (pipeline.settings.topics.personalization_events().name, b"fz-learner", learned.to_bytes()),
             ],
         )
-        async with EventPublisher(bootstrap) as pub:
+        async with EventPublisher(bootstrap, topics=pipeline.settings.topics) as pub:
             await pub.publish_interaction(interaction)
         resp = await client.search("fz-learner", image_b64=doc_b64(pipeline), k=5, timeout_s=10)
         assert resp.ok and resp.hits
@@ -246,7 +245,7 @@ async def test_fuzzed_payloads_on_every_input_topic_are_dead_lettered(pipeline: 
         await wait_for(learned_applied, 30, "the valid personalization event", workers=pipeline.workers)
 
     async def mapped() -> bool:
-        for m in await read_to_end(bootstrap, topics.personalization_events().name):
+        for m in await read_to_end(bootstrap, pipeline.settings.topics.personalization_events().name):
             if m.key == interaction.user_id.encode():  # the topic holds the fuzz too
                 ev = PersonalizationEvent.from_bytes(m.value)
                 return ev.event_id == interaction.event_id and ev.cluster_id == marker_cluster
@@ -275,8 +274,8 @@ async def test_fuzzed_payloads_on_every_input_topic_are_dead_lettered(pipeline: 
     expected = Counter(
         (target[0], code)
         for name, _, value, code in invalid
-        if name == topics.search_requests().name
-        and (target := _reply_target(value)) is not None
+        if name == pipeline.settings.topics.search_requests().name
+        and (target := _reply_target(value, pipeline.settings.topics)) is not None
         and target[2] == client.reply_topic
     )
     assert expected and not expected - errors, expected - errors
@@ -301,7 +300,7 @@ async def test_oversize_images_bombs_and_out_of_range_queries_are_dead_lettered(
         (NewImage.inline("big-inline", big), "image_too_large"),
         (NewImage(image_id="big-file", source_uri=f"{uri}/big.png"), "image_too_large"),
     ]
-    async with SearchClient(bootstrap) as client:
+    async with SearchClient(bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings) as client:
         await search_until_ready(client, user_id="limits-user", text="warm up", k=1)
 
         def request(**fields: Any) -> bytes:
@@ -317,13 +316,19 @@ async def test_oversize_images_bombs_and_out_of_range_queries_are_dead_lettered(
             (request(k=MAX_K + 1), "schema_violation"),
             (request(text=None, image_b64=base64.b64encode(bomb).decode()), "too_many_pixels"),
         ]
-        items = [(topics.new_images().name, e.image_id.encode(), e.to_bytes()) for e, _ in images]
-        items += [(topics.search_requests().name, b"limits-user", q) for q, _ in queries]
+        items = [(pipeline.settings.topics.new_images().name, e.image_id.encode(), e.to_bytes()) for e, _ in images]
+        items += [(pipeline.settings.topics.search_requests().name, b"limits-user", q) for q, _ in queries]
         positions = await publish(bootstrap, items)
         # the streams go on: a valid image and a valid search after the bad ones
         await publish(
             bootstrap,
-            [(topics.new_images().name, b"after-limits", NewImage.inline("after-limits", styled_png(9)).to_bytes())],
+            [
+                (
+                    pipeline.settings.topics.new_images().name,
+                    b"after-limits",
+                    NewImage.inline("after-limits", styled_png(9)).to_bytes(),
+                )
+            ],
         )
         resp = await client.search("limits-user", image_b64=doc_b64(pipeline), k=3, timeout_s=10)
         assert resp.ok and len(resp.hits) == 3

@@ -8,39 +8,39 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from imgsearch.config import Settings
+from imgsearch.config import process_environment
 from imgsearch.embedding.factory import make_embedder
 from imgsearch.embedding.onnx_clip import OnnxClipEmbedder
 from imgsearch.images import decode
 from producers import SearchClient
 from schemas.events import SearchResponse
-from tests.integration.conftest import Pipeline, ingest_all, search_until_ready
+from tests.support import Pipeline, ingest_all, search_until_ready
+from tests.support.fixtures import PipelineFactory
 from tests.tiny_clip import build_tiny_clip
 
 pytestmark = pytest.mark.integration
-EMBEDDER = "onnx_clip"
-STYLE = "embedding"
-K = 3
 
 
-def extra_env(tmp: Path) -> dict[str, str]:
-    tiny = build_tiny_clip(tmp / "tiny-clip")
-    return {
-        "IMGSEARCH_CLIP_DIR": str(tiny.directory),
-        "IMGSEARCH_CLIP_NAME": "tiny-random",
-        "IMGSEARCH_CLIP_RESIZE": "pad",
-    }
+@pytest.fixture(scope="module")
+async def pipeline(pipeline_factory: PipelineFactory, tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    tiny = build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+    return await pipeline_factory(
+        embedder="onnx_clip",
+        style="embedding",
+        k=3,
+        clip_dir=str(tiny.directory),
+        clip_name="tiny-random",
+        clip_resize="pad",
+    )
 
 
-def local_embedder() -> OnnxClipEmbedder:
-    emb = make_embedder(Settings())
+def local_embedder(p: Pipeline) -> OnnxClipEmbedder:
+    emb = make_embedder(p.settings)
     assert isinstance(emb, OnnxClipEmbedder)
     return emb
 
@@ -59,7 +59,7 @@ async def ensure_ingested(p: Pipeline) -> None:
 
 async def test_workers_index_clip_vectors_and_style_clusters(pipeline: Pipeline):
     await ensure_ingested(pipeline)
-    emb = local_embedder()
+    emb = local_embedder(pipeline)
     assert emb.model_id.startswith("clip-tiny-random-") and emb.dimension == 16
     expected = local_image_vectors(pipeline, emb)
     idx = pipeline.index()
@@ -80,11 +80,13 @@ async def test_workers_index_clip_vectors_and_style_clusters(pipeline: Pipeline)
 
 async def test_text_and_image_search_rank_like_the_local_embedder(pipeline: Pipeline):
     await ensure_ingested(pipeline)
-    emb = local_embedder()
+    emb = local_embedder(pipeline)
     vectors = local_image_vectors(pipeline, emb)
     ids = list(vectors)
     matrix = np.stack([vectors[i] for i in ids])
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         for text in ("a red circle", "a photo of a big blue triangle"):
             resp = await search_until_ready(client, user_id="nobody", text=text, k=5)
             assert resp.ok and len(resp.hits) == 5 and not resp.personalized
@@ -101,7 +103,9 @@ async def test_text_and_image_search_rank_like_the_local_embedder(pipeline: Pipe
 async def test_cli_search_json_on_the_real_pipeline(pipeline: Pipeline):
     """`imgsearch search … --json` prints the query worker's SearchResponse, ranked as here."""
     await ensure_ingested(pipeline)
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         direct = await search_until_ready(client, user_id="nobody", text="a green square", k=4)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -118,7 +122,7 @@ async def test_cli_search_json_on_the_real_pipeline(pipeline: Pipeline):
         "--json",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **pipeline.env},
+        env={**process_environment(), **pipeline.env},
     )
     out, err = await asyncio.wait_for(proc.communicate(), 90)
     assert proc.returncode == 0, err.decode()[-2000:]

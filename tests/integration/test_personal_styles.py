@@ -17,10 +17,10 @@ import pytest
 from imgsearch.datasets.styled_photos import make_images, style_of, subject_of, teaching_events
 from producers import SearchClient
 from schemas.events import EventType
-from tests.integration.conftest import Pipeline, ingest_all, search_until_ready, teach_user
+from tests.support import Pipeline, ingest_all, search_until_ready, teach_user
+from tests.support.fixtures import PipelineFactory
 
 pytestmark = pytest.mark.integration
-EMBEDDER = "conse"
 # The Gram-PCA style descriptor, not the product's default: the learned style head (trained on icons,
 # emoji and clip-art; IMGSEARCH_STYLE=auto since heads-v1) does not see these photo filters as styles -
 # with it u-sepia's top-10 held 0 sepia cats vs 3 without personalization (CI run of 2026-12-01). A known
@@ -31,7 +31,10 @@ K = 10  # style clusters
 QUERY = "a photo of a cat"
 USERS = {"u-sepia": "sepia", "u-sketch": "sketch", "u-pop": "pop"}
 
-__all__ = ["make_images"]  # the pipeline fixture builds the corpus with it
+
+@pytest.fixture(scope="module")
+async def pipeline(pipeline_factory: PipelineFactory) -> Pipeline:
+    return await pipeline_factory(embedder="conse", style=STYLE, k=K, make_images=make_images)
 
 
 async def teach(pipeline: Pipeline, client: SearchClient, user: str, style: str) -> None:
@@ -44,7 +47,9 @@ async def teach(pipeline: Pipeline, client: SearchClient, user: str, style: str)
 
 async def test_three_users_same_query_each_their_style_every_hit_the_subject(pipeline: Pipeline):
     await ingest_all(pipeline)
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         base = await search_until_ready(client, user_id="u-new", text=QUERY, k=10)
         assert not base.personalized
         base_ids = [h.image_id for h in base.hits]
@@ -85,7 +90,9 @@ async def test_not_my_style_pushes_that_style_out_and_hide_hides(pipeline: Pipel
     than show other subjects."""
     await ingest_all(pipeline)
     user, query = "u-picky", QUERY
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         base = await search_until_ready(client, user_id=user, text=query, k=10)
         assert not base.personalized
         base_ids = [h.image_id for h in base.hits]

@@ -10,7 +10,6 @@ import pytest
 
 from imgsearch.kafka_admin import ensure_topics
 from producers import EventPublisher, SearchClient, SearchTimeout
-from schemas import topics
 from schemas.events import (
     DeadLetter,
     EventType,
@@ -19,7 +18,8 @@ from schemas.events import (
     NewImage,
     SearchRequest,
 )
-from tests.integration.conftest import Pipeline, environment, ingest_all, read_topic, search_until_ready, wait_for
+from schemas.topics import Topics
+from tests.support import Pipeline, ingest_all, read_topic, search_until_ready, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,9 @@ async def test_images_become_searchable_with_cluster(pipeline: Pipeline):
     assert len(versions) == 1 and versions != {"none"}
     assert all(0 <= d["cluster_id"] < 3 for d in docs)
     assert all(len(d["embedding"]) == 64 and d["model_id"] == "hash-v1-d64" for d in docs)
-    indexed = await read_topic(pipeline.settings.kafka_bootstrap, topics.images_indexed().name, min_count=n)
+    indexed = await read_topic(
+        pipeline.settings.kafka_bootstrap, pipeline.settings.topics.images_indexed().name, min_count=n
+    )
     events = [ImageIndexed.from_bytes(m.value) for m in indexed]
     assert {e.image_id for e in events} == set(pipeline.labels)
     assert {e.centroid_version for e in events} == versions
@@ -52,7 +54,9 @@ async def test_images_become_searchable_with_cluster(pipeline: Pipeline):
 async def test_search_reply_through_kafka(pipeline: Pipeline):
     target = "pastel/triangle-1"
     image_b64 = base64.b64encode((pipeline.image_dir / f"{target}.png").read_bytes()).decode()
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         resp = await search_until_ready(client, user_id="nobody", image_b64=image_b64, k=5)
     assert resp.ok and len(resp.hits) == 5
     assert resp.hits[0].image_id == target
@@ -65,7 +69,9 @@ async def test_search_reply_through_kafka(pipeline: Pipeline):
 async def test_interaction_changes_that_users_ranking(pipeline: Pipeline):
     query = base64.b64encode((pipeline.image_dir / "pastel/circle-0.png").read_bytes()).decode()
     user, other = "user-neon-fan", "user-bystander"
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         before = await search_until_ready(client, user_id=user, image_b64=query, k=10, personalization_weight=0.7)
         # the cluster (style) least present in this user's unpersonalized top 5
         idx = pipeline.index()
@@ -76,7 +82,7 @@ async def test_interaction_changes_that_users_ranking(pipeline: Pipeline):
         top5 = [h.cluster_id for h in before.hits[:5]]
         liked_cluster = min(sorted(set(cluster_of.values())), key=top5.count)
         liked = [i for i, c in cluster_of.items() if c == liked_cluster][:4]
-        async with EventPublisher(pipeline.settings.kafka_bootstrap) as pub:
+        async with EventPublisher(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as pub:
             for image_id in liked:
                 await pub.publish_interaction(
                     Interaction(user_id=user, image_id=image_id, event_type=EventType.FAVORITE)
@@ -103,22 +109,28 @@ async def test_malformed_events_go_to_dead_letters_and_stream_goes_on(pipeline: 
     bootstrap = pipeline.settings.kafka_bootstrap
     good = NewImage.inline("late-good-image", (pipeline.image_dir / "mono/bar-2.png").read_bytes())
     bad = [
-        (topics.new_images().name, b"{this is not json"),
-        (topics.new_images().name, json.dumps({"image_id": "x y", "source_uri": "file:///a"}).encode()),
+        (pipeline.settings.topics.new_images().name, b"{this is not json"),
         (
-            topics.new_images().name,
+            pipeline.settings.topics.new_images().name,
+            json.dumps({"image_id": "x y", "source_uri": "file:///a"}).encode(),
+        ),
+        (
+            pipeline.settings.topics.new_images().name,
             json.dumps({"schema_version": 9, "image_id": "v9", "image_b64": ""}).encode(),
         ),
-        (topics.new_images().name, NewImage.inline("not-an-image", b"GIF89a garbage").to_bytes()),
-        (topics.new_images().name, NewImage(image_id="ssrf", source_uri="file:///etc/passwd").to_bytes()),
-        (topics.interactions().name, b"\xff\xfe\x00"),
+        (pipeline.settings.topics.new_images().name, NewImage.inline("not-an-image", b"GIF89a garbage").to_bytes()),
         (
-            topics.interactions().name,
+            pipeline.settings.topics.new_images().name,
+            NewImage(image_id="ssrf", source_uri="file:///etc/passwd").to_bytes(),
+        ),
+        (pipeline.settings.topics.interactions().name, b"\xff\xfe\x00"),
+        (
+            pipeline.settings.topics.interactions().name,
             Interaction(user_id="u", image_id="never-indexed", event_type=EventType.VIEW).to_bytes(),
         ),
-        (topics.search_requests().name, json.dumps({"user_id": "u", "text": "x", "k": 0}).encode()),
+        (pipeline.settings.topics.search_requests().name, json.dumps({"user_id": "u", "text": "x", "k": 0}).encode()),
     ]
-    async with EventPublisher(bootstrap) as pub:
+    async with EventPublisher(bootstrap, topics=pipeline.settings.topics) as pub:
         for topic, payload in bad:
             await pub.publish_raw(topic, payload, key=b"k")
         await pub.publish_image(good)
@@ -133,7 +145,9 @@ async def test_malformed_events_go_to_dead_letters_and_stream_goes_on(pipeline: 
         await idx.close()
     letters = [
         DeadLetter.from_bytes(m.value)
-        for m in await read_topic(bootstrap, topics.dead_letters().name, min_count=len(bad), timeout=40)
+        for m in await read_topic(
+            bootstrap, pipeline.settings.topics.dead_letters().name, min_count=len(bad), timeout=40
+        )
     ]
     codes = sorted(dl.reason_code for dl in letters)
     assert codes == sorted(
@@ -155,14 +169,16 @@ async def test_malformed_events_go_to_dead_letters_and_stream_goes_on(pipeline: 
 
 
 async def test_invalid_search_gets_an_error_reply(pipeline: Pipeline):
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         await search_until_ready(client, user_id="u", text="warm up", k=1)
         req = SearchRequest(user_id="u", text="circle", reply_topic=client.reply_topic)
         raw = json.loads(req.model_dump_json())
         raw["k"] = 1000
         fut_id = raw["request_id"]
-        async with EventPublisher(pipeline.settings.kafka_bootstrap) as pub:
-            await pub.publish_raw(topics.search_requests().name, json.dumps(raw).encode(), key=b"u")
+        async with EventPublisher(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as pub:
+            await pub.publish_raw(pipeline.settings.topics.search_requests().name, json.dumps(raw).encode(), key=b"u")
         replies = await read_topic(pipeline.settings.kafka_bootstrap, client.reply_topic, min_count=2)
     errors = [json.loads(m.value) for m in replies if json.loads(m.value)["request_id"] == fut_id]
     assert errors and errors[0]["error"]["code"] == "schema_violation" and "k" in errors[0]["error"]["message"]
@@ -170,14 +186,14 @@ async def test_invalid_search_gets_an_error_reply(pipeline: Pipeline):
 
 async def test_search_without_query_worker_times_out_clearly(engines, tmp_path):
     """No worker consumes this prefix's requests: the client gives up at its deadline, no hang."""
-    with environment({"IMGSEARCH_TOPIC_PREFIX": "t-no-worker"}):
-        # the topics exist (the broker creates none on its own), nobody consumes them
-        await ensure_topics(engines["KAFKA_BOOTSTRAP"], [topics.search_requests()], 2)
-        async with SearchClient(engines["KAFKA_BOOTSTRAP"]) as client:
-            t0 = time.monotonic()
-            with pytest.raises(SearchTimeout, match=r"no reply to search .* within 1\.5s: is a query worker running"):
-                await client.search("u", "cat", timeout_s=1.5)
-            assert 1.4 < time.monotonic() - t0 < 4.0
+    topics = Topics(prefix="t-no-worker")
+    # the topics exist (the broker creates none on its own), nobody consumes them
+    await ensure_topics(engines["KAFKA_BOOTSTRAP"], [topics.search_requests()], 2)
+    async with SearchClient(engines["KAFKA_BOOTSTRAP"], topics=topics) as client:
+        t0 = time.monotonic()
+        with pytest.raises(SearchTimeout, match=r"no reply to search .* within 1\.5s: is a query worker running"):
+            await client.search("u", "cat", timeout_s=1.5)
+        assert 1.4 < time.monotonic() - t0 < 4.0
 
 
 async def test_style_switch_mid_session_is_followed(pipeline: Pipeline):
@@ -194,7 +210,10 @@ async def test_style_switch_mid_session_is_followed(pipeline: Pipeline):
     user = "designer"
     old_imgs = [i for i, c in cluster_of.items() if c == old_style]
     new_imgs = [i for i, c in cluster_of.items() if c == new_style]
-    async with EventPublisher(settings.kafka_bootstrap) as pub, SearchClient(settings.kafka_bootstrap) as client:
+    async with (
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
+    ):
         for i, image_id in enumerate(old_imgs[:8]):
             await pub.publish_interaction(
                 Interaction(
@@ -242,7 +261,9 @@ async def test_style_switch_mid_session_is_followed(pipeline: Pipeline):
 
 async def test_diversity_cap_per_style(pipeline: Pipeline):
     query = base64.b64encode((pipeline.image_dir / "neon/circle-0.png").read_bytes()).decode()
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
         plain = await search_until_ready(client, user_id="u-div", image_b64=query, k=3)
         capped = await client.search("u-div", image_b64=query, k=3, max_per_cluster=1)
     assert plain.hits[0].image_id == capped.hits[0].image_id == "neon/circle-0"
@@ -252,7 +273,7 @@ async def test_diversity_cap_per_style(pipeline: Pipeline):
 async def test_export_cluster_interactions_for_personalize(pipeline: Pipeline, tmp_path):
     from imgsearch.export import read_events, rows, write
 
-    events = await read_events(pipeline.settings.kafka_bootstrap)
+    events = await read_events(pipeline.settings.kafka_bootstrap, pipeline.settings.topics)
     assert events, "the earlier tests sent interactions"
     table = rows(events, None)
     assert len(table) == len({e.event_id for e in events})
@@ -267,7 +288,9 @@ async def test_offline_ranker_model_is_trained_published_and_used(pipeline: Pipe
     model = await train_and_publish(pipeline.settings)
     assert model.clusters and model.similarity.shape == (len(model.clusters), len(model.clusters))
     query = base64.b64encode((pipeline.image_dir / "pastel/circle-0.png").read_bytes()).decode()
-    async with SearchClient(pipeline.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as client:
 
         async def uses_model():
             r = await client.search("user-neon-fan", image_b64=query, k=10, personalization_weight=0.7)

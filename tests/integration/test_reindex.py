@@ -10,7 +10,7 @@ import pytest
 
 from imgsearch.index.opensearch import OpenSearchIndex, physical_name
 from producers import SearchClient
-from tests.integration.conftest import Pipeline, ingest_all, search_until_ready, wait_for
+from tests.support import Pipeline, ingest_all, search_until_ready, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -24,10 +24,10 @@ async def test_new_model_reindexes_and_takes_over(pipeline: Pipeline):
     try:
         assert await alias.alias_targets() == [old_name]
         # deploy the new model: an embedder and a query worker configured with it
-        new_env = {"IMGSEARCH_HASH_DIM": "32"}
-        pipeline.workers.start("embedder", new_env)
+        new_model = settings.replace(hash_dim=32)
+        pipeline.workers.start("embedder", new_model.child_env())
         new_query = pipeline.workers.start(
-            "query", {**new_env, "IMGSEARCH_APP_PREFIX": pipeline.env["IMGSEARCH_APP_PREFIX"] + "-m2"}
+            "query", new_model.replace(app_prefix=settings.app_prefix + "-m2").child_env()
         )
         new_index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id="hash-v1-d32")
 
@@ -44,7 +44,7 @@ async def test_new_model_reindexes_and_takes_over(pipeline: Pipeline):
         await old_index.close()
         # both query workers answer (each from its own model's index): the result is right either way
         query = base64.b64encode((pipeline.image_dir / "neon/bar-1.png").read_bytes()).decode()
-        async with SearchClient(settings.kafka_bootstrap) as client:
+        async with SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client:
             for _ in range(4):
                 resp = await search_until_ready(client, user_id="after-swap", image_b64=query, k=3)
                 assert resp.hits[0].image_id == "neon/bar-1"

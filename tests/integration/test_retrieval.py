@@ -8,30 +8,24 @@ global top-10 of 36 images) so that a style absent from a query's global candida
 from __future__ import annotations
 
 import base64
-import dataclasses
-import os
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from imgsearch.config import Settings
+from imgsearch.config import process_environment
 from imgsearch.gateway.app import Gateway, create_app
 from producers import EventPublisher, SearchClient
 from schemas.events import EventType, Interaction, MetadataFilter
-from tests.integration.conftest import Pipeline, ingest_all, search_until_ready, teach_user, wait_for
+from tests.support import Pipeline, ingest_all, search_until_ready, teach_user, wait_for
+from tests.support.fixtures import PipelineFactory
 
 pytestmark = pytest.mark.integration
 QUERY = "neon/circle-0"
 
 
-def extra_env(tmp: Path) -> dict[str, str]:
-    return {
-        "IMGSEARCH_MIN_CANDIDATES": "3",
-        "IMGSEARCH_CANDIDATES_MULTIPLIER": "1",
-        "IMGSEARCH_STYLE_SOURCES": "1",
-        "IMGSEARCH_STYLE_CANDIDATES": "3",
-    }
+@pytest.fixture(scope="module")
+async def pipeline(pipeline_factory: PipelineFactory) -> Pipeline:
+    return await pipeline_factory(min_candidates=3, candidate_multiplier=1, style_sources=1, style_candidates=3)
 
 
 def png(pipeline: Pipeline, image_id: str) -> str:
@@ -41,7 +35,7 @@ def png(pipeline: Pipeline, image_id: str) -> str:
 async def teach_again(pipeline: Pipeline, client: SearchClient, user: str, images: list[str], marker: str) -> None:
     """More downloads for a user who was taught once (teach_user's event ids would repeat and be
     ignored as duplicates); returns when the query worker has applied them."""
-    async with EventPublisher(pipeline.settings.kafka_bootstrap) as pub:
+    async with EventPublisher(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as pub:
         for n, image_id in enumerate([*images, marker]):
             kind = EventType.VIEW if image_id == marker else EventType.DOWNLOAD
             await pub.publish_interaction(
@@ -62,7 +56,9 @@ async def ready(pipeline: Pipeline) -> Pipeline:
 
 
 async def test_style_source_brings_in_style_images_from_beyond_the_global_candidates(ready: Pipeline):
-    async with SearchClient(ready.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        ready.settings.kafka_bootstrap, topics=ready.settings.topics, settings=ready.settings
+    ) as client:
         full = await search_until_ready(client, user_id="nobody", image_b64=png(ready, QUERY), k=36)
         order = [h.image_id for h in full.hits]  # relevance only: the whole k-NN order
         global10 = order[:10]  # what a k=2 search ranks without the style source (depth 10)
@@ -90,7 +86,9 @@ async def test_style_source_brings_in_style_images_from_beyond_the_global_candid
 
 
 async def test_similar_to_uses_the_stored_vector_and_refuses_an_unknown_id(ready: Pipeline):
-    async with SearchClient(ready.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        ready.settings.kafka_bootstrap, topics=ready.settings.topics, settings=ready.settings
+    ) as client:
         by_bytes = await search_until_ready(client, user_id="nobody", image_b64=png(ready, QUERY), k=6)
         by_id = await client.search("nobody", similar_to=QUERY, k=5)
         assert by_bytes.hits[0].image_id == QUERY
@@ -102,7 +100,9 @@ async def test_similar_to_uses_the_stored_vector_and_refuses_an_unknown_id(ready
 
 
 async def test_metadata_filters_run_inside_the_knn(ready: Pipeline):
-    async with SearchClient(ready.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        ready.settings.kafka_bootstrap, topics=ready.settings.topics, settings=ready.settings
+    ) as client:
         plain = await search_until_ready(client, user_id="nobody", image_b64=png(ready, QUERY), k=5)
         assert not any(h.metadata["folder"] == "mono" for h in plain.hits)  # the query is neon
         mono = await client.search(
@@ -145,7 +145,9 @@ async def test_filters_on_an_index_from_before_them_are_refused_not_silently_emp
 
 
 async def test_pages_keep_their_ranking_when_the_profile_changes(ready: Pipeline):
-    async with SearchClient(ready.settings.kafka_bootstrap) as client:
+    async with SearchClient(
+        ready.settings.kafka_bootstrap, topics=ready.settings.topics, settings=ready.settings
+    ) as client:
         user = "u-pager"
         pastel = [i for i, s in ready.labels.items() if s == "pastel"]
         await teach_user(ready, client, user, [(i, EventType.FAVORITE) for i in pastel[:4]], pastel[4])
@@ -176,8 +178,8 @@ async def test_pages_keep_their_ranking_when_the_profile_changes(ready: Pipeline
 
 
 async def test_gateway_similar_to_filters_and_pages(ready: Pipeline):
-    gateway = Gateway(dataclasses.replace(Settings(), gateway_auth="demo"))
-    port = int(os.environ.get("IMGSEARCH_TEST_GATEWAY_PORT", "0")) or None
+    gateway = Gateway(ready.settings.replace(gateway_auth="demo"))
+    port = int(process_environment().get("IMGSEARCH_TEST_GATEWAY_PORT", "0")) or None
     async with TestClient(TestServer(create_app(gateway=gateway), host="127.0.0.1", port=port)) as http:
         r = await http.get(
             "/api/search",

@@ -2,13 +2,16 @@
 a private CA) with ACLs and deny-by-default, and a second OpenSearch with the security plugin (TLS,
 basic auth, roles), both started by ``IMGSEARCH_SECURE=1 scripts/engines.sh`` with fresh random
 credentials. The whole pipeline runs on them configured only by environment variables, and each
-principal is confined to what its role needs: one search client cannot read another's replies."""
+principal is confined to what its role needs: one search client cannot read another's replies.
+The pipeline's settings are a ``Settings`` object (the workers get its ``child_env()``); the
+connection variables of each principal are set for the in-process clients by
+``tests.support.env.connection_environment`` (imgsearch/connections.py reads them from the process
+environment)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -19,19 +22,21 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
-from imgsearch.config import REPO_ROOT, Settings
+from imgsearch.config import REPO_ROOT, Settings, process_environment
 from imgsearch.connections import kafka_security
 from imgsearch.index.opensearch import OpenSearchIndex
 from imgsearch.kafka_admin import ensure_topics
 from imgsearch.runner import Workers
 from producers import EventPublisher, SearchClient
-from schemas import topics
 from schemas.events import DeadLetter, NewImage, SearchRequest, SearchResponse
-
-from .conftest import environment, search_until_ready, synthetic_folder, wait_for
-from .faults_support import read_to_end
+from schemas.topics import Topics
+from tests.integration.faults_support import read_to_end
+from tests.support import search_until_ready, synthetic_folder, wait_for
+from tests.support.env import connection_environment
 
 ENGINES = str(REPO_ROOT / "scripts" / "engines.sh")
+# the ACLs are granted on the default prefix: the pipeline's names
+TOPICS = Topics(prefix="imgsearch")
 
 
 @dataclass
@@ -57,24 +62,23 @@ def _engines(env: dict[str, str], *args: str) -> str:
 
 
 def _client_env(script_env: dict[str, str], principal: str) -> dict[str, str]:
-    env = dict(line.split("=", 1) for line in _engines(script_env, "env", principal).splitlines() if "=" in line)
-    # the pipeline's names: the ACLs are granted on the default prefix
-    return {**env, "IMGSEARCH_TOPIC_PREFIX": "imgsearch", "IMGSEARCH_APP_PREFIX": "imgsearch"}
+    return dict(line.split("=", 1) for line in _engines(script_env, "env", principal).splitlines() if "=" in line)
 
 
 @pytest.fixture(scope="module")
 def secure() -> Iterator[Secure]:
-    data = Path(os.environ.get("IMGSEARCH_SECURE_DATA", str(REPO_ROOT / ".engines-secure")))
+    env = process_environment()  # engines.sh's own variables (ports, data directory) for the secured pair
+    data = Path(env.get("IMGSEARCH_SECURE_DATA", str(REPO_ROOT / ".engines-secure")))
     script_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "OPENSEARCH_", "IMGSEARCH_"))},
+        **{k: v for k, v in env.items() if not k.startswith(("KAFKA_", "OPENSEARCH_", "IMGSEARCH_"))},
         "IMGSEARCH_SECURE": "1",
         "IMGSEARCH_DATA": str(data),
         # the same download cache as the plain pair (OpenSearch's security plugin is fetched once)
-        **({"IMGSEARCH_CACHE": os.environ["IMGSEARCH_CACHE"]} if "IMGSEARCH_CACHE" in os.environ else {}),
-        "SECURE_KAFKA_PORT": os.environ.get("IMGSEARCH_SECURE_KAFKA_PORT", "9094"),
-        "SECURE_KAFKA_CONTROLLER_PORT": os.environ.get("IMGSEARCH_SECURE_CONTROLLER_PORT", "9095"),
-        "SECURE_OPENSEARCH_PORT": os.environ.get("IMGSEARCH_SECURE_OPENSEARCH_PORT", "9201"),
-        "SECURE_OPENSEARCH_TRANSPORT_PORT": os.environ.get("IMGSEARCH_SECURE_TRANSPORT_PORT", "9301"),
+        **({"IMGSEARCH_CACHE": env["IMGSEARCH_CACHE"]} if "IMGSEARCH_CACHE" in env else {}),
+        "SECURE_KAFKA_PORT": env.get("IMGSEARCH_SECURE_KAFKA_PORT", "9094"),
+        "SECURE_KAFKA_CONTROLLER_PORT": env.get("IMGSEARCH_SECURE_CONTROLLER_PORT", "9095"),
+        "SECURE_OPENSEARCH_PORT": env.get("IMGSEARCH_SECURE_OPENSEARCH_PORT", "9201"),
+        "SECURE_OPENSEARCH_TRANSPORT_PORT": env.get("IMGSEARCH_SECURE_TRANSPORT_PORT", "9301"),
     }
     _engines(script_env, "reset")  # fresh CA, passwords and ACLs every run
     subprocess.run(["bash", ENGINES, "start"], env=script_env, check=True)
@@ -194,66 +198,67 @@ def _authz(exc: BaseException) -> bool:
 
 
 async def _client(env: dict[str, str], bootstrap: str, client_id: str | None = None) -> SearchClient:
-    with environment(env):  # the client reads its security settings from the environment
-        c = SearchClient(bootstrap, client_id=client_id)
+    with connection_environment(env):  # the client reads its security settings from the environment
+        c = SearchClient(bootstrap, client_id=client_id, topics=TOPICS, principal=env.get("KAFKA_SASL_USERNAME", ""))
         await c.start()
     return c
 
 
 async def test_acls_confine_every_principal_to_its_role(secure: Secure, caplog: pytest.LogCaptureFixture):
     b = secure.bootstrap
-    with environment({"IMGSEARCH_TOPIC_PREFIX": "imgsearch"}):
-        await ensure_topics_as(secure.worker, b)
-        bob = await _client(secure.bob, b)
-        try:
-            assert bob.client_id.startswith("bob.")  # the principal names its reply topics
-            # alice can neither read bob's replies ...
-            await assert_cannot_read(secure, secure.alice, bob.reply_topic, caplog)
-            # ... nor make a reply topic in bob's namespace
-            exc = await refused("alice creating a reply topic of bob's", _client(secure.alice, b, client_id="bob.mine"))
-            assert _authz(exc), repr(exc)
-            # nor read the requests of others (they carry user ids and reply topics)
-            await assert_cannot_read(secure, secure.alice, topics.search_requests().name, caplog)
-            # nor publish images; the upstream app cannot search or read what it published
-            exc = await refused("alice publishing an image", _send(secure.alice, b, topics.new_images().name, b"{}"))
-            assert _authz(exc), repr(exc)
-            exc = await refused(
-                "upstream sending a search", _send(secure.upstream, b, topics.search_requests().name, b"{}")
-            )
-            assert _authz(exc), repr(exc)
-            await assert_cannot_read(secure, secure.upstream, topics.new_images().name, caplog)
-            # what each role needs works
-            alice = await _client(secure.alice, b)
-            await alice.stop()
-            await _send(secure.upstream, b, topics.interactions().name, b"not json: dead-lettered later")
-        finally:
-            await bob.stop()
+    await ensure_topics_as(secure.worker, b)
+    bob = await _client(secure.bob, b)
+    try:
+        assert bob.client_id.startswith("bob.")  # the principal names its reply topics
+        # alice can neither read bob's replies ...
+        await assert_cannot_read(secure, secure.alice, bob.reply_topic, caplog)
+        # ... nor make a reply topic in bob's namespace
+        exc = await refused("alice creating a reply topic of bob's", _client(secure.alice, b, client_id="bob.mine"))
+        assert _authz(exc), repr(exc)
+        # nor read the requests of others (they carry user ids and reply topics)
+        await assert_cannot_read(secure, secure.alice, TOPICS.search_requests().name, caplog)
+        # nor publish images; the upstream app cannot search or read what it published
+        exc = await refused("alice publishing an image", _send(secure.alice, b, TOPICS.new_images().name, b"{}"))
+        assert _authz(exc), repr(exc)
+        exc = await refused(
+            "upstream sending a search", _send(secure.upstream, b, TOPICS.search_requests().name, b"{}")
+        )
+        assert _authz(exc), repr(exc)
+        await assert_cannot_read(secure, secure.upstream, TOPICS.new_images().name, caplog)
+        # what each role needs works
+        alice = await _client(secure.alice, b)
+        await alice.stop()
+        await _send(secure.upstream, b, TOPICS.interactions().name, b"not json: dead-lettered later")
+    finally:
+        await bob.stop()
 
 
 async def ensure_topics_as(env: dict[str, str], bootstrap: str) -> None:
-    with environment(env):
-        await ensure_topics(bootstrap, topics.all_shared(), 2)
+    with connection_environment(env):
+        await ensure_topics(bootstrap, TOPICS.all_shared(), 2)
 
 
 async def test_opensearch_requires_tls_credentials_and_confines_the_service_user(secure: Secure):
     url = secure.worker["OPENSEARCH_URL"]
     assert url.startswith("https://")
     index = f"imgsearch-sec-{uuid.uuid4().hex[:6]}"
-    with environment({"OPENSEARCH_AUTH": "none", "OPENSEARCH_CA_CERTS": secure.worker["OPENSEARCH_CA_CERTS"]}):
+    with connection_environment(
+        {"OPENSEARCH_AUTH": "none", "OPENSEARCH_CA_CERTS": secure.worker["OPENSEARCH_CA_CERTS"]}
+    ):
         anon = OpenSearchIndex(url, index)
         try:
             exc = await refused("an anonymous request", anon.count())
             assert "401" in str(exc) or "Unauthorized" in str(exc), repr(exc)
         finally:
             await anon.close()
-    with environment({**secure.worker, "OPENSEARCH_CA_CERTS": ""}):
+    with connection_environment({**secure.worker, "OPENSEARCH_CA_CERTS": ""}):
         untrusted = OpenSearchIndex(url, index)
         try:
             exc = await refused("TLS without the instance's CA", untrusted.count())
             assert "certificate" in str(exc).lower() or "ssl" in type(exc).__name__.lower(), repr(exc)
         finally:
             await untrusted.close()
-    with environment(secure.worker):
+    with connection_environment(secure.worker):
         own = OpenSearchIndex(url, index)
         other = OpenSearchIndex(url, f"other-{index}")
         try:
@@ -273,20 +278,24 @@ async def test_pipeline_runs_secured_and_replies_reach_only_their_client(secure:
     b = secure.bootstrap
     image_dir = tmp_path / "images"
     synthetic_folder(image_dir, variants=2)
-    worker_env = {
-        **secure.worker,
-        "IMGSEARCH_INDEX": "imgsearch-sec-images",
-        "IMGSEARCH_DATA": str(tmp_path / "data"),
-        "IMGSEARCH_EMBEDDER": "hash",
-        "IMGSEARCH_STYLE": "handcrafted",
-        "IMGSEARCH_PARTITIONS": "2",
-        "IMGSEARCH_ALLOWED_URI_ROOTS": str(image_dir),
-        "IMGSEARCH_LOG_LEVEL": "INFO",
-    }
+    # the worker principal's connection variables and the pipeline's settings (on the default
+    # prefixes, which the ACLs are granted on)
+    settings = Settings.from_env(
+        secure.worker,
+        topic_prefix="imgsearch",
+        app_prefix="imgsearch",
+        index_name="imgsearch-sec-images",
+        data_dir=str(tmp_path / "data"),
+        embedder="hash",
+        style="handcrafted",
+        partitions=2,
+        allowed_uri_roots=str(image_dir),
+        log_level="INFO",
+    )
+    worker_env = {**secure.worker, **settings.child_env()}
     workers = Workers(tmp_path / "logs", worker_env)
-    with environment(worker_env):
-        settings = Settings()
-        await ensure_topics(b, topics.all_shared(), 2)
+    with connection_environment(secure.worker):
+        await ensure_topics(b, settings.topics.all_shared(), 2)
         from imgsearch.clusters import train_from_folder
 
         await train_from_folder(settings, image_dir, k=3, vector_kind="style")
@@ -295,15 +304,15 @@ async def test_pipeline_runs_secured_and_replies_reach_only_their_client(secure:
     payloads: list[str] = []
     alice = bob = None
     try:
-        with environment(secure.upstream):
-            async with EventPublisher(b) as pub:
+        with connection_environment(secure.upstream):
+            async with EventPublisher(b, topics=settings.topics) as pub:
                 events = []
                 for path in sorted(image_dir.rglob("*.png")):
                     data = path.read_bytes()
                     payloads.append(base64.b64encode(data).decode())
                     events.append(NewImage.inline(f"sec-{path.parent.name}-{path.stem}", data))
                 await pub.publish_images(events)
-        with environment(worker_env):
+        with connection_environment(secure.worker):
             index = OpenSearchIndex(settings.opensearch_url, settings.index_name)
             try:
 
@@ -327,7 +336,7 @@ async def test_pipeline_runs_secured_and_replies_reach_only_their_client(secure:
         # request), but bob's client knows no such correlation id and drops it, while bob's own
         # searches are answered as before; alice cannot read it (test above)
         foreign = SearchRequest(user_id="alice-user", text="square", k=3, reply_topic=bob.reply_topic)
-        await _send(secure.alice, b, topics.search_requests().name, foreign.to_bytes())
+        await _send(secure.alice, b, settings.topics.search_requests().name, foreign.to_bytes())
         await wait_for(
             lambda: _contains(secure.admin, b, bob.reply_topic, foreign.request_id),
             30,
@@ -338,19 +347,19 @@ async def test_pipeline_runs_secured_and_replies_reach_only_their_client(secure:
         assert again.request_id != foreign.request_id and len(again.hits) == 3
 
         # a request naming a topic that is not a reply topic is refused, not answered there
-        before = await read_all(secure.admin, b, topics.new_images().name, lambda v: v)
-        sneaky = SearchRequest(user_id="alice-user", text="bar", k=3, reply_topic=topics.new_images().name)
-        await _send(secure.alice, b, topics.search_requests().name, sneaky.to_bytes())
+        before = await read_all(secure.admin, b, settings.topics.new_images().name, lambda v: v)
+        sneaky = SearchRequest(user_id="alice-user", text="bar", k=3, reply_topic=settings.topics.new_images().name)
+        await _send(secure.alice, b, settings.topics.search_requests().name, sneaky.to_bytes())
 
         async def dead_lettered() -> bool:
-            dl = await read_all(secure.admin, b, topics.dead_letters().name, DeadLetter.from_bytes)
+            dl = await read_all(secure.admin, b, settings.topics.dead_letters().name, DeadLetter.from_bytes)
             return any(
                 d.reason_code == "reply_topic_not_allowed" and sneaky.request_id.encode() in d.original_bytes()
                 for d in dl
             )
 
         await wait_for(dead_lettered, 30, "the refused reply topic on the dead-letter topic")
-        after = await read_all(secure.admin, b, topics.new_images().name, lambda v: v)
+        after = await read_all(secure.admin, b, settings.topics.new_images().name, lambda v: v)
         assert len(after) == len(before)
     finally:
         for c in (alice, bob):

@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from imgsearch.config import process_environment
 from producers import EventPublisher, SearchClient
-from schemas import topics
 from schemas.events import DeadLetter, EventType, Interaction, NewImage, PersonalizationEvent
-from tests.integration.conftest import Pipeline, draw, ingest_all, search_until_ready, teach_user, wait_for
+from tests.support import Pipeline, draw, ingest_all, search_until_ready, teach_user, wait_for
+from tests.support.fixtures import PipelineFactory
 
 pytestmark = pytest.mark.integration
 
@@ -28,15 +26,12 @@ WAIT_S = 6.0  # an unknown image is waited for 6 s in all: 3 retries, 2 s apart
 RETRIES = 3
 
 
-def extra_env(tmp: Path) -> dict[str, str]:
-    return {"IMGSEARCH_UNKNOWN_IMAGE_WAIT_S": str(WAIT_S), "IMGSEARCH_UNKNOWN_IMAGE_RETRIES": str(RETRIES)}
-
-
 @pytest.fixture(scope="module")
-async def pipeline(pipeline: Pipeline) -> AsyncIterator[Pipeline]:
-    """The shared pipeline with the fixtures' 36 drawings indexed."""
-    await ingest_all(pipeline)
-    yield pipeline
+async def pipeline(pipeline_factory: PipelineFactory) -> Pipeline:
+    """A pipeline with the fixtures' 36 drawings indexed."""
+    p = await pipeline_factory(unknown_image_wait_s=WAIT_S, unknown_image_retries=RETRIES)
+    await ingest_all(p)
+    return p
 
 
 class Tail:
@@ -107,9 +102,9 @@ async def test_unknown_image_interactions_are_parked_and_other_users_flow(pipeli
     settings = pipeline.settings
     known = sorted(pipeline.labels)
     async with (
-        EventPublisher(settings.kafka_bootstrap) as pub,
-        Tail(settings.kafka_bootstrap, topics.personalization_events().name) as out,
-        Tail(settings.kafka_bootstrap, topics.dead_letters().name) as dead,
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        Tail(settings.kafka_bootstrap, pipeline.settings.topics.personalization_events().name) as out,
+        Tail(settings.kafka_bootstrap, pipeline.settings.topics.dead_letters().name) as dead,
     ):
         # warm-up: the mapper has joined its group and knows the indexed images
         await pub.publish_interaction(
@@ -169,7 +164,9 @@ async def test_unknown_image_interactions_are_parked_and_other_users_flow(pipeli
         await wait_for(all_dead, WAIT_S + 30, "the unknown-image interactions dead-lettered", workers=pipeline.workers)
         mine = [d for d in letters() if d.reason_code == "unknown_image"]
         first = dead.records[0][0]
-        assert all(d.source_topic == topics.interactions().name and d.source_offset is not None for d in mine)
+        assert all(
+            d.source_topic == pipeline.settings.topics.interactions().name and d.source_offset is not None for d in mine
+        )
         assert all(f"{RETRIES} retries" in d.reason for d in mine), [d.reason for d in mine]
         assert "late-1" not in {json.loads(d.original_bytes()).get("event_id") for d in letters()}
         # they waited their full time aside (dead-lettered no earlier than ~WAIT_S after publishing)
@@ -183,9 +180,9 @@ async def test_a_future_timestamp_does_not_freeze_a_profile(pipeline: Pipeline):
     liked, liked_images, marker, query = await _liked_and_marker(pipeline)
     history = [(i, EventType.FAVORITE) for i in liked_images[:5]]
     async with (
-        EventPublisher(settings.kafka_bootstrap) as pub,
-        SearchClient(settings.kafka_bootstrap) as client,
-        Tail(settings.kafka_bootstrap, topics.dead_letters().name) as dead,
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
+        Tail(settings.kafka_bootstrap, pipeline.settings.topics.dead_letters().name) as dead,
     ):
         await search_until_ready(client, user_id="nobody", text="warm up", k=1)
         await pub.publish_interaction(
@@ -223,8 +220,8 @@ async def test_a_fifo_under_an_allowed_root_does_not_stall_the_embedder(pipeline
     settings = pipeline.settings
     good = NewImage.inline("after-the-fifo", draw("mono", "square", 2))
     async with (
-        EventPublisher(settings.kafka_bootstrap) as pub,
-        Tail(settings.kafka_bootstrap, topics.dead_letters().name) as dead,
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        Tail(settings.kafka_bootstrap, pipeline.settings.topics.dead_letters().name) as dead,
     ):
         await pub.publish_image(NewImage(image_id="fifo", source_uri=fifo.as_uri()))
         await pub.publish_image(good)
@@ -283,7 +280,6 @@ async def test_forget_removes_the_profile_also_after_a_restart(pipeline: Pipelin
     from aiohttp.test_utils import TestClient, TestServer
 
     from imgsearch.cli import cmd_forget
-    from imgsearch.config import Settings
     from imgsearch.gateway.app import Gateway, create_app
 
     settings = pipeline.settings
@@ -295,9 +291,9 @@ async def test_forget_removes_the_profile_also_after_a_restart(pipeline: Pipelin
         return (await client.search(user, image_b64=query, k=10, personalization_weight=0.5, timeout_s=10)).personalized
 
     async with (
-        EventPublisher(settings.kafka_bootstrap) as pub,
-        SearchClient(settings.kafka_bootstrap) as client,
-        Tail(settings.kafka_bootstrap, topics.personalization_events().name) as out,
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
+        Tail(settings.kafka_bootstrap, pipeline.settings.topics.personalization_events().name) as out,
     ):
         await search_until_ready(client, user_id="nobody", text="warm up", k=1)
         for user in users:
@@ -310,8 +306,8 @@ async def test_forget_removes_the_profile_also_after_a_restart(pipeline: Pipelin
         t_forget = time.monotonic()
         await cmd_forget(settings, "leaver")
         # demo mode: the user id comes from the body (tests/e2e covers the authenticated route)
-        gateway = Gateway(dataclasses.replace(Settings(), gateway_auth="demo"))
-        port = int(os.environ.get("IMGSEARCH_TEST_GATEWAY_PORT", "0")) or None  # None: any free port
+        gateway = Gateway(pipeline.settings.replace(gateway_auth="demo"))
+        port = int(process_environment().get("IMGSEARCH_TEST_GATEWAY_PORT", "0")) or None  # None: any free port
         async with TestClient(TestServer(create_app(gateway=gateway), host="127.0.0.1", port=port)) as http:
             resp = await http.post("/api/forget", json={"user_id": "gw-leaver"})
             assert resp.status == 202, await resp.text()
@@ -348,7 +344,7 @@ async def test_forget_removes_the_profile_also_after_a_restart(pipeline: Pipelin
         # the retained personalization events of a forgotten user are not exported (Personalize, training)
         from imgsearch.export import read_events
 
-        exported = {e.user_id for e in await read_events(settings.kafka_bootstrap)}
+        exported = {e.user_id for e in await read_events(settings.kafka_bootstrap, settings.topics)}
         assert "stayer" in exported and not exported & {"leaver", "gw-leaver"}
 
         # the profile table's changelog holds a tombstone for each forgotten user

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import hashlib
 import json
 import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -38,7 +36,6 @@ from producers import (
     SearchError,
     TopicMissing,
 )
-from schemas import topics
 from schemas.events import DeadLetter, EventType, Interaction, NewImage, SearchRequest, SearchResponse
 from schemas.limits import (
     DEAD_LETTER_MAX_BYTES,
@@ -46,7 +43,7 @@ from schemas.limits import (
     MAX_INLINE_IMAGE_BYTES,
     MAX_MESSAGE_BYTES,
 )
-from tests.integration.conftest import Pipeline, environment, ingest_all, search_until_ready, wait_for
+from schemas.topics import Topics
 from tests.integration.faults_support import (
     FAST_FAILOVER,
     assert_no_agent_crash,
@@ -56,20 +53,17 @@ from tests.integration.faults_support import (
     read_to_end,
     styled_png,
 )
+from tests.support import Pipeline, ingest_all, search_until_ready, wait_for
+from tests.support.fixtures import PipelineFactory
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_failover() -> Iterator[None]:
-    with environment(FAST_FAILOVER):
-        yield
-
-
 @pytest.fixture(scope="module")
-async def pipeline(pipeline: Pipeline) -> AsyncIterator[Pipeline]:
-    await ingest_all(pipeline)
-    yield pipeline
+async def pipeline(pipeline_factory: PipelineFactory) -> Pipeline:
+    p = await pipeline_factory(worker_env=FAST_FAILOVER)
+    await ingest_all(p)
+    return p
 
 
 async def letters(p: Pipeline, want: int = 1, **match: Any) -> list[DeadLetter]:
@@ -78,7 +72,7 @@ async def letters(p: Pipeline, want: int = 1, **match: Any) -> list[DeadLetter]:
 
     async def there() -> bool:
         found.clear()
-        for m in await read_to_end(p.settings.kafka_bootstrap, topics.dead_letters().name):
+        for m in await read_to_end(p.settings.kafka_bootstrap, p.settings.topics.dead_letters().name):
             assert len(m.value) <= DEAD_LETTER_MAX_BYTES
             dl = DeadLetter.from_bytes(m.value)
             if all(getattr(dl, k) == v for k, v in match.items()):
@@ -112,11 +106,20 @@ async def test_big_invalid_events_are_dead_lettered_whole_size_and_hash(pipeline
     junk = b"\x89PNG\r\n\x1a\n" + noise_png(700_000)[8:][::-1]  # a PNG signature, then garbage: undecodable
     assert len(junk) > 700_000
     big_event = NewImage.inline("big-undecodable", junk).to_bytes()  # ~930 KB: its letter used to be ~1.25 MB
-    ((part, offset),) = await publish(bootstrap, [(topics.new_images().name, b"big-undecodable", big_event)])
-    await publish(
-        bootstrap, [(topics.new_images().name, b"after-big", NewImage.inline("after-big", styled_png(3)).to_bytes())]
+    ((part, offset),) = await publish(
+        bootstrap, [(pipeline.settings.topics.new_images().name, b"big-undecodable", big_event)]
     )
-    async with SearchClient(bootstrap) as client:
+    await publish(
+        bootstrap,
+        [
+            (
+                pipeline.settings.topics.new_images().name,
+                b"after-big",
+                NewImage.inline("after-big", styled_png(3)).to_bytes(),
+            )
+        ],
+    )
+    async with SearchClient(bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings) as client:
         await search_until_ready(client, user_id="big-user", text="warm up", k=1)
         t0 = time.monotonic()
         with pytest.raises(SearchError) as err:
@@ -128,14 +131,14 @@ async def test_big_invalid_events_are_dead_lettered_whole_size_and_hash(pipeline
         assert ok.ok and ok.hits
     await indexed(pipeline, "after-big")
     (letter,) = await letters(
-        pipeline, source_topic=topics.new_images().name, source_partition=part, source_offset=offset
+        pipeline, source_topic=pipeline.settings.topics.new_images().name, source_partition=part, source_offset=offset
     )
     assert letter.reason_code == "undecodable_image"
     assert letter.original_truncated and letter.original_size == len(big_event)
     assert letter.original_sha256 == hashlib.sha256(big_event).hexdigest()
     assert letter.original_bytes() == big_event[:DEAD_LETTER_MAX_ORIGINAL_BYTES]
     (query_letter,) = await letters(
-        pipeline, source_topic=topics.search_requests().name, reason_code="undecodable_image"
+        pipeline, source_topic=pipeline.settings.topics.search_requests().name, reason_code="undecodable_image"
     )
     assert query_letter.original_truncated and query_letter.original_size > 900_000
     assert_no_agent_crash(pipeline.workers)
@@ -148,7 +151,7 @@ async def test_topics_are_created_with_the_chains_message_size(pipeline: Pipelin
     admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.settings.kafka_bootstrap)
     await admin.start()
     try:
-        names = [s.name for s in topics.all_shared()]
+        names = [s.name for s in pipeline.settings.topics.all_shared()]
         described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
     finally:
         await admin.close()
@@ -167,10 +170,10 @@ async def test_a_2mb_image_passes_every_link_of_the_chain(pipeline: Pipeline):
     bootstrap = pipeline.settings.kafka_bootstrap
     big = noise_png(2 * 2**20)
     assert 2 * 2**20 < len(big) < MAX_INLINE_IMAGE_BYTES
-    async with EventPublisher(bootstrap) as pub:
+    async with EventPublisher(bootstrap, topics=pipeline.settings.topics) as pub:
         await pub.publish_image(NewImage.inline("big-valid", big))  # ~2.8 MB on the wire
     await indexed(pipeline, "big-valid")
-    async with SearchClient(bootstrap) as client:
+    async with SearchClient(bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings) as client:
         await search_until_ready(client, user_id="big-user", text="warm up", k=1)
         resp = await client.search("big-user", image_b64=base64.b64encode(big).decode(), k=3, timeout_s=15)
     assert resp.ok and resp.hits[0].image_id == "big-valid"
@@ -179,10 +182,9 @@ async def test_a_2mb_image_passes_every_link_of_the_chain(pipeline: Pipeline):
 async def test_the_gateway_says_413_for_a_too_big_image_and_serves_a_big_one(pipeline: Pipeline):
     from aiohttp.test_utils import TestClient, TestServer
 
-    from imgsearch.config import Settings
     from imgsearch.gateway.app import create_app
 
-    client = TestClient(TestServer(create_app(dataclasses.replace(Settings(), gateway_auth="demo"))))
+    client = TestClient(TestServer(create_app(pipeline.settings.replace(gateway_auth="demo"))))
     await client.start_server()
     try:
         big = base64.b64encode(noise_png(1_000_000)).decode()  # 942 KB used to be HTTP 500
@@ -227,11 +229,11 @@ async def test_the_broker_does_not_create_topics_on_its_own(engines: dict[str, s
 
 async def test_unknown_reply_topics_are_refused_at_once_and_stall_nobody(pipeline: Pipeline):
     bootstrap = pipeline.settings.kafka_bootstrap
-    bogus = [f"{topics.reply_prefix()}nobody-{uuid.uuid4().hex[:8]}-{i}" for i in range(5)]
-    async with SearchClient(bootstrap) as client:
+    bogus = [f"{pipeline.settings.topics.reply_prefix()}nobody-{uuid.uuid4().hex[:8]}-{i}" for i in range(5)]
+    async with SearchClient(bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings) as client:
         await search_until_ready(client, user_id="stall-user", text="warm up", k=1)
         requests = [SearchRequest(user_id="stall-user", text="cat", reply_topic=t) for t in bogus]
-        items = [(topics.search_requests().name, b"stall-user", r.to_bytes()) for r in requests]
+        items = [(pipeline.settings.topics.search_requests().name, b"stall-user", r.to_bytes()) for r in requests]
         await publish(bootstrap, items)  # the same partition as the search below: the same agent, in order
         t0 = time.monotonic()
         resp = await client.search("stall-user", "circle", k=3, timeout_s=20)
@@ -259,7 +261,7 @@ async def test_a_nul_byte_uri_does_not_poison_its_batch(pipeline: Pipeline):
     events = [NewImage(image_id=n, source_uri=(root / f"{n}.png").as_uri()) for n in names[:2]]
     events.append(NewImage(image_id="nul-uri", source_uri=f"file://{root}/x%00y.png"))
     events.append(NewImage(image_id=names[2], source_uri=(root / f"{names[2]}.png").as_uri()))
-    async with EventPublisher(pipeline.settings.kafka_bootstrap) as pub:
+    async with EventPublisher(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as pub:
         await pub.publish_images(events)  # one producer batch: the embedder takes them as one batch
     for n in names:
         await indexed(pipeline, n)
@@ -304,28 +306,30 @@ async def test_publishers_and_search_clients_fail_clearly_at_their_deadline(engi
     try:
         t0 = time.monotonic()
         with pytest.raises(ClientStartTimeout, match="within 2s"):
-            await asyncio.wait_for(EventPublisher(f"127.0.0.1:{silent.port}", timeout_s=2).start(), 30)
+            await asyncio.wait_for(EventPublisher(f"127.0.0.1:{silent.port}", topics=Topics(), timeout_s=2).start(), 30)
         with pytest.raises(ClientStartTimeout, match="within 2s"):
-            await asyncio.wait_for(SearchClient(f"127.0.0.1:{silent.port}", start_timeout_s=2).start(), 30)
+            await asyncio.wait_for(
+                SearchClient(f"127.0.0.1:{silent.port}", topics=Topics(), start_timeout_s=2).start(), 30
+            )
         assert time.monotonic() - t0 < 10
     finally:
         silent.close()
-    with environment({"IMGSEARCH_TOPIC_PREFIX": f"t-missing-{uuid.uuid4().hex[:6]}"}):  # no topics at all
-        async with EventPublisher(engines["KAFKA_BOOTSTRAP"], timeout_s=20) as pub:
-            t0 = time.monotonic()
-            with pytest.raises(TopicMissing, match=r"interactions does not exist.*imgsearch topics"):
-                await pub.publish_interaction(Interaction(user_id="u", image_id="i", event_type=EventType.VIEW))
-            assert time.monotonic() - t0 < 5  # on main: aiokafka waits for the topic (minutes observed)
-        async with SearchClient(engines["KAFKA_BOOTSTRAP"]) as client:
-            t0 = time.monotonic()
-            with pytest.raises(TopicMissing, match=r"search\.requests does not exist"):
-                await client.search("u", "cat", timeout_s=20)
-            assert time.monotonic() - t0 < 5
+    missing = Topics(prefix=f"t-missing-{uuid.uuid4().hex[:6]}")  # no topics at all
+    async with EventPublisher(engines["KAFKA_BOOTSTRAP"], topics=missing, timeout_s=20) as pub:
+        t0 = time.monotonic()
+        with pytest.raises(TopicMissing, match=r"interactions does not exist.*imgsearch topics"):
+            await pub.publish_interaction(Interaction(user_id="u", image_id="i", event_type=EventType.VIEW))
+        assert time.monotonic() - t0 < 5  # on main: aiokafka waits for the topic (minutes observed)
+    async with SearchClient(engines["KAFKA_BOOTSTRAP"], topics=missing) as client:
+        t0 = time.monotonic()
+        with pytest.raises(TopicMissing, match=r"search\.requests does not exist"):
+            await client.search("u", "cat", timeout_s=20)
+        assert time.monotonic() - t0 < 5
 
 
 async def test_new_users_log_no_warning_and_workers_stop_cleanly(pipeline: Pipeline):
     bootstrap = pipeline.settings.kafka_bootstrap
-    async with EventPublisher(bootstrap) as pub:
+    async with EventPublisher(bootstrap, topics=pipeline.settings.topics) as pub:
         for n, image in enumerate(["pastel/circle-0", "pastel/square-1", "neon/bar-2"]):
             await pub.publish_interaction(
                 Interaction(user_id=f"newcomer-{n}", image_id=image, event_type=EventType.FAVORITE, event_id=f"nc-{n}")
@@ -333,7 +337,7 @@ async def test_new_users_log_no_warning_and_workers_stop_cleanly(pipeline: Pipel
             await pub.publish_interaction(
                 Interaction(user_id=f"newcomer-{n}", image_id=image, event_type=EventType.VIEW, event_id=f"nc-{n}-b")
             )
-    async with SearchClient(bootstrap) as client:
+    async with SearchClient(bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings) as client:
 
         async def personalized() -> SearchResponse | None:
             r = await client.search("newcomer-0", "circle", k=5, personalization_weight=0.5, timeout_s=10)

@@ -11,6 +11,7 @@ from imgsearch.config import Settings
 from imgsearch.embedding.hashing import HashEmbedder
 from imgsearch.embedding.style import HandcraftedStyleDescriber
 from schemas.events import NewImage
+from schemas.topics import Topics
 from streams.centroids import CentroidWatcher
 from streams.common import make_app
 from streams.embedding import EmbeddingPipeline
@@ -42,7 +43,7 @@ class Index:
 def pipeline(index: Index, tmp_path) -> tuple[EmbeddingPipeline, list, list]:
     settings = Settings(data_dir=str(tmp_path), kafka_bootstrap="127.0.0.1:1")
     app = make_app("embedder-test", settings)
-    watcher = CentroidWatcher("127.0.0.1:1")
+    watcher = CentroidWatcher("127.0.0.1:1", Topics())
     watcher.ready.set()
     p = EmbeddingPipeline(app, settings, HashEmbedder(), HandcraftedStyleDescriber(), index, watcher)  # type: ignore[arg-type]
     p.index_ready.set()

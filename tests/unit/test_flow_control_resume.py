@@ -67,5 +67,4 @@ def test_patched_versions_are_checked_at_start_up(monkeypatch, caplog):
     diffs = common.check_patched_versions(allow_untested=True)
     assert diffs == ["mode-streaming 0.8.0 (tested: 0.7.1)", "aiokafka 0.15.0 (tested: 0.14.0)"]
     assert "untested version: aiokafka 0.15.0" in caplog.text
-    monkeypatch.setenv("IMGSEARCH_ALLOW_UNTESTED_FAUST", "1")
-    assert Settings().allow_untested_faust is True
+    assert Settings.from_env({"IMGSEARCH_ALLOW_UNTESTED_FAUST": "1"}).allow_untested_faust is True

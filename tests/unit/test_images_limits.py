@@ -179,8 +179,7 @@ def test_gateway_thumbnails_come_in_fixed_sizes(tmp_path, monkeypatch):
 
     f = tmp_path / "a.png"
     f.write_bytes(encoded(Image.new("RGB", (800, 600), (0, 0, 255)), "PNG"))
-    monkeypatch.setenv("IMGSEARCH_ALLOWED_URI_ROOTS", str(tmp_path))
-    gw = gateway_app.Gateway(Settings())
+    gw = gateway_app.Gateway(Settings(allowed_uri_roots=str(tmp_path)))
 
     async def source_of(image_id: str) -> str:
         return f.as_uri()

@@ -17,6 +17,7 @@ from imgsearch.embedding.base import Embedder, EmbeddingError
 from imgsearch.embedding.factory import make_embedder, make_style
 from imgsearch.embedding.onnx_clip import ClipPreprocessing, OnnxClipEmbedder, from_directory
 from imgsearch.embedding.style import EmbeddingStyle
+from schemas.topics import Topics
 from tests.tiny_clip import EOT, SOT, TinyClip, build_tiny_clip
 
 MEAN = np.array(CLIP_MEAN, np.float32)
@@ -191,42 +192,33 @@ def test_mismatches_are_refused(tiny: TinyClip, tmp_path: Path):
         OnnxClipEmbedder(tiny.image_model, tiny.text_model, tmp_path / "bare.json")
 
 
-def test_factory_and_settings(tiny: TinyClip, emb: OnnxClipEmbedder, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("IMGSEARCH_EMBEDDER", "onnx_clip")
+def test_factory_and_settings(tiny: TinyClip, emb: OnnxClipEmbedder):
+    env = {"IMGSEARCH_EMBEDDER": "onnx_clip"}
     with pytest.raises(ValueError, match="IMGSEARCH_CLIP_DIR"):
-        make_embedder(Settings())
-    monkeypatch.setenv("IMGSEARCH_CLIP_DIR", str(tiny.directory))
-    monkeypatch.setenv("IMGSEARCH_CLIP_NAME", "tiny-random")
-    made = make_embedder(Settings())
+        make_embedder(Settings.from_env(env))
+    env |= {"IMGSEARCH_CLIP_DIR": str(tiny.directory), "IMGSEARCH_CLIP_NAME": "tiny-random"}
+    made = make_embedder(Settings.from_env(env))
     assert isinstance(made, OnnxClipEmbedder) and made.model_id.startswith("clip-tiny-random-")
     assert made.model_id.removeprefix("clip-tiny-random-") == emb.model_id.removeprefix("clip-onnx-")
     assert np.allclose(made.embed_texts(["a cat"]), emb.embed_texts(["a cat"]))
     assert from_directory(tiny.directory).model_id == emb.model_id
     # each file may be set on its own, and the preprocessing settings are typed
-    monkeypatch.setenv("IMGSEARCH_CLIP_TOKENIZER", str(tiny.directory / "nowhere.json"))
     with pytest.raises(FileNotFoundError):
-        make_embedder(Settings())
-    monkeypatch.delenv("IMGSEARCH_CLIP_TOKENIZER")
-    monkeypatch.setenv("IMGSEARCH_CLIP_MEAN", "0.5,0.5,0.5")
-    monkeypatch.setenv("IMGSEARCH_CLIP_STD", "0.5,0.5,0.5")
-    monkeypatch.setenv("IMGSEARCH_CLIP_RESIZE", "pad")
-    s = Settings()
+        make_embedder(Settings.from_env({**env, "IMGSEARCH_CLIP_TOKENIZER": str(tiny.directory / "nowhere.json")}))
+    env |= {"IMGSEARCH_CLIP_MEAN": "0.5,0.5,0.5", "IMGSEARCH_CLIP_STD": "0.5,0.5,0.5", "IMGSEARCH_CLIP_RESIZE": "pad"}
+    s = Settings.from_env(env)
     assert s.clip_mean == (0.5, 0.5, 0.5) and s.clip_resize == "pad"
     configured = make_embedder(s)
     assert isinstance(configured, OnnxClipEmbedder)
     assert dataclasses.astuple(configured.preprocessing) == (32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "pad")
-    monkeypatch.setenv("IMGSEARCH_CLIP_MEAN", "0.5,0.5")
     with pytest.raises(ValueError, match="IMGSEARCH_CLIP_MEAN must be three"):
-        Settings()
-    monkeypatch.setenv("IMGSEARCH_EMBEDDER", "openclip")
-    monkeypatch.delenv("IMGSEARCH_CLIP_MEAN")
+        Settings.from_env({**env, "IMGSEARCH_CLIP_MEAN": "0.5,0.5"})
     with pytest.raises(ValueError, match="onnx_clip"):
-        make_embedder(Settings())
+        make_embedder(Settings.from_env({**env, "IMGSEARCH_EMBEDDER": "openclip", "IMGSEARCH_CLIP_MEAN": ""}))
 
 
-def test_embedding_as_style_vector(emb: OnnxClipEmbedder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.setenv("IMGSEARCH_STYLE", "embedding")
-    style = make_style(Settings(), emb)
+def test_embedding_as_style_vector(emb: OnnxClipEmbedder, tmp_path: Path):
+    style = make_style(Settings(style="embedding"), emb)
     assert isinstance(style, EmbeddingStyle) and style.reuses(emb)
     assert style.model_id == f"embedding:{emb.model_id}" and style.dimension == emb.dimension
     ims = images()
@@ -250,7 +242,7 @@ def test_embedding_as_style_vector(emb: OnnxClipEmbedder, monkeypatch: pytest.Mo
         return original(images)
 
     hashing.embed_images = counted  # type: ignore[method-assign]
-    watcher = CentroidWatcher("127.0.0.1:1")
+    watcher = CentroidWatcher("127.0.0.1:1", Topics())
     watcher.ready.set()
     index = Index(None)
     p = EmbeddingPipeline(

@@ -9,27 +9,23 @@ import pytest
 from imgsearch.config import Settings
 from imgsearch.index.opensearch import OpenSearchIndex, mapping
 from imgsearch.kafka_admin import topic_configs
-from schemas import topics
 from streams.common import make_app
-from tests.integration.conftest import environment
 
 
 def test_defaults_are_one_node() -> None:
-    with environment(
+    s = Settings.from_env(
         {"IMGSEARCH_REPLICATION_FACTOR": "", "IMGSEARCH_MIN_INSYNC_REPLICAS": "", "IMGSEARCH_INDEX_REPLICAS": ""}
-    ):
-        s = Settings()
+    )
     assert (s.replication_factor, s.min_insync_replicas, s.index_replicas) == (1, 0, 0)
-    assert "min.insync.replicas" not in topic_configs(topics.interactions(), s.min_insync_replicas)
+    assert "min.insync.replicas" not in topic_configs(s.topics.interactions(), s.min_insync_replicas)
 
 
 def test_cluster_settings_reach_topics_index_and_faust(tmp_path: Path) -> None:
     env = {"IMGSEARCH_REPLICATION_FACTOR": "3", "IMGSEARCH_MIN_INSYNC_REPLICAS": "2", "IMGSEARCH_INDEX_REPLICAS": "1"}
-    with environment(env):
-        s = Settings(data_dir=str(tmp_path), kafka_bootstrap="127.0.0.1:1")
-        index = OpenSearchIndex("http://127.0.0.1:1", "x")
+    s = Settings.from_env(env, data_dir=str(tmp_path), kafka_bootstrap="127.0.0.1:1")
+    index = OpenSearchIndex("http://127.0.0.1:1", "x", replicas=s.index_replicas)
     assert (s.replication_factor, s.min_insync_replicas, s.index_replicas) == (3, 2, 1)
-    assert topic_configs(topics.interactions(), s.min_insync_replicas)["min.insync.replicas"] == "2"
+    assert topic_configs(s.topics.interactions(), s.min_insync_replicas)["min.insync.replicas"] == "2"
     assert index.replicas == 1
     assert mapping(8, "m", replicas=index.replicas)["settings"]["index"]["number_of_replicas"] == 1
     app = make_app("replication-test", s)
@@ -45,8 +41,8 @@ def test_cluster_settings_reach_topics_index_and_faust(tmp_path: Path) -> None:
     ],
 )
 def test_impossible_replication_is_refused(env: dict[str, str]) -> None:
-    with environment(env), pytest.raises(ValueError, match="IMGSEARCH_"):
-        Settings()
+    with pytest.raises(ValueError, match="IMGSEARCH_"):
+        Settings.from_env(env)
 
 
 async def test_faust_producers_are_idempotent_with_acks_all(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from schemas import export, topics
+from schemas import export
 from schemas.events import (
     DeadLetter,
     Interaction,
@@ -13,6 +13,7 @@ from schemas.events import (
     SearchResponse,
     parse_event,
 )
+from schemas.topics import Topics
 
 
 def test_new_image_round_trip_inline():
@@ -93,6 +94,7 @@ def test_json_schema_files_are_in_sync():
 
 
 def test_topics_keys_and_copartitioning():
+    topics = Topics(prefix="p")
     by_user = [topics.interactions(), topics.personalization_events(), topics.search_requests()]
     assert {t.key for t in by_user} == {"user_id"}
     assert {t.partitions for t in by_user} == {None}  # same configured count: co-partitioned

@@ -41,6 +41,7 @@ from schemas.limits import (
     MAX_INLINE_IMAGE_BYTES,
     MAX_MESSAGE_BYTES,
 )
+from schemas.topics import Topics
 from streams.centroids import CentroidWatcher
 from streams.common import DeadLetters, make_app
 from tests.unit.test_embedding_pipeline import Index, event, png
@@ -87,8 +88,9 @@ def test_the_size_limit_chain_is_consistent():
     b64 = 4 * -(-MAX_INLINE_IMAGE_BYTES // 3)
     assert b64 + 64 * 1024 < MAX_EVENT_BYTES <= GATEWAY_MAX_BODY_BYTES < MAX_MESSAGE_BYTES
     from imgsearch.kafka_admin import topic_configs
-    from schemas import topics
+    from schemas.topics import Topics
 
+    topics = Topics()
     for spec in [*topics.all_shared(), topics.reply_topic("c")]:
         assert int(topic_configs(spec)["max.message.bytes"]) >= MAX_MESSAGE_BYTES, spec.name
     assert Settings().max_image_bytes == MAX_INLINE_IMAGE_BYTES
@@ -199,7 +201,7 @@ def query_service(tmp_path: Any, embedder: Any = None) -> Any:
 
     s = settings(tmp_path)
     app = make_app("query-test", s)
-    watcher = CentroidWatcher("127.0.0.1:1")
+    watcher = CentroidWatcher("127.0.0.1:1", Topics())
     return QueryService(app, s, embedder or HashEmbedder(), SimpleNamespace(), None, watcher)  # type: ignore[arg-type]
 
 

@@ -39,10 +39,9 @@ def test_redact_url(url: str, expected: str) -> None:
     assert SECRET not in redact_url(url)
 
 
-def test_settings_redacted_hides_url_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENSEARCH_URL", f"https://admin:{SECRET}@search.example:9200")
-    monkeypatch.setenv("KAFKA_BOOTSTRAP", f"svc:{SECRET}@b1:9092")
-    out = json.dumps(Settings().redacted(), default=str)
+def test_settings_redacted_hides_url_credentials() -> None:
+    s = Settings(opensearch_url=f"https://admin:{SECRET}@search.example:9200", kafka_bootstrap=f"svc:{SECRET}@b1:9092")
+    out = json.dumps(s.redacted(), default=str)
     assert SECRET not in out
     assert "https://admin:***@search.example:9200" in out
 
@@ -94,12 +93,12 @@ def test_faust_web_binds_loopback_without_table_views(tmp_path: Path) -> None:
     assert app2.conf.web_bind == "0.0.0.0"  # a deployment can open it, explicitly
 
 
-def test_metrics_server_binds_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_metrics_server_binds_loopback_by_default() -> None:
     from prometheus_client import CollectorRegistry
 
     from imgsearch.metrics import start_metrics_server
 
-    monkeypatch.delenv("IMGSEARCH_METRICS_HOST", raising=False)
+    assert Settings.from_env({}).metrics_host == "127.0.0.1"
     server = start_metrics_server(0, registry=CollectorRegistry())
     try:
         assert server.httpd.server_address[0] == "127.0.0.1"

@@ -13,14 +13,14 @@ from botocore.stub import Stubber
 from imgsearch.config import Settings
 from imgsearch.kafka_admin import topic_configs
 from imgsearch.ranker.personalize import PersonalizeDataDeletion
-from schemas import topics
 from schemas.events import ForgetUser, event_type_of
+from schemas.topics import Topics
 from streams.common import changelog_topics, json_schema, make_app
 from streams.interactions import forget_in_personalize, future_skew_s
 
 
-def test_user_event_topics_have_a_documented_retention(monkeypatch):
-    monkeypatch.delenv("IMGSEARCH_EVENT_RETENTION_MS", raising=False)
+def test_user_event_topics_have_a_documented_retention():
+    topics = Settings.from_env({}).topics
     week = str(7 * 24 * 3600 * 1000)
     for spec in (
         topics.interactions(),
@@ -30,9 +30,10 @@ def test_user_event_topics_have_a_documented_retention(monkeypatch):
     ):
         assert topic_configs(spec)["retention.ms"] == week, spec.name
     assert topic_configs(topics.new_images())["retention.ms"] == "-1"  # the catalog, kept forever
-    monkeypatch.setenv("IMGSEARCH_EVENT_RETENTION_MS", "3600000")
-    assert topic_configs(topics.interactions())["retention.ms"] == "3600000"
-    assert Settings().event_retention_ms == 3_600_000
+    settings = Settings.from_env({"IMGSEARCH_EVENT_RETENTION_MS": "3600000"})
+    assert settings.event_retention_ms == 3_600_000
+    assert topic_configs(settings.topics.interactions())["retention.ms"] == "3600000"
+    assert Topics(event_retention_ms=60_000).interactions().retention_ms == 60_000
     assert topics.interactions_retry().key == "user_id" and topics.interactions_retry().partitions is None
     assert topics.interactions_retry().name in {t.name for t in topics.all_shared()}
 

@@ -88,8 +88,9 @@ def _reference_images(root: Path | None, limit: int) -> list[Path]:
 
 
 def _default_out(variant: str) -> Path:
-    cache = os.environ.get("IMGSEARCH_CACHE") or str(Path.home() / ".cache" / "imgsearch")
-    return Path(cache) / "models" / f"conse-{variant}"
+    from imgsearch.config import Settings
+
+    return Settings().cache_path / "models" / f"conse-{variant}"
 
 
 def main(argv: list[str] | None = None) -> int:

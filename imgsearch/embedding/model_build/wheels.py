@@ -8,7 +8,6 @@ needs with zipfile. Only the wheels of the variant being built are fetched.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -79,7 +78,11 @@ class WheelError(RuntimeError):
 
 
 def wheel_cache(cache_dir: Path | None = None) -> Path:
-    base = cache_dir or Path(os.environ.get("IMGSEARCH_CACHE") or Path.home() / ".cache" / "imgsearch")
+    if cache_dir is None:
+        from imgsearch.config import Settings
+
+        cache_dir = Settings().cache_path
+    base = cache_dir
     return Path(base) / "wheels"
 
 

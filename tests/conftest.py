@@ -1,0 +1,3 @@
+"""The shared fixtures (tests/support/fixtures.py) for every suite."""
+
+pytest_plugins = ["tests.support.fixtures"]
