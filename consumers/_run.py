@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 import faust
-from faust.worker import Worker
 
 from imgsearch.config import Settings
 from imgsearch.kafka_admin import ensure_topics
+from streams import faust_compat
 from streams.common import changelog_topics
 
 
@@ -23,6 +22,7 @@ def run(role: str, build: Callable[[Settings], faust.App]) -> None:
         role,
         {k: settings.redacted()[k] for k in ("kafka_bootstrap", "opensearch_url", "index_name", "partitions")},
     )
+    faust_compat.install(settings.allow_untested_faust)  # before any app: the version gate, the patches
     app = build(settings)
     # faust creates its tables' changelogs itself, and subscribes right after: created here first,
     # and visible in the broker's metadata, the worker cannot miss them (see ensure_topics). The shared
@@ -30,9 +30,7 @@ def run(role: str, build: Callable[[Settings], faust.App]) -> None:
     # worker started before `imgsearch topics` neither waits on missing topics nor gets them with the
     # broker's default size limit.
     specs = [*settings.topics.all_shared(), *changelog_topics(app)]
-    loop = asyncio.new_event_loop()  # not the current loop: faust's worker makes its own
-    try:
-        loop.run_until_complete(ensure_topics(settings.kafka_bootstrap, specs, settings.partitions, settings=settings))
-    finally:
-        loop.close()
-    Worker(app, loglevel=level, quiet=True).execute_from_commandline()
+    faust_compat.run_before_worker(
+        ensure_topics(settings.kafka_bootstrap, specs, settings.partitions, settings=settings)
+    )
+    faust_compat.run_worker(app, level)

@@ -269,7 +269,6 @@ def main(argv: list[str] | None = None) -> int:
             "interactions": "interaction_worker",
             "query": "query_worker",
         }
-        sys.argv = [sys.argv[0]]
         importlib.import_module(f"consumers.{module[args.role]}").main()
     elif args.cmd == "ingest":
         asyncio.run(cmd_ingest(settings, args.folder, args.inline))

@@ -23,11 +23,13 @@ from urllib.parse import unquote, urlparse
 
 from PIL import Image
 
+from schemas.reasons import Reason
+
 
 class ImageRejected(ValueError):
     """An image the pipeline refuses; ``code`` is machine-readable (goes into the dead letter)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: Reason, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -41,14 +43,16 @@ def fetch_uri(uri: str, allowed_roots: Sequence[str], max_bytes: int, *, timeout
     AWS backends): a regular file, within ``timeout_s``. Anything else is refused with a reason."""
     parsed = urlparse(uri)
     if parsed.scheme != "file":
-        raise ImageRejected("uri_scheme_not_allowed", f"scheme {parsed.scheme!r} is not allowed: {uri}")
+        raise ImageRejected(Reason.URI_SCHEME_NOT_ALLOWED, f"scheme {parsed.scheme!r} is not allowed: {uri}")
     try:  # a NUL byte (or another path the OS refuses) is this URI's fault, not its batch's
         path = Path(unquote(parsed.path)).resolve()
     except (ValueError, OSError) as exc:
-        raise ImageRejected("uri_invalid", f"not a usable file path: {uri[:300]!r}: {exc}") from exc
+        raise ImageRejected(Reason.URI_INVALID, f"not a usable file path: {uri[:300]!r}: {exc}") from exc
     roots = [Path(r).resolve() for r in allowed_roots]
     if not any(path == r or r in path.parents for r in roots):
-        raise ImageRejected("uri_not_allowed", f"{path} is outside the allowed roots (IMGSEARCH_ALLOWED_URI_ROOTS)")
+        raise ImageRejected(
+            Reason.URI_NOT_ALLOWED, f"{path} is outside the allowed roots (IMGSEARCH_ALLOWED_URI_ROOTS)"
+        )
     return read_regular_file(path, max_bytes, timeout_s, uri)
 
 
@@ -68,7 +72,7 @@ def read_regular_file(path: Path, max_bytes: int, timeout_s: float = READ_TIMEOU
     try:
         return future.result(timeout=timeout_s)
     except concurrent.futures.TimeoutError:
-        raise ImageRejected("read_timeout", f"reading {uri or path} took over {timeout_s:g} s") from None
+        raise ImageRejected(Reason.READ_TIMEOUT, f"reading {uri or path} took over {timeout_s:g} s") from None
 
 
 def _read_regular(path: Path, max_bytes: int, uri: str) -> bytes:
@@ -78,23 +82,23 @@ def _read_regular(path: Path, max_bytes: int, uri: str) -> bytes:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise ImageRejected("uri_unreachable", f"cannot read {uri}: {exc.strerror or exc}") from exc
+        raise ImageRejected(Reason.URI_UNREACHABLE, f"cannot read {uri}: {exc.strerror or exc}") from exc
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ImageRejected("not_a_regular_file", f"{uri} is not a regular file")
+            raise ImageRejected(Reason.NOT_A_REGULAR_FILE, f"{uri} is not a regular file")
         if st.st_size > max_bytes:
-            raise ImageRejected("image_too_large", f"{st.st_size} bytes is over the limit of {max_bytes}")
+            raise ImageRejected(Reason.IMAGE_TOO_LARGE, f"{st.st_size} bytes is over the limit of {max_bytes}")
         chunks: list[bytes] = []
         total = 0
         while chunk := os.read(fd, min(_READ_CHUNK, max_bytes + 1 - total)):
             chunks.append(chunk)
             total += len(chunk)
             if total > max_bytes:  # it grew since fstat
-                raise ImageRejected("image_too_large", f"over {max_bytes} bytes")
+                raise ImageRejected(Reason.IMAGE_TOO_LARGE, f"over {max_bytes} bytes")
         return b"".join(chunks)
     except OSError as exc:
-        raise ImageRejected("uri_unreachable", f"cannot read {uri}: {exc.strerror or exc}") from exc
+        raise ImageRejected(Reason.URI_UNREACHABLE, f"cannot read {uri}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
 
@@ -127,7 +131,7 @@ def rasterise_svg(data: bytes, side: int, timeout_s: float = SVG_TIMEOUT_S) -> b
     with no base file it loads no external resource."""
     exe = shutil.which("rsvg-convert")
     if exe is None:
-        raise ImageRejected("format_not_allowed", "SVG needs rsvg-convert (apt-get install librsvg2-bin)")
+        raise ImageRejected(Reason.FORMAT_NOT_ALLOWED, "SVG needs rsvg-convert (apt-get install librsvg2-bin)")
     try:
         done = subprocess.run(
             [exe, "-w", str(side), "-h", str(side), "-a", "-f", "png"],
@@ -137,10 +141,10 @@ def rasterise_svg(data: bytes, side: int, timeout_s: float = SVG_TIMEOUT_S) -> b
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise ImageRejected("undecodable_image", f"rasterising the SVG took over {timeout_s:g} s") from None
+        raise ImageRejected(Reason.UNDECODABLE_IMAGE, f"rasterising the SVG took over {timeout_s:g} s") from None
     if done.returncode != 0 or not done.stdout:
         why = done.stderr.decode("utf-8", "replace").strip()[:300]
-        raise ImageRejected("undecodable_image", f"cannot rasterise the SVG: {why or done.returncode}")
+        raise ImageRejected(Reason.UNDECODABLE_IMAGE, f"cannot rasterise the SVG: {why or done.returncode}")
     return done.stdout
 
 
@@ -148,7 +152,7 @@ def decode(data: bytes, max_bytes: int, max_pixels: int, *, max_side: int | None
     """Decode to RGB, compositing transparency on white, reduced to fit ``max_side`` (None: full
     size). Refuses oversize, undecodable and not allowed input (PNG, JPEG, WebP, GIF, SVG)."""
     if len(data) > max_bytes:
-        raise ImageRejected("image_too_large", f"{len(data)} bytes is over the limit of {max_bytes}")
+        raise ImageRejected(Reason.IMAGE_TOO_LARGE, f"{len(data)} bytes is over the limit of {max_bytes}")
     if looks_like_svg(data):
         data = rasterise_svg(data, min(SVG_SIDE, max_side or SVG_SIDE))
     try:
@@ -157,23 +161,25 @@ def decode(data: bytes, max_bytes: int, max_pixels: int, *, max_side: int | None
             img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
             w, h = img.size
             if w * h > max_pixels:
-                raise ImageRejected("too_many_pixels", f"{w}x{h} is over the limit of {max_pixels} pixels")
+                raise ImageRejected(Reason.TOO_MANY_PIXELS, f"{w}x{h} is over the limit of {max_pixels} pixels")
             if max_side is not None and max(w, h) > max_side:
                 img.draft(img.mode, (max_side, max_side))  # JPEG: decoded at 1/2, 1/4 or 1/8 scale
             img.load()
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected("too_many_pixels", str(exc)) from exc
+        raise ImageRejected(Reason.TOO_MANY_PIXELS, str(exc)) from exc
     except Image.UnidentifiedImageError as exc:
         other = next((name for magic, name in _OTHER_MAGIC.items() if data.startswith(magic)), None)
         if other is not None:
             raise ImageRejected(
-                "format_not_allowed", f"{other} images are not accepted (PNG, JPEG, WebP, GIF, SVG)"
+                Reason.FORMAT_NOT_ALLOWED, f"{other} images are not accepted (PNG, JPEG, WebP, GIF, SVG)"
             ) from exc
-        raise ImageRejected("undecodable_image", f"cannot decode image (PNG, JPEG, WebP, GIF, SVG): {exc}") from exc
+        raise ImageRejected(
+            Reason.UNDECODABLE_IMAGE, f"cannot decode image (PNG, JPEG, WebP, GIF, SVG): {exc}"
+        ) from exc
     except Exception as exc:  # Pillow raises many kinds for corrupt data
-        raise ImageRejected("undecodable_image", f"cannot decode image: {exc}") from exc
+        raise ImageRejected(Reason.UNDECODABLE_IMAGE, f"cannot decode image: {exc}") from exc
     rgb = to_rgb(img)
     if max_side is not None and max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)

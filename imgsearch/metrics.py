@@ -278,23 +278,6 @@ def _faust_sensor_class() -> type:
     return PrometheusSensor
 
 
-def consumer_lags(app: Any) -> list[tuple[str, int, int]]:
-    """(topic, partition, lag) of every partition assigned to a faust app's consumer."""
-    consumer = app.consumer
-    out = []
-    for tp in consumer.assignment():
-        try:
-            highwater = consumer.highwater(tp)
-        except Exception:  # not fetched yet
-            continue
-        if highwater is None:
-            continue
-        committed = consumer._committed_offset.get(tp)  # faust keeps the last processed offset
-        done = 0 if committed is None else committed + 1
-        out.append((tp.topic, tp.partition, int(highwater) - done))
-    return out
-
-
 def faust_health(app: Any) -> tuple[bool, dict[str, Any]]:
     """Healthy while the app runs, is not crashed or stopping and its consumer has been started."""
     crashed = bool(getattr(app, "crashed", False))
@@ -312,14 +295,16 @@ def faust_health(app: Any) -> tuple[bool, dict[str, Any]]:
 def instrument_faust_app(
     app: Any,
     role: str,
+    lags: Callable[[Any], list[tuple[str, int, int]]],
     port: int = 0,
     lag_interval_s: float = 5.0,
     host: str | None = None,
     tries: int | None = None,
 ) -> bool:
-    """Metrics for one faust app: sensor, consumer-lag timer, /metrics + /healthz server on ``port``
-    (``Settings.metrics_port``, ``IMGSEARCH_METRICS_PORT``; 0: no server and no instrumentation). Call
-    it once, before the worker starts (e.g. at the end of ``streams.common.make_app``); calling it
+    """Metrics for one faust app: sensor, consumer-lag timer (``lags(app)``: (topic, partition, lag)
+    of the app's assigned partitions, streams.faust_compat.consumer_lags), /metrics + /healthz server on
+    ``port`` (``Settings.metrics_port``, ``IMGSEARCH_METRICS_PORT``; 0: no server and no instrumentation).
+    Call it once, before the worker starts (e.g. at the end of ``streams.common.make_app``); calling it
     again is a no-op. Returns whether the app was instrumented."""
     if port <= 0 or getattr(app, "_imgsearch_metrics", False):
         return False
@@ -338,7 +323,7 @@ def instrument_faust_app(
     @app.timer(interval=lag_interval_s)
     async def _consumer_lag() -> None:
         try:
-            set_consumer_lag(role, consumer_lags(app))
+            set_consumer_lag(role, lags(app))
         except Exception as exc:  # metrics never take a worker down
             log.debug("consumer lag not available: %s", exc)
 

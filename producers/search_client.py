@@ -32,6 +32,7 @@ from imgsearch.kafka_admin import ensure_topics
 from producers.deadlines import ClientStartTimeout, KnownTopics, too_large
 from schemas.events import MetadataFilter, SearchRequest, SearchResponse
 from schemas.limits import MAX_MESSAGE_BYTES
+from schemas.reasons import Reason
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,20 @@ class SearchTimeout(TimeoutError):
 
 
 class SearchError(RuntimeError):
-    """The query worker answered with an error."""
+    """The query worker answered with an error: ``code`` is the wire string, ``reason`` its
+    :class:`~schemas.reasons.Reason` (None for a code this version does not know)."""
 
     def __init__(self, response: SearchResponse) -> None:
         assert response.error is not None
         super().__init__(f"{response.error.code}: {response.error.message}")
         self.response = response
         self.code = response.error.code
+        self.reason = Reason.parse(self.code)
+
+    @property
+    def retriable(self) -> bool:
+        """Whether the same search may succeed when sent again (an expired request, the index down)."""
+        return self.reason is not None and self.reason.retriable
 
 
 def default_client_id(kind: str = "", principal: str = "") -> str:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from schemas.limits import DEAD_LETTER_MAX_ORIGINAL_BYTES, MAX_INLINE_IMAGE_BYTES
+from schemas.reasons import Reason
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -352,9 +353,10 @@ ALL_EVENTS: tuple[type[Event], ...] = (
 
 
 class InvalidEvent(ValueError):
-    """A payload that is not a valid event of the expected kind; ``code`` is machine-readable."""
+    """A payload that is not a valid event of the expected kind; ``code`` is machine-readable (a
+    :class:`~schemas.reasons.Reason`)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: Reason, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -363,26 +365,27 @@ class InvalidEvent(ValueError):
 def parse_event(model: type[E], payload: bytes | str | None) -> E:
     """Parse one wire payload into ``model`` or raise :class:`InvalidEvent` with a clear reason."""
     if payload is None:
-        raise InvalidEvent("empty", "the message has no value")
+        raise InvalidEvent(Reason.EMPTY, "the message has no value")
     try:
         raw = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEvent("malformed_json", f"not valid JSON: {exc}") from exc
+        raise InvalidEvent(Reason.MALFORMED_JSON, f"not valid JSON: {exc}") from exc
     if not isinstance(raw, dict):
-        raise InvalidEvent("schema_violation", f"expected a JSON object, got {type(raw).__name__}")
+        raise InvalidEvent(Reason.SCHEMA_VIOLATION, f"expected a JSON object, got {type(raw).__name__}")
     version = raw.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise InvalidEvent(
-            "unknown_version",
+            Reason.UNKNOWN_VERSION,
             f"schema_version {version!r} is not supported (this worker reads {SCHEMA_VERSION})",
         )
     expected_type = model.model_fields["type"].default
     if "type" in raw and raw["type"] != expected_type:
-        raise InvalidEvent("wrong_type", f"expected type {expected_type!r}, got {raw['type']!r}")
+        raise InvalidEvent(Reason.WRONG_TYPE, f"expected type {expected_type!r}, got {raw['type']!r}")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in errors)
-        code = "image_too_large" if any(err["type"] == "image_too_large" for err in errors) else "schema_violation"
+        too_large = any(err["type"] == "image_too_large" for err in errors)
+        code = Reason.IMAGE_TOO_LARGE if too_large else Reason.SCHEMA_VIOLATION
         raise InvalidEvent(code, problems) from exc

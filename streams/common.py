@@ -1,13 +1,12 @@
-"""What every role's faust app shares: app construction, the dead-letter sink, thread offload."""
+"""What every role's faust app shares: app construction (with the faust workarounds of
+``streams.faust_compat``), dead letters, the parse-or-dead-letter ``valid()``, thread offload."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,154 +17,19 @@ from imgsearch import metrics
 from imgsearch.config import Settings
 from imgsearch.connections import faust_credentials
 from schemas import topics
-from schemas.events import DeadLetter
+from schemas.events import DeadLetter, Event, InvalidEvent, parse_event
 from schemas.limits import DEAD_LETTER_MAX_BYTES, MAX_MESSAGE_BYTES
+from schemas.reasons import Reason
+from streams import faust_compat
+from streams.ports import EventSink
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# The versions the patches below (and metrics.consumer_lags' read of consumer._committed_offset) were
-# tested against: they reach into private internals of faust's aiokafka driver and of mode's
-# FlowControlEvent, which a new release may change without notice. pyproject.toml pins the same
-# versions; a different faust-streaming or mode-streaming stops the worker at start-up (unless
-# IMGSEARCH_ALLOW_UNTESTED_FAUST=1), a different aiokafka only warns (ActivePartitions relies on
-# its Fetcher reading an empty partition set as "all", but touches no private name of it).
-TESTED_VERSIONS = {"faust-streaming": "0.15.3", "mode-streaming": "0.7.1"}
-TESTED_WARN_ONLY = {"aiokafka": "0.14.0"}
-
-
-class UntestedVersions(RuntimeError):
-    """faust-streaming or mode-streaming is not the version the patches were tested against."""
-
-
-def check_patched_versions(allow_untested: bool = False) -> list[str]:
-    """Compare the installed faust-streaming, mode-streaming and aiokafka with the tested versions.
-    Returns the differences (each logged as a warning); raises UntestedVersions for faust/mode
-    differences unless `allow_untested`."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def installed(dist: str) -> str:
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            return "not installed"
-
-    hard = [f"{d} {installed(d)} (tested: {v})" for d, v in TESTED_VERSIONS.items() if installed(d) != v]
-    soft = [f"{d} {installed(d)} (tested: {v})" for d, v in TESTED_WARN_ONLY.items() if installed(d) != v]
-    if hard and not allow_untested:
-        raise UntestedVersions(
-            "imgsearch patches private internals of faust-streaming and mode-streaming (streams/common.py) "
-            f"and was tested only with {', '.join(f'{d} {v}' for d, v in TESTED_VERSIONS.items())}; "
-            f"installed: {'; '.join(hard)}. Install the locked versions (bash scripts/setup.sh), or set "
-            "IMGSEARCH_ALLOW_UNTESTED_FAUST=1 to run anyway (re-run the integration tests first)"
-        )
-    for diff in hard + soft:
-        log.warning("untested version: %s; the faust patches in streams/common.py may not hold", diff)
-    return hard + soft
-
-
-class ActivePartitions:
-    """A live view of the consumer's set of active (not paused) partitions that is never "empty" to
-    aiokafka.
-
-    faust hands aiokafka's ``Fetcher.fetched_records(partitions)`` its live set of active partitions,
-    and a fetch waits there up to a second while rebalances and table recovery pause and resume
-    partitions in that set. aiokafka reads an empty ``partitions`` as "every assigned partition": when
-    a rebalance paused everything, a fetch already under way drained the changelog records that
-    recovery had just sought to, and faust threw them away because the flow was stopped (it rewinds
-    only partitions with committed offsets, which changelogs have none of). Recovery then waited
-    forever for records it would never see again. Through this view an empty set means "none".
-    """
-
-    def __init__(self, live: AbstractSet[Any]) -> None:
-        self._live = live
-
-    def __contains__(self, tp: object) -> bool:
-        return tp in self._live
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(set(self._live))
-
-    def __len__(self) -> int:
-        return len(self._live)
-
-    def __bool__(self) -> bool:
-        return True
-
-    def __repr__(self) -> str:
-        return f"ActivePartitions({set(self._live)!r})"
-
-
-def fetch_only_active_partitions() -> None:
-    """Make faust's aiokafka consumer thread fetch only from its active partitions (see
-    ``ActivePartitions``); idempotent."""
-    from faust.transport.drivers import aiokafka as driver
-
-    thread = driver.AIOKafkaConsumerThread
-    original = thread._fetch_records
-    if getattr(original, "_imgsearch_active_only", False):
-        return
-
-    @functools.wraps(original)
-    async def _fetch_records(
-        self: Any, consumer: Any, active_partitions: Any, timeout: float | None = None, max_records: int | None = None
-    ) -> Any:
-        if active_partitions is not None:  # None: a client-only app, which fetches everything
-            active_partitions = ActivePartitions(active_partitions)
-        return await original(self, consumer, active_partitions, timeout=timeout, max_records=max_records)
-
-    _fetch_records._imgsearch_active_only = True  # type: ignore[attr-defined]
-    thread._fetch_records = _fetch_records  # type: ignore[method-assign]
-
-
-def keep_queued_events_on_resume(flow_control: Any) -> None:
-    """Make ``flow_control.resume()`` keep the stream buffers while events already flow.
-
-    mode's ``FlowControlEvent.resume()`` empties every stream buffer, also when flow control is
-    already active. After an assignment, faust's table recovery makes it active when the restore
-    begins, later resumes the stream partitions, awaits the seek to committed offsets, and only then
-    calls ``resume()`` again: events the fetcher delivered in that window were emptied out. Their read
-    offsets had moved on, so nothing fetched them again, and faust's commit check does not see a hole
-    right after the committed offset, so later acks committed past them: a query worker restarted
-    after kill -9 lost the first event after its committed offset in about one start in ten. Resuming
-    from a real suspension (a rebalance) still empties the buffers of stale events.
-    """
-    if getattr(flow_control, "_imgsearch_keeps_queues", False):
-        return
-    original = flow_control.resume
-
-    def resume() -> None:
-        if flow_control.is_active():
-            log.debug("flow control already active: stream buffers kept")
-            return
-        original()
-
-    flow_control.resume = resume
-    flow_control._imgsearch_keeps_queues = True
-
-
-def idempotent_producers() -> None:
-    """Every faust producer idempotent (acks=all): faust turns idempotence on only for transactions
-    (exactly-once), so a send retried after a broker failover could write an event twice. With it,
-    the broker drops a batch it already has (the producer id and sequence number match). Idempotent."""
-    from faust.transport.drivers import aiokafka as faust_aiokafka
-
-    producer_cls: Any = faust_aiokafka.Producer
-    if getattr(producer_cls, "_imgsearch_idempotent", False):
-        return
-    original = producer_cls._settings_extra
-
-    def settings_extra(self: Any) -> Mapping[str, Any]:
-        return {**original(self), "acks": "all", "enable_idempotence": True}
-
-    producer_cls._settings_extra = settings_extra
-    producer_cls._imgsearch_idempotent = True
+E = TypeVar("E", bound=Event)
 
 
 def make_app(role: str, settings: Settings) -> faust.App:
-    check_patched_versions(settings.allow_untested_faust)
-    fetch_only_active_partitions()
-    idempotent_producers()
+    faust_compat.install(settings.allow_untested_faust)  # once per process: version gate + patches
     datadir = Path(settings.data_dir) / "faust" / settings.app_id(role)
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -189,7 +53,7 @@ def make_app(role: str, settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_tables_enabled=False,
         web_router_enabled=False,
-        producer_acks=-1,  # + idempotence: idempotent_producers()
+        producer_acks=-1,  # + idempotence: faust_compat.idempotent_producers()
         # the size-limit chain (schemas/limits.py): one event of the largest allowed size fits
         producer_max_request_size=MAX_MESSAGE_BYTES,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
@@ -201,9 +65,14 @@ def make_app(role: str, settings: Settings) -> faust.App:
         broker_commit_every=100,
         broker_commit_interval=1.0,
     )
-    keep_queued_events_on_resume(app.flow_control)
+    faust_compat.prepare_app(app)
     metrics.instrument_faust_app(  # no-op unless IMGSEARCH_METRICS_PORT > 0
-        app, role, settings.metrics_port, host=settings.metrics_host, tries=settings.metrics_port_tries
+        app,
+        role,
+        faust_compat.consumer_lags,
+        settings.metrics_port,
+        host=settings.metrics_host,
+        tries=settings.metrics_port_tries,
     )
     return app
 
@@ -239,17 +108,16 @@ def json_schema() -> faust.Schema:
 
 
 class DeadLetters:
-    """Sends invalid events to the dead-letter topic, with a machine-readable reason."""
+    """Sends invalid events to the dead-letter topic (``sink``), with a machine-readable reason."""
 
-    def __init__(self, app: faust.App, settings: Settings, consumer: str) -> None:
-        self._topic = topic(app, settings.topics.dead_letters(), settings)
+    def __init__(self, sink: EventSink, consumer: str) -> None:
+        self._sink = sink
         self._consumer = consumer
-        self.count = 0
 
     async def send(
         self,
         payload: bytes | None,
-        code: str,
+        code: Reason,
         reason: str,
         *,
         source_topic: str,
@@ -272,12 +140,11 @@ class DeadLetters:
         )
         value = letter.to_bytes()
         assert len(value) <= DEAD_LETTER_MAX_BYTES, len(value)  # the payload copy and the reason are bounded
-        await self._topic.send(key=source_topic.encode(), value=value)
-        self.count += 1
+        await self._sink.send(key=source_topic.encode(), value=value)
         metrics.dead_letter(self._consumer, source_topic, code)
         log.warning("dead letter from %s[%s]@%s: %s: %s", source_topic, partition, offset, code, reason[:300])
 
-    async def from_event(self, event: Any, code: str, reason: str) -> None:
+    async def from_event(self, event: Any, code: Reason, reason: str) -> None:
         msg = event.message
         await self.send(
             msg.value,
@@ -293,8 +160,25 @@ class DeadLetters:
         """Dead-letter an event whose processing raised something nobody foresaw, as
         ``processing_failed`` with the error; returns that reason (e.g. for an error reply)."""
         why = f"{type(exc).__name__}: {exc}"
-        await self.from_event(event, "processing_failed", why)
+        await self.from_event(event, Reason.PROCESSING_FAILED, why)
         return why
+
+
+async def valid(
+    event: Any,
+    model: type[E],
+    dlq: DeadLetters,
+    on_invalid: Callable[[InvalidEvent], Awaitable[None]] | None = None,
+) -> E | None:
+    """The event's value parsed as ``model``, or None after dead-lettering it with the reason (and
+    ``on_invalid(error)``, e.g. an error reply) when it is not a valid event of that kind."""
+    try:
+        return parse_event(model, event.message.value)
+    except InvalidEvent as exc:
+        await dlq.from_event(event, exc.code, exc.message)
+        if on_invalid is not None:
+            await on_invalid(exc)
+        return None
 
 
 class Offload:

@@ -27,9 +27,10 @@ from imgsearch.embedding.base import Embedder
 from imgsearch.embedding.style import EmbeddingStyle, StyleDescriber
 from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
 from imgsearch.index.opensearch import ImageDoc, OpenSearchIndex, model_slug
-from schemas.events import ImageIndexed, InvalidEvent, NewImage, parse_event
+from schemas.events import ImageIndexed, NewImage
 from streams.centroids import CentroidWatcher
-from streams.common import DeadLetters, Offload, make_app, topic
+from streams.common import DeadLetters, Offload, make_app, topic, valid
+from streams.ports import EventSink, ImageWriter, ModelSource
 
 log = logging.getLogger(__name__)
 ROLE = "embedder"
@@ -61,25 +62,28 @@ def assign(
 
 
 class EmbeddingPipeline:
+    """The embedding worker's handler, behind its ports: ``index`` (the documents), ``indexed`` (the
+    image-indexed events), ``dlq`` (dead letters), ``centroids`` (the current centroid model)."""
+
     def __init__(
         self,
-        app: faust.App,
         settings: Settings,
         embedder: Embedder,
         style: StyleDescriber,
-        index: OpenSearchIndex,
-        centroids: CentroidWatcher,
+        index: ImageWriter,
+        centroids: ModelSource[CentroidModel],
+        indexed: EventSink,
+        dlq: DeadLetters,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.style = style
         self.index = index
         self.centroids = centroids
-        self.dlq = DeadLetters(app, settings, ROLE)
-        self.indexed_topic = topic(app, settings.topics.images_indexed(), settings)
+        self.dlq = dlq
+        self.indexed = indexed
         self.offload = Offload()
         self.roots = parse_roots(settings.allowed_uri_roots)
-        self.processed = 0
         self.index_ready = asyncio.Event()
 
     def _load_pixels(self, image: NewImage) -> Image.Image:
@@ -125,11 +129,10 @@ class EmbeddingPipeline:
         loaded: list[Loaded] = []
         for event in events:
             try:
-                image = parse_event(NewImage, event.message.value)
+                image = await valid(event, NewImage, self.dlq)
+                if image is None:
+                    continue
                 pixels = await self.offload.run(self._load_pixels, image)
-            except InvalidEvent as exc:
-                await self.dlq.from_event(event, exc.code, exc.message)
-                continue
             except ImageRejected as exc:
                 await self.dlq.from_event(event, exc.code, str(exc))
                 continue
@@ -186,8 +189,7 @@ class EmbeddingPipeline:
                 centroid_version=version,
                 indexed_at=now,
             )
-            await self.indexed_topic.send(key=doc.image_id.encode(), value=out.to_bytes())
-        self.processed += len(docs)
+            await self.indexed.send(key=doc.image_id.encode(), value=out.to_bytes())
 
 
 async def take_over_when_caught_up(
@@ -226,7 +228,9 @@ def build(settings: Settings, embedder: Embedder, style: StyleDescriber) -> tupl
     app = make_app(f"{ROLE}-{model_slug(embedder.model_id)}", settings)
     index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id=embedder.model_id)
     watcher = CentroidWatcher(settings.kafka_bootstrap, settings.topics)
-    pipeline = EmbeddingPipeline(app, settings, embedder, style, index, watcher)
+    dlq = DeadLetters(topic(app, settings.topics.dead_letters(), settings), ROLE)
+    indexed = topic(app, settings.topics.images_indexed(), settings)
+    pipeline = EmbeddingPipeline(settings, embedder, style, index, watcher, indexed, dlq)
     source = topic(app, settings.topics.new_images(), settings)
 
     @app.task

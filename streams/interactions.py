@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,16 +26,10 @@ import faust
 
 from imgsearch.config import Settings
 from imgsearch.domain.centroids import NO_CLUSTER
-from schemas.events import (
-    ForgetUser,
-    ImageIndexed,
-    Interaction,
-    InvalidEvent,
-    PersonalizationEvent,
-    event_type_of,
-    parse_event,
-)
-from streams.common import DeadLetters, json_schema, make_app, topic
+from schemas.events import ForgetUser, ImageIndexed, Interaction, PersonalizationEvent, event_type_of
+from schemas.reasons import Reason
+from streams.common import DeadLetters, json_schema, make_app, topic, valid
+from streams.ports import EventSink
 
 if TYPE_CHECKING:
     from imgsearch.ranker.personalize import PersonalizeDataDeletion
@@ -68,15 +62,23 @@ def future_skew_s(ts: datetime, max_skew_s: float, now: float | None = None) -> 
 
 
 class InteractionMapper:
-    def __init__(self, app: faust.App, settings: Settings) -> None:
+    """The interaction worker's handler, behind its ports: ``clusters`` (image id -> [cluster id,
+    centroid version], faust's global table), ``out`` (personalization events), ``retry`` (parked
+    interactions), ``dlq`` (dead letters)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clusters: MutableMapping[str, Any],
+        out: EventSink,
+        retry: EventSink,
+        dlq: DeadLetters,
+    ) -> None:
         self.settings = settings
-        self.clusters = app.GlobalTable("image-clusters", schema=json_schema(), partitions=settings.partitions)
-        self.dlq = DeadLetters(app, settings, ROLE)
-        self.out = topic(app, settings.topics.personalization_events(), settings)
-        self.retry = topic(app, settings.topics.interactions_retry(), settings)
-        self.mapped = 0
-        self.parked = 0
-        self.dropped_forgotten = 0
+        self.clusters = clusters
+        self.dlq = dlq
+        self.out = out
+        self.retry = retry
         # user id -> wall time of their ForgetUser: interactions parked before it are dropped. Kept
         # in memory as long as a parked interaction can live (see forget_memory_s).
         self._forgotten: dict[str, float] = {}
@@ -113,16 +115,14 @@ class InteractionMapper:
         if event_type_of(event.message.value) == "user.forget":
             await self.forget(event)
             return
-        try:
-            interaction = parse_event(Interaction, event.message.value)
-        except InvalidEvent as exc:
-            await self.dlq.from_event(event, exc.code, exc.message)
+        interaction = await valid(event, Interaction, self.dlq)
+        if interaction is None:
             return
         ahead = future_skew_s(interaction.timestamp, self.settings.max_clock_skew_s)
         if ahead is not None:
             await self.dlq.from_event(
                 event,
-                "timestamp_in_future",
+                Reason.TIMESTAMP_IN_FUTURE,
                 f"timestamp {interaction.timestamp.isoformat()} is {ahead:.0f} s ahead of this worker's clock "
                 f"(allowed skew: {self.settings.max_clock_skew_s:g} s, IMGSEARCH_MAX_CLOCK_SKEW_S)",
             )
@@ -145,13 +145,10 @@ class InteractionMapper:
         wait = min(due - time.time(), self.retry_delay_s)
         if wait > 0:
             await asyncio.sleep(wait)
-        try:
-            interaction = parse_event(Interaction, event.message.value)
-        except InvalidEvent as exc:
-            await self.dlq.from_event(event, exc.code, exc.message)
+        interaction = await valid(event, Interaction, self.dlq)
+        if interaction is None:
             return
         if self.is_forgotten(interaction.user_id, parked_at):
-            self.dropped_forgotten += 1
             log.info("parked interaction %s dropped: its user was forgotten", interaction.event_id)
             return
         origin = headers.get(ORIGIN_HEADER) or f"{event.message.topic}:{event.message.partition}:{event.message.offset}"
@@ -176,14 +173,13 @@ class InteractionMapper:
                     (ORIGIN_HEADER, origin.encode()),
                 ],
             )
-            self.parked += 1
             return
         known = interaction.image_id in self.clusters
         code, why = (
-            ("unclustered_image", "the image is indexed but has no cluster yet (no centroid model)")
+            (Reason.UNCLUSTERED_IMAGE, "the image is indexed but has no cluster yet (no centroid model)")
             if known
             else (
-                "unknown_image",
+                Reason.UNKNOWN_IMAGE,
                 f"image {interaction.image_id!r} was not indexed within {self.settings.unknown_image_wait_s:g}s "
                 f"({attempt} retries on {self.settings.topics.interactions_retry().name})",
             )
@@ -217,7 +213,17 @@ class InteractionMapper:
             centroid_version=version,
         )
         await self.out.send(key=interaction.user_id.encode(), value=out.to_bytes())
-        self.mapped += 1
+
+    async def track(self, event: Any) -> None:
+        """One image-indexed event: the image's cluster goes into the image -> cluster map; a bad
+        event is dead-lettered, the stream goes on."""
+        try:
+            msg = await valid(event, ImageIndexed, self.dlq)
+            if msg is not None:
+                self.clusters[msg.image_id] = [msg.cluster_id, msg.centroid_version]
+        except Exception as exc:  # one bad event is dead-lettered; the stream goes on
+            log.exception("image-indexed event failed")
+            await self.dlq.failed(event, exc)
 
     def is_forgotten(self, user_id: str, parked_at: float) -> bool:
         now = time.time()
@@ -230,10 +236,8 @@ class InteractionMapper:
     async def forget(self, event: Any) -> None:
         """A ForgetUser request: interactions of this user parked before it are dropped, and the
         request goes on to the query workers (same key: after every event of the user mapped so far)."""
-        try:
-            request = parse_event(ForgetUser, event.message.value)
-        except InvalidEvent as exc:
-            await self.dlq.from_event(event, exc.code, exc.message)
+        request = await valid(event, ForgetUser, self.dlq)
+        if request is None:
             return
         self._forgotten[request.user_id] = time.time()
         await self.out.send(key=request.user_id.encode(), value=request.to_bytes())
@@ -251,7 +255,7 @@ async def forget_in_personalize(
         for event, _ in requests:
             await dlq.from_event(
                 event,
-                "personalize_deletion_not_configured",
+                Reason.PERSONALIZE_DELETION_NOT_CONFIGURED,
                 "the user was forgotten here but not in Amazon Personalize: set "
                 "IMGSEARCH_PERSONALIZE_DATASET_GROUP_ARN, _DELETION_ROLE_ARN and _DELETION_S3, then replay",
             )
@@ -261,21 +265,20 @@ async def forget_in_personalize(
 
 def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
     app = make_app(ROLE, settings)
-    mapper = InteractionMapper(app, settings)
+    mapper = InteractionMapper(
+        settings,
+        clusters=app.GlobalTable("image-clusters", schema=json_schema(), partitions=settings.partitions),
+        out=topic(app, settings.topics.personalization_events(), settings),
+        retry=topic(app, settings.topics.interactions_retry(), settings),
+        dlq=DeadLetters(topic(app, settings.topics.dead_letters(), settings), ROLE),
+    )
     indexed = topic(app, settings.topics.images_indexed(), settings)
     source = topic(app, settings.topics.interactions(), settings)
 
     @app.agent(indexed, name="image-clusters")
     async def track_clusters(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            try:
-                msg = parse_event(ImageIndexed, event.message.value)
-                mapper.clusters[msg.image_id] = [msg.cluster_id, msg.centroid_version]
-            except InvalidEvent as exc:
-                await mapper.dlq.from_event(event, exc.code, exc.message)
-            except Exception as exc:  # one bad event is dead-lettered; the stream goes on
-                log.exception("image-indexed event failed")
-                await mapper.dlq.failed(event, exc)
+            await mapper.track(event)
 
     @app.agent(source, name="map-interactions")
     async def map_interactions(stream: faust.StreamT) -> None:
@@ -317,14 +320,12 @@ def build(settings: Settings) -> tuple[faust.App, InteractionMapper]:
                 batch, sources = [], []
                 forgets: list[tuple[Any, ForgetUser]] = []
                 for event in events:
-                    try:
-                        if event_type_of(event.message.value) == "user.forget":
-                            forgets.append((event, parse_event(ForgetUser, event.message.value)))
-                        else:
-                            batch.append(parse_event(PersonalizationEvent, event.message.value))
-                            sources.append(event)
-                    except InvalidEvent as exc:
-                        await mapper.dlq.from_event(event, exc.code, exc.message)
+                    if event_type_of(event.message.value) == "user.forget":
+                        if (forget := await valid(event, ForgetUser, mapper.dlq)) is not None:
+                            forgets.append((event, forget))
+                    elif (personal := await valid(event, PersonalizationEvent, mapper.dlq)) is not None:
+                        batch.append(personal)
+                        sources.append(event)
                 # events of a user sent before the forget request are in Personalize before the
                 # deletion job starts (the job deletes what the dataset holds when it runs)
                 try:

@@ -13,7 +13,6 @@ ranker failure falls back to pure relevance and says so in the reply.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import re
@@ -31,9 +30,9 @@ from imgsearch import metrics
 from imgsearch.config import Settings
 from imgsearch.connections import kafka_security
 from imgsearch.domain.blend import Candidate, Ranked, blend
-from imgsearch.domain.centroids import NO_MODEL_VERSION, CentroidModel
+from imgsearch.domain.centroids import CentroidModel
 from imgsearch.domain.mmr import mmr
-from imgsearch.domain.profile import Profile
+from imgsearch.domain.user_profiles import UserProfiles
 from imgsearch.embedding.base import Embedder
 from imgsearch.images import ImageRejected, decode
 from imgsearch.index.opensearch import OpenSearchIndex
@@ -51,13 +50,14 @@ from schemas.events import (
     SearchRequest,
     SearchResponse,
     event_type_of,
-    parse_event,
 )
+from schemas.reasons import Reason
 from schemas.topics import Topics
 from streams import retrieval
 from streams.centroids import CentroidWatcher, RankerModelWatcher
-from streams.common import DeadLetters, Offload, json_schema, make_app, topic
+from streams.common import DeadLetters, Offload, json_schema, make_app, topic, valid
 from streams.interactions import future_skew_s
+from streams.ports import ModelSource, ReplySender, SearchIndex
 
 log = logging.getLogger(__name__)
 ROLE = "query"
@@ -96,50 +96,23 @@ def _reply_target(payload: bytes | None, topics: Topics) -> tuple[str, str, str]
     return None
 
 
-class QueryService:
-    def __init__(
-        self,
-        app: faust.App,
-        settings: Settings,
-        embedder: Embedder,
-        index: OpenSearchIndex,
-        ranker: PersonalRanker | None = None,
-        centroids: CentroidWatcher | None = None,
-    ) -> None:
-        self.app = app
-        self.centroids = centroids
-        self.settings = settings
-        self.embedder = embedder
-        self.index = index
-        self.profiles = app.Table("profiles", schema=json_schema(), partitions=settings.partitions)
-        self.ranker_model = RankerModelWatcher(settings.kafka_bootstrap, settings.topics)
-        self.ranker: PersonalRanker = ranker or LocalProfileRanker(
-            self._profile,
-            settings.profile_half_life_s,
-            recency_weight=settings.recency_weight,
-            model=lambda: self.ranker_model.current,
-            neighbour_strength=settings.neighbour_strength,
-            new_user=settings.new_user_policy,
-            dislike_scale=settings.dislike_scale,
-            affinity_mode=settings.affinity_mode,
-            affinity_bandwidth=settings.affinity_bandwidth,
-        )
-        self.dlq = DeadLetters(app, settings, ROLE)
-        self.offload = Offload()
-        self.answered = 0
-        self.rankings = retrieval.Rankings(settings.ranking_cache_entries, settings.ranking_cache_ttl_s)
-        self._metadata_client: Any = None  # an aiokafka client of our own, for KnownTopics (made on first use)
-        self._reply_topics: KnownTopics | None = None
-        self._styles: OrderedDict[str, tuple[list[float], str] | None] = OrderedDict()  # image id -> (style, model)
+class KafkaReplies:
+    """The reply port on Kafka: sends through the faust app's producer; whether a reply topic exists is
+    asked of the broker's metadata by an aiokafka client of its own (made on first use), never by
+    creating the topic."""
 
-    async def _reply_topic_exists(self, name: str) -> bool:
-        """Whether the broker lists ``name``, asked without creating it (a reply topic is created by its
-        client at start; a request naming any other topic is refused, and nothing is created)."""
-        if self._reply_topics is None:
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self._app = app
+        self._settings = settings
+        self._metadata_client: Any = None
+        self._known: KnownTopics | None = None
+
+    async def exists(self, topic: str) -> bool:
+        if self._known is None:
             from aiokafka.client import AIOKafkaClient
 
             client = AIOKafkaClient(
-                **kafka_security(), bootstrap_servers=self.settings.kafka_bootstrap, client_id="imgsearch-query-meta"
+                **kafka_security(), bootstrap_servers=self._settings.kafka_bootstrap, client_id="imgsearch-query-meta"
             )
             try:
                 await asyncio.wait_for(client.bootstrap(), REPLY_CHECK_TIMEOUT_S * 5)
@@ -147,48 +120,55 @@ class QueryService:
                 await client.close()
                 raise
             self._metadata_client = client
-            self._reply_topics = KnownTopics(client)
-        return await self._reply_topics.exists(name, REPLY_CHECK_TIMEOUT_S)
+            self._known = KnownTopics(client)
+        return await self._known.exists(topic, REPLY_CHECK_TIMEOUT_S)
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        await self._app.topic(topic, key_type=bytes, value_type=bytes).send(key=key, value=value)
 
     async def close(self) -> None:
-        """Release the clients that hold sockets (a clean stop: no 'Unclosed client session')."""
         if self._metadata_client is not None:
             await self._metadata_client.close()
             self._metadata_client = None
-            self._reply_topics = None
+            self._known = None
+
+
+class QueryService:
+    """The query worker's handler, behind its ports: ``index`` (k-NN and stored vectors),
+    ``ranker`` (personal scores), ``profiles`` (learnt from personalization events; the local ranker
+    reads the same), ``centroids`` (the current cluster model), ``replies`` (reply topics), ``dlq``
+    (dead letters)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        index: SearchIndex,
+        ranker: PersonalRanker,
+        profiles: UserProfiles,
+        centroids: ModelSource[CentroidModel],
+        replies: ReplySender,
+        dlq: DeadLetters,
+    ) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.index = index
+        self.ranker = ranker
+        self.profiles = profiles
+        self.centroids = centroids
+        self.replies = replies
+        self.dlq = dlq
+        self.offload = Offload()
+        self.rankings = retrieval.Rankings(settings.ranking_cache_entries, settings.ranking_cache_ttl_s)
+        self._styles: OrderedDict[str, tuple[list[float], str] | None] = OrderedDict()  # image id -> (style, model)
+
+    async def close(self) -> None:
+        """Release the clients that hold sockets (a clean stop: no 'Unclosed client session')."""
+        await self.replies.close()
         await self.index.close()
 
     def _current(self) -> CentroidModel | None:
-        return self.centroids.current if self.centroids is not None else None
-
-    def _aligned(self, profile: Profile) -> Profile:
-        """The profile on the current cluster model (remapped if it was learnt on an earlier one)."""
-        model = self._current()
-        if model is None or profile.version == model.version:
-            return profile
-        if not profile.clusters:
-            profile.version = model.version
-            return profile
-        remap = model.remaps.get(profile.version)
-        if remap is None:
-            # "none": learnt before any model was loaded here (its ids are the model of its events)
-            report = log.debug if profile.version == NO_MODEL_VERSION else log.warning
-            report("profile on cluster model %s has no remap to %s; kept as is", profile.version, model.version)
-            profile.version = model.version
-            return profile
-        return profile.remapped(remap, model.version, time.time(), self.settings.profile_half_life_s)
-
-    def _profile(self, user_id: str) -> dict[str, Any] | None:
-        raw = self.profiles.get(user_id)
-        return None if raw is None else self._aligned(Profile.from_dict(raw)).to_dict()
-
-    def _shares(self, ev: PersonalizationEvent) -> dict[int, float]:
-        model = self._current()
-        if model is not None and ev.centroid_version != model.version:
-            remap = model.remaps.get(ev.centroid_version)
-            if remap is not None:
-                return dict(remap.get(ev.cluster_id, {}))
-        return {ev.cluster_id: 1.0}
+        return self.centroids.current
 
     async def style_of(self, image_id: str) -> tuple[list[float], str] | None:
         """Issue 15: the indexed style vector (and style model) of an interacted image, for the
@@ -209,43 +189,40 @@ class QueryService:
         return found
 
     def learn(self, ev: PersonalizationEvent, style: tuple[list[float], str] | None = None) -> bool:
-        known = self._profile(ev.user_id)
-        model = self._current()
-        # a new user's profile starts on the current cluster model (the shares below are in its ids)
-        start = model.version if model is not None else NO_MODEL_VERSION
-        profile = Profile.from_dict(known) if known is not None else Profile(version=start)
-        changed = profile.add_shares(
-            ev.event_id,
-            self._shares(ev),
-            ev.weight,
-            ev.timestamp.timestamp(),
-            self.settings.profile_half_life_s,
-            ev.image_id,
-            ev.event_type.value,
-            self.settings.session_decay,
-        )
-        if changed and style is not None:
-            profile.add_style(
-                style[0],
-                ev.weight,
-                ev.timestamp.timestamp(),
-                self.settings.profile_half_life_s,
-                style[1],
-                self.settings.affinity_merge_sim,
-            )
-        if changed:
-            self.profiles[ev.user_id] = profile.to_dict()
-        return changed
+        return self.profiles.learn(ev, style)
 
     def forget(self, request: ForgetUser) -> bool:
         """Delete the user's profile (issue 14 item 15). faust writes a tombstone (the key with no
         value) to the table's compacted changelog, so the profile stays gone when a worker restores
         the table after a restart, and compaction erases the earlier records. True if there was one."""
-        existed = request.user_id in self.profiles
-        if existed:
-            del self.profiles[request.user_id]
+        existed = self.profiles.forget(request.user_id)
         log.info("forget request %s: profile %s", request.event_id, "deleted" if existed else "absent")
         return existed
+
+    async def handle_personalization(self, event: Any) -> None:
+        """One event of the personalization topic: a ForgetUser request, or an interaction mapped to
+        its cluster, learnt into the user's profile; a bad event is dead-lettered, the stream goes on."""
+        try:
+            if event_type_of(event.message.value) == "user.forget":
+                if (request := await valid(event, ForgetUser, self.dlq)) is not None:
+                    self.forget(request)
+                return
+            ev = await valid(event, PersonalizationEvent, self.dlq)
+            if ev is None:
+                return
+            ahead = future_skew_s(ev.timestamp, self.settings.max_clock_skew_s)
+            if ahead is not None:  # the mapper refuses these already; one written here directly is refused too
+                await self.dlq.from_event(
+                    event, Reason.TIMESTAMP_IN_FUTURE, f"timestamp {ev.timestamp.isoformat()} is {ahead:.0f} s ahead"
+                )
+                return
+            # issue 15: the interacted image's style vector, for the continuous affinity only (the
+            # default cluster mode makes no extra OpenSearch read per interaction)
+            continuous = self.settings.ranker == "local" and self.settings.affinity_mode == "continuous"
+            self.learn(ev, await self.style_of(ev.image_id) if continuous else None)
+        except Exception as exc:  # one bad event is dead-lettered; the stream goes on
+            log.exception("personalization event failed")
+            await self.dlq.failed(event, exc)
 
     def _embed_query(self, req: SearchRequest, stored: list[float] | None = None) -> np.ndarray:
         vectors = []
@@ -319,12 +296,14 @@ class QueryService:
             except Exception as exc:
                 return SearchResponse(
                     **base,
-                    error=ErrorInfo(code="index_unavailable", message=f"the vector index did not answer: {exc}"),
+                    error=ErrorInfo(code=Reason.INDEX_UNAVAILABLE, message=f"the vector index did not answer: {exc}"),
                 )
             if stored is None:
                 return SearchResponse(
                     **base,
-                    error=ErrorInfo(code="unknown_image", message=f"similar_to: {req.similar_to!r} is not indexed"),
+                    error=ErrorInfo(
+                        code=Reason.UNKNOWN_IMAGE, message=f"similar_to: {req.similar_to!r} is not indexed"
+                    ),
                 )
         preferred = (
             asyncio.ensure_future(self._preferred_clusters(req.user_id))
@@ -352,13 +331,13 @@ class QueryService:
             except Exception as exc:
                 return SearchResponse(
                     **base,
-                    error=ErrorInfo(code="index_unavailable", message=f"the vector index did not answer: {exc}"),
+                    error=ErrorInfo(code=Reason.INDEX_UNAVAILABLE, message=f"the vector index did not answer: {exc}"),
                 )
             if not filterable:
                 return SearchResponse(
                     **base,
                     error=ErrorInfo(
-                        code="filters_unsupported",
+                        code=Reason.FILTERS_UNSUPPORTED,
                         message="this index was created before metadata filters (its metadata is not indexed): "
                         "re-index into a new IMGSEARCH_INDEX to filter (docs/operations.md)",
                     ),
@@ -372,7 +351,7 @@ class QueryService:
             log.error("k-NN failed for %s: %s", req.request_id, exc)
             return SearchResponse(
                 **base,
-                error=ErrorInfo(code="index_unavailable", message=f"the vector index did not answer: {exc}"),
+                error=ErrorInfo(code=Reason.INDEX_UNAVAILABLE, message=f"the vector index did not answer: {exc}"),
             )
         candidates, extra = retrieval.union(found)
         if req.similar_to is not None:
@@ -535,9 +514,9 @@ class QueryService:
     async def reply(self, reply_topic: str, response: SearchResponse, event: Any = None) -> bool:
         """Send the response, bounded in time; a reply topic that does not exist is refused without
         being created, and that request (``event``) is dead-lettered. False if it was not sent."""
-        why: tuple[str, str] | None = None
+        why: tuple[Reason, str] | None = None
         try:
-            exists = await self._reply_topic_exists(reply_topic)
+            exists = await self.replies.exists(reply_topic)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # no answer about the topic is no refusal: the bounded send decides
@@ -545,26 +524,26 @@ class QueryService:
             exists = True
         try:
             if not exists:
-                why = ("reply_topic_unknown", f"reply topic {reply_topic} does not exist; replies create no topic")
+                why = (Reason.REPLY_TOPIC_UNKNOWN, f"reply topic {reply_topic} does not exist; replies create no topic")
             else:
                 await asyncio.wait_for(
-                    self.app.topic(reply_topic, key_type=bytes, value_type=bytes).send(
-                        key=response.request_id.encode(), value=response.to_bytes()
-                    ),
+                    self.replies.send(reply_topic, response.request_id.encode(), response.to_bytes()),
                     REPLY_SEND_TIMEOUT_S,
                 )
         except TimeoutError:
-            why = ("reply_timeout", f"the reply to {reply_topic} could not be sent within {REPLY_SEND_TIMEOUT_S:g}s")
+            why = (
+                Reason.REPLY_TIMEOUT,
+                f"the reply to {reply_topic} could not be sent within {REPLY_SEND_TIMEOUT_S:g}s",
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            why = ("reply_failed", f"the reply to {reply_topic} failed: {type(exc).__name__}: {exc}")
+            why = (Reason.REPLY_FAILED, f"the reply to {reply_topic} failed: {type(exc).__name__}: {exc}")
         if why is not None:
             log.warning("search %s not answered: %s", response.request_id, why[1])
             if event is not None:
                 await self.dlq.from_event(event, *why)
             return False
-        self.answered += 1
         metrics.observe_search(ROLE, response)
         return True
 
@@ -585,27 +564,29 @@ class QueryService:
                 rid, uid, rt = target
                 await self.reply(
                     rt,
-                    SearchResponse(request_id=rid, user_id=uid, error=ErrorInfo(code="processing_failed", message=why)),
+                    SearchResponse(
+                        request_id=rid, user_id=uid, error=ErrorInfo(code=Reason.PROCESSING_FAILED, message=why)
+                    ),
                 )
 
     async def _handle(self, event: Any) -> None:
-        payload = event.message.value
-        try:
-            req = parse_event(SearchRequest, payload)
-        except InvalidEvent as exc:
-            await self.dlq.from_event(event, exc.code, exc.message)
-            target = _reply_target(payload, self.settings.topics)
+
+        async def answer_invalid(exc: InvalidEvent) -> None:  # an error reply, if its reply topic can be read
+            target = _reply_target(event.message.value, self.settings.topics)
             if target:
                 rid, uid, rt = target
                 await self.reply(
                     rt,
                     SearchResponse(request_id=rid, user_id=uid, error=ErrorInfo(code=exc.code, message=exc.message)),
                 )
+
+        req = await valid(event, SearchRequest, self.dlq, answer_invalid)
+        if req is None:
             return
         if not _reply_allowed(req.reply_topic, self.settings.topics):
             await self.dlq.from_event(
                 event,
-                "reply_topic_not_allowed",
+                Reason.REPLY_TOPIC_NOT_ALLOWED,
                 f"replies go only to topics starting with {self.settings.topics.reply_prefix()!r}",
             )
             return
@@ -615,7 +596,7 @@ class QueryService:
                 request_id=req.request_id,
                 user_id=req.user_id,
                 error=ErrorInfo(
-                    code="expired",
+                    code=Reason.EXPIRED,
                     message=f"the request waited {age_ms:.0f} ms, over its {req.timeout_ms} ms",
                 ),
             )
@@ -632,13 +613,30 @@ def build(
     app = make_app(ROLE, settings)
     # searches go to this worker's own model's index: query vectors and indexed vectors always match
     index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id=embedder.model_id)
-    watcher = CentroidWatcher(settings.kafka_bootstrap, settings.topics)
-    service = QueryService(app, settings, embedder, index, ranker, watcher)
+    centroids = CentroidWatcher(settings.kafka_bootstrap, settings.topics)
+    ranker_model = RankerModelWatcher(settings.kafka_bootstrap, settings.topics)
+    profiles = UserProfiles(
+        app.Table("profiles", schema=json_schema(), partitions=settings.partitions),
+        lambda: centroids.current,
+        settings.profile_half_life_s,
+        session_decay=settings.session_decay,
+        affinity_merge_sim=settings.affinity_merge_sim,
+    )
+    service = QueryService(
+        settings,
+        embedder,
+        index,
+        ranker or LocalProfileRanker.from_settings(settings, profiles.get, lambda: ranker_model.current),
+        profiles,
+        centroids,
+        KafkaReplies(app, settings),
+        DeadLetters(topic(app, settings.topics.dead_letters(), settings), ROLE),
+    )
     requests = topic(app, settings.topics.search_requests(), settings)
 
     @app.task
     async def watch_centroids() -> None:
-        await watcher.run()
+        await centroids.run()
 
     async def close_clients(app: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         await service.close()
@@ -647,33 +645,14 @@ def build(
 
     @app.task
     async def watch_ranker_model() -> None:
-        await service.ranker_model.run()
+        await ranker_model.run()
 
     events = topic(app, settings.topics.personalization_events(), settings)
 
     @app.agent(events, name="learn-profiles")
     async def learn_profiles(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            try:
-                if event_type_of(event.message.value) == "user.forget":
-                    service.forget(parse_event(ForgetUser, event.message.value))
-                    continue
-                ev = parse_event(PersonalizationEvent, event.message.value)
-                ahead = future_skew_s(ev.timestamp, settings.max_clock_skew_s)
-                if ahead is not None:  # the mapper refuses these already; one written here directly is refused too
-                    await service.dlq.from_event(
-                        event, "timestamp_in_future", f"timestamp {ev.timestamp.isoformat()} is {ahead:.0f} s ahead"
-                    )
-                    continue
-                # issue 15: the interacted image's style vector, for the continuous affinity only (the
-                # default cluster mode makes no extra OpenSearch read per interaction)
-                continuous = settings.ranker == "local" and settings.affinity_mode == "continuous"
-                service.learn(ev, await service.style_of(ev.image_id) if continuous else None)
-            except InvalidEvent as exc:
-                await service.dlq.from_event(event, exc.code, exc.message)
-            except Exception as exc:  # one bad event is dead-lettered; the stream goes on
-                log.exception("personalization event failed")
-                await service.dlq.failed(event, exc)
+            await service.handle_personalization(event)
 
     @app.agent(requests, name="answer-searches", concurrency=1)
     async def answer_searches(stream: faust.StreamT) -> None:
@@ -681,7 +660,3 @@ def build(
             await service.handle(event)
 
     return app, service
-
-
-def encode_image(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

@@ -57,6 +57,7 @@ from producers import EventPublisher, EventTooLarge, KafkaClientError, SearchCli
 from producers.search_client import SearchError, default_client_id
 from schemas.events import MAX_FILTERS, MAX_K, EventType, ForgetUser, Interaction, SearchResponse
 from schemas.limits import GATEWAY_MAX_BODY_BYTES
+from schemas.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +81,6 @@ PAGE_CSP = (
 )
 # everything else (JSON, images): nothing may run, even if a browser renders it as a document
 RESOURCE_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
-
-# the worker's error codes → HTTP status
-ERROR_STATUS = {
-    "schema_violation": 400,
-    "malformed_json": 400,
-    "unknown_version": 400,
-    "wrong_type": 400,
-    "empty": 400,
-    "undecodable_image": 422,
-    "image_too_large": 413,
-    "too_many_pixels": 413,
-    "format_not_allowed": 415,
-    "expired": 504,
-    "index_unavailable": 503,
-    "unknown_image": 404,
-    "filters_unsupported": 409,
-}
 
 
 def json_error(status: int, code: str, message: str, **extra: Any) -> web.Response:
@@ -222,8 +206,7 @@ class Gateway:
         try:
             return fetch_uri(uri, self.roots, self.settings.max_image_bytes, timeout_s=self.settings.read_timeout_s)
         except ImageRejected as exc:
-            status = {"uri_unreachable": 404, "image_too_large": 413, "read_timeout": 504}.get(exc.code, 403)
-            raise GatewayError(status, exc.code, str(exc)) from exc
+            raise GatewayError(exc.code.status, exc.code, str(exc)) from exc
 
     async def original(self, image_id: str) -> tuple[bytes, str, str]:
         """(bytes, content type, file name) of an image to serve. Its type is what its bytes are
@@ -326,7 +309,8 @@ class Gateway:
         except SearchTimeout as exc:
             raise GatewayError(504, "search_timeout", str(exc)) from exc
         except SearchError as exc:
-            raise GatewayError(ERROR_STATUS.get(exc.code, 502), exc.code, str(exc)) from exc
+            # the worker's error code's status (schemas/reasons.py); 502 for a code this version does not know
+            raise GatewayError(Reason.status_of(exc.code, 502), exc.code, str(exc)) from exc
         except EventTooLarge as exc:
             raise GatewayError(413, "request_too_large", str(exc)) from exc
         except KafkaClientError as exc:  # e.g. the request topic does not exist

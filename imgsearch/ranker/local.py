@@ -1,19 +1,23 @@
 """The local personal ranker: a real-time, time-decayed cluster profile per user.
 
 Profiles live in the query worker's faust table (changelog-backed, co-partitioned with search
-requests by user id), so the ranker reads them locally; this class only turns a profile into the
-ranker contract.
+requests by user id), so the ranker reads them locally (through
+``imgsearch.domain.user_profiles.UserProfiles.get``, which also remaps a profile learnt on an earlier
+cluster model); this class only turns a profile into the ranker contract.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgsearch.domain.cooccurrence import CooccurrenceModel
 from imgsearch.domain.profile import Profile, demotion, normalise
 from imgsearch.ranker.base import RankerResult
+
+if TYPE_CHECKING:
+    from imgsearch.config import Settings
 
 
 class LocalProfileRanker:
@@ -46,6 +50,27 @@ class LocalProfileRanker:
         self._dislike_scale = dislike_scale
         self.affinity_mode = affinity_mode
         self._bandwidth = affinity_bandwidth
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        get_profile: Callable[[str], Mapping[str, Any] | None],
+        model: Callable[[], CooccurrenceModel | None] = lambda: None,
+    ) -> LocalProfileRanker:
+        """The query worker's local ranker: profiles from ``get_profile`` (``UserProfiles.get``), the
+        offline model from ``model`` (the newest one published), the rest from the settings."""
+        return cls(
+            get_profile,
+            settings.profile_half_life_s,
+            recency_weight=settings.recency_weight,
+            model=model,
+            neighbour_strength=settings.neighbour_strength,
+            new_user=settings.new_user_policy,
+            dislike_scale=settings.dislike_scale,
+            affinity_mode=settings.affinity_mode,
+            affinity_bandwidth=settings.affinity_bandwidth,
+        )
 
     async def rank(self, user_id: str, cluster_ids: Sequence[int]) -> RankerResult:
         profile = Profile.from_dict(self._get(user_id))

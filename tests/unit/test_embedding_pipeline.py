@@ -1,80 +1,110 @@
-"""The embedding worker's batch handling, without servers: a batch that fails for a non-transient
-reason is dead-lettered event by event (never silently lost), valid batches are indexed."""
+"""The embedding worker's batch handling behind its ports, with in-memory fakes (no Kafka, no
+OpenSearch): a batch that fails for a non-transient reason is dead-lettered event by event (never
+silently lost), valid batches are indexed and announced."""
 
 import asyncio
 import io
-from types import SimpleNamespace
 
+import numpy as np
 from PIL import Image
 
 from imgsearch.config import Settings
+from imgsearch.domain.centroids import CentroidModel
+from imgsearch.embedding.base import Embedder
 from imgsearch.embedding.hashing import HashEmbedder
-from imgsearch.embedding.style import HandcraftedStyleDescriber
-from schemas.events import NewImage
-from schemas.topics import Topics
-from streams.centroids import CentroidWatcher
-from streams.common import make_app
+from imgsearch.embedding.style import HandcraftedStyleDescriber, StyleDescriber
+from schemas.events import ImageIndexed, NewImage
 from streams.embedding import EmbeddingPipeline
+from streams.ports import FixedModel
+from tests.unit.fakes import ImageWriter, Letters, Sink, event
 
 
-def png() -> bytes:
+def png(size: int = 16, colour: str = "red") -> bytes:
     buf = io.BytesIO()
-    Image.new("RGB", (16, 16), "red").save(buf, "PNG")
+    Image.new("RGB", (size, size), colour).save(buf, "PNG")
     return buf.getvalue()
 
 
-def event(value: bytes, offset: int) -> SimpleNamespace:
-    return SimpleNamespace(
-        message=SimpleNamespace(value=value, topic="t.images.new", partition=0, offset=offset, key=b"k")
-    )
+class Wired:
+    """An EmbeddingPipeline on fakes, and what it wrote."""
+
+    def __init__(
+        self,
+        tmp_path,
+        *,
+        fail: Exception | None = None,
+        embedder: Embedder | None = None,
+        style: StyleDescriber | None = None,
+        model: CentroidModel | None = None,
+    ) -> None:
+        self.index = ImageWriter(fail)
+        self.indexed = Sink()
+        self.dead = Letters("embedder")
+        self.pipeline = EmbeddingPipeline(
+            Settings(data_dir=str(tmp_path), kafka_bootstrap="127.0.0.1:1"),
+            embedder or HashEmbedder(),
+            style or HandcraftedStyleDescriber(),
+            self.index,
+            FixedModel(model),
+            self.indexed,
+            self.dead.dlq,
+        )
+        self.pipeline.index_ready.set()
+
+    def process(self, events: list) -> None:
+        asyncio.run(self.pipeline.process(events))
+
+    @property
+    def letters(self) -> list[tuple[int | None, str, str]]:
+        return [(dl.source_offset, dl.reason_code, dl.reason) for dl in self.dead.letters]
 
 
-class Index:
-    def __init__(self, fail: Exception | None) -> None:
-        self.fail = fail
-        self.docs: list = []
-
-    async def upsert(self, docs):
-        if self.fail:
-            raise self.fail
-        self.docs.extend(docs)
-
-
-def pipeline(index: Index, tmp_path) -> tuple[EmbeddingPipeline, list, list]:
-    settings = Settings(data_dir=str(tmp_path), kafka_bootstrap="127.0.0.1:1")
-    app = make_app("embedder-test", settings)
-    watcher = CentroidWatcher("127.0.0.1:1", Topics())
-    watcher.ready.set()
-    p = EmbeddingPipeline(app, settings, HashEmbedder(), HandcraftedStyleDescriber(), index, watcher)  # type: ignore[arg-type]
-    p.index_ready.set()
-    letters: list = []
-    sent: list = []
-
-    async def from_event(ev, code, reason):
-        letters.append((ev.message.offset, code, reason))
-
-    async def send(key, value):
-        sent.append(key)
-
-    p.dlq.from_event = from_event  # type: ignore[method-assign]
-    p.indexed_topic = SimpleNamespace(send=send)  # type: ignore[assignment]
-    return p, letters, sent
+def new_image(image_id: str, offset: int, data: bytes | None = None):
+    return event(NewImage.inline(image_id, data or png()).to_bytes(), offset, topic="t.images.new")
 
 
 def test_valid_batch_is_indexed_and_announced(tmp_path):
-    index = Index(None)
-    p, letters, sent = pipeline(index, tmp_path)
-    events = [event(NewImage.inline(f"img-{i}", png()).to_bytes(), i) for i in range(3)] + [event(b"{bad", 3)]
-    asyncio.run(p.process(events))
-    assert [d.image_id for d in index.docs] == ["img-0", "img-1", "img-2"]
-    assert sent == [b"img-0", b"img-1", b"img-2"]
-    assert [(o, c) for o, c, _ in letters] == [(3, "malformed_json")]
+    w = Wired(tmp_path)
+    w.process([new_image(f"img-{i}", i) for i in range(3)] + [event(b"{bad", 3, topic="t.images.new")])
+    assert [d.image_id for d in w.index.docs] == ["img-0", "img-1", "img-2"]
+    assert w.indexed.keys == [b"img-0", b"img-1", b"img-2"]
+    announced = [ImageIndexed.from_bytes(v) for v in w.indexed.values]
+    assert [(a.image_id, a.cluster_id, a.centroid_version) for a in announced] == [
+        ("img-0", -1, "none"),
+        ("img-1", -1, "none"),
+        ("img-2", -1, "none"),
+    ]
+    assert [(o, c) for o, c, _ in w.letters] == [(3, "malformed_json")]
+    (letter,) = w.dead.letters
+    assert (
+        letter.source_topic == "t.images.new" and letter.consumer == "embedder" and letter.original_bytes() == b"{bad"
+    )
 
 
 def test_failed_batch_is_dead_lettered_not_lost(tmp_path):
-    index = Index(ValueError("mapping rejected the document"))
-    p, letters, sent = pipeline(index, tmp_path)
-    events = [event(NewImage.inline(f"img-{i}", png()).to_bytes(), i) for i in range(2)]
-    asyncio.run(p.process(events))
-    assert sent == [] and [(o, c) for o, c, _ in letters] == [(0, "processing_failed"), (1, "processing_failed")]
-    assert "mapping rejected the document" in letters[0][2]
+    w = Wired(tmp_path, fail=ValueError("mapping rejected the document"))
+    w.process([new_image(f"img-{i}", i) for i in range(2)])
+    assert w.indexed.sent == [] and [(o, c) for o, c, _ in w.letters] == [
+        (0, "processing_failed"),
+        (1, "processing_failed"),
+    ]
+    assert "mapping rejected the document" in w.letters[0][2]
+
+
+def test_images_are_clustered_by_the_current_centroid_model(tmp_path):
+    style = HandcraftedStyleDescriber()
+    d = style.dimension
+    centroids = np.eye(2, d, dtype=np.float32)
+    model = CentroidModel("v3", "style", style.model_id, centroids)
+    w = Wired(tmp_path, style=style, model=model)
+    w.process([new_image("a", 0, png(16, "red")), new_image("b", 1, png(16, "blue"))])
+    assert {d.centroid_version for d in w.index.docs} == {"v3"} and all(d.cluster_id in (0, 1) for d in w.index.docs)
+    assert [ImageIndexed.from_bytes(v).centroid_version for v in w.indexed.values] == ["v3", "v3"]
+
+
+def test_a_model_trained_on_another_feature_leaves_images_unclustered(tmp_path):
+    style = HandcraftedStyleDescriber()
+    model = CentroidModel("v3", "style", "some-other-style", np.eye(2, style.dimension, dtype=np.float32))
+    w = Wired(tmp_path, style=style, model=model)
+    w.process([new_image("a", 0)])
+    assert [(d.cluster_id, d.centroid_version) for d in w.index.docs] == [(-1, "none")]

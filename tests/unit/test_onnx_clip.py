@@ -4,7 +4,6 @@ normalisation, batching (also static batch dimensions), text truncation, configu
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from imgsearch.embedding.base import Embedder, EmbeddingError
 from imgsearch.embedding.factory import make_embedder, make_style
 from imgsearch.embedding.onnx_clip import ClipPreprocessing, OnnxClipEmbedder, from_directory
 from imgsearch.embedding.style import EmbeddingStyle
-from schemas.topics import Topics
 from tests.tiny_clip import EOT, SOT, TinyClip, build_tiny_clip
 
 MEAN = np.array(CLIP_MEAN, np.float32)
@@ -226,13 +224,8 @@ def test_embedding_as_style_vector(emb: OnnxClipEmbedder, tmp_path: Path):
 
     # the embedding worker stores the search vector as the style vector, computed once
     from imgsearch.embedding.hashing import HashEmbedder
-    from schemas.events import NewImage
-    from streams.centroids import CentroidWatcher
-    from streams.common import make_app
-    from streams.embedding import EmbeddingPipeline
-    from tests.unit.test_embedding_pipeline import Index, event, png
+    from tests.unit.test_embedding_pipeline import Wired, new_image
 
-    settings = Settings(data_dir=str(tmp_path), kafka_bootstrap="127.0.0.1:1")
     hashing = HashEmbedder()
     calls: list[int] = []
     original = hashing.embed_images
@@ -242,19 +235,9 @@ def test_embedding_as_style_vector(emb: OnnxClipEmbedder, tmp_path: Path):
         return original(images)
 
     hashing.embed_images = counted  # type: ignore[method-assign]
-    watcher = CentroidWatcher("127.0.0.1:1", Topics())
-    watcher.ready.set()
-    index = Index(None)
-    p = EmbeddingPipeline(
-        make_app("embedder-test", settings), settings, hashing, EmbeddingStyle(hashing), index, watcher
-    )  # type: ignore[arg-type]
-    p.index_ready.set()
-
-    async def ignore(*args, **kwargs):
-        return None
-
-    p.indexed_topic = type("T", (), {"send": staticmethod(ignore)})()  # type: ignore[assignment]
-    asyncio.run(p.process([event(NewImage.inline(f"i{i}", png()).to_bytes(), i) for i in range(2)]))
+    w = Wired(tmp_path, embedder=hashing, style=EmbeddingStyle(hashing))
+    index = w.index
+    w.process([new_image(f"i{i}", i) for i in range(2)])
     assert calls == [2]  # one embedding call for both vectors
     assert [d.style_model_id for d in index.docs] == ["embedding:hash-v1-d64"] * 2
     assert all(np.array_equal(d.style, d.embedding) for d in index.docs)

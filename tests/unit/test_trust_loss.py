@@ -41,19 +41,9 @@ from schemas.limits import (
     MAX_INLINE_IMAGE_BYTES,
     MAX_MESSAGE_BYTES,
 )
-from schemas.topics import Topics
-from streams.centroids import CentroidWatcher
-from streams.common import DeadLetters, make_app
-from tests.unit.test_embedding_pipeline import Index, event, png
-from tests.unit.test_embedding_pipeline import pipeline as embedding_pipeline
-
-
-class Sent:
-    def __init__(self) -> None:
-        self.values: list[bytes] = []
-
-    async def send(self, key: bytes, value: bytes) -> None:
-        self.values.append(value)
+from streams.common import DeadLetters
+from tests.unit.fakes import Letters, Replies, Sink, event
+from tests.unit.test_embedding_pipeline import Wired, png
 
 
 def settings(tmp_path: Any) -> Settings:
@@ -65,10 +55,8 @@ def settings(tmp_path: Any) -> Settings:
 
 @pytest.mark.parametrize("size", [0, 1000, DEAD_LETTER_MAX_ORIGINAL_BYTES, 2 * 2**20, MAX_MESSAGE_BYTES])
 def test_a_dead_letter_always_fits_in_a_message(tmp_path, size):
-    app = make_app("dlq-test", settings(tmp_path))
-    dlq = DeadLetters(app, settings(tmp_path), "test")
-    sent = Sent()
-    dlq._topic = sent  # type: ignore[assignment]
+    sent = Sink()
+    dlq = DeadLetters(sent, "test")
     payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     asyncio.run(dlq.send(payload, "undecodable_image", "r" * 5000, source_topic="t.images.new", partition=1, offset=7))
     (value,) = sent.values
@@ -138,8 +126,8 @@ def test_a_nul_byte_uri_does_not_poison_its_batch(tmp_path):
     images.mkdir()
     for i in range(3):
         (images / f"ok-{i}.png").write_bytes(png())
-    index = Index(None)
-    p, letters, _sent = embedding_pipeline(index, tmp_path)
+    w = Wired(tmp_path)
+    p, index = w.pipeline, w.index
     p.roots = [str(images)]
     events = [
         event(NewImage(image_id=f"ok-{i}", source_uri=(images / f"ok-{i}.png").as_uri()).to_bytes(), i)
@@ -149,12 +137,12 @@ def test_a_nul_byte_uri_does_not_poison_its_batch(tmp_path):
     events.append(event(NewImage(image_id="ok-2", source_uri=(images / "ok-2.png").as_uri()).to_bytes(), 3))
     asyncio.run(p.process(events))
     assert [d.image_id for d in index.docs] == ["ok-0", "ok-1", "ok-2"]
-    assert [(o, c) for o, c, _ in letters] == [(2, "uri_invalid")]
+    assert [(o, c) for o, c, _ in w.letters] == [(2, "uri_invalid")]
 
 
 def test_an_unexpected_error_reading_one_event_dead_letters_only_that_event(tmp_path):
-    index = Index(None)
-    p, letters, sent = embedding_pipeline(index, tmp_path)
+    w = Wired(tmp_path)
+    p, index = w.pipeline, w.index
     original = p._load_pixels
 
     def load(image: NewImage) -> Image.Image:
@@ -165,14 +153,14 @@ def test_an_unexpected_error_reading_one_event_dead_letters_only_that_event(tmp_
     p._load_pixels = load  # type: ignore[method-assign]
     events = [event(NewImage.inline(i, png()).to_bytes(), n) for n, i in enumerate(["a", "boom", "b"])]
     asyncio.run(p.process(events))
-    assert [d.image_id for d in index.docs] == ["a", "b"] and sent == [b"a", b"b"]
-    assert [(o, c) for o, c, _ in letters] == [(1, "processing_failed")]
-    assert "a bug nobody foresaw" in letters[0][2]
+    assert [d.image_id for d in index.docs] == ["a", "b"] and w.indexed.keys == [b"a", b"b"]
+    assert [(o, c) for o, c, _ in w.letters] == [(1, "processing_failed")]
+    assert "a bug nobody foresaw" in w.letters[0][2]
 
 
 def test_a_batch_that_fails_is_retried_event_by_event(tmp_path):
-    index = Index(None)
-    p, letters, _sent = embedding_pipeline(index, tmp_path)
+    w = Wired(tmp_path)
+    p, index = w.pipeline, w.index
     embed = p.embedder.embed_images
 
     def embed_images(pixels: list[Image.Image]) -> np.ndarray:
@@ -190,42 +178,22 @@ def test_a_batch_that_fails_is_retried_event_by_event(tmp_path):
     events.append(event(NewImage.inline("b", png()).to_bytes(), 2))
     asyncio.run(p.process(events))
     assert sorted(d.image_id for d in index.docs) == ["a", "b"]
-    assert [(o, c) for o, c, _ in letters] == [(1, "processing_failed")]
+    assert [(o, c) for o, c, _ in w.letters] == [(1, "processing_failed")]
 
 
 # ---------------------------------------------------------------- query worker: catch-all, bounded reply
 
 
-def query_service(tmp_path: Any, embedder: Any = None) -> Any:
-    from streams.query import QueryService
+def query_service(tmp_path: Any, embedder: Any = None, replies: Replies | None = None) -> tuple[Any, Letters, Replies]:
+    from tests.unit.test_query_service import Wired as QueryWired
 
-    s = settings(tmp_path)
-    app = make_app("query-test", s)
-    watcher = CentroidWatcher("127.0.0.1:1", Topics())
-    return QueryService(app, s, embedder or HashEmbedder(), SimpleNamespace(), None, watcher)  # type: ignore[arg-type]
+    w = QueryWired(tmp_path, embedder=embedder, replies=replies)
+    return w.service, w.dead, w.replies
 
 
-def capture(service: Any) -> tuple[list, list]:
-    letters: list = []
-    replies: list = []
-
-    async def from_event(ev: Any, code: str, reason: str) -> None:
-        letters.append((code, reason))
-
-    async def reply(topic: str, response: SearchResponse, event: Any = None) -> bool:
-        replies.append((topic, response))
-        return True
-
-    service.dlq.from_event = from_event
-    service.reply = reply
-    return letters, replies
-
-
-def request_event(**kw: Any) -> SimpleNamespace:
+def request_event(**kw: Any) -> tuple[SimpleNamespace, SearchRequest]:
     req = SearchRequest(user_id="u", text="cat", reply_topic="imgsearch.search.replies.c1", **kw)
-    return SimpleNamespace(
-        message=SimpleNamespace(value=req.to_bytes(), topic="t", partition=0, offset=5, key=b"u")
-    ), req
+    return event(req.to_bytes(), 5, topic="t", key=b"u"), req
 
 
 def test_an_unexpected_error_in_a_search_is_dead_lettered_and_answered(tmp_path):
@@ -233,53 +201,26 @@ def test_an_unexpected_error_in_a_search_is_dead_lettered_and_answered(tmp_path)
         def embed_texts(self, texts: list[str]) -> np.ndarray:
             raise RuntimeError("the text encoder fell over")
 
-    service = query_service(tmp_path, Broken())
-    letters, replies = capture(service)
+    service, dead, replies = query_service(tmp_path, Broken(), Replies(["imgsearch.search.replies.c1"]))
     ev, req = request_event()
     asyncio.run(service.handle(ev))
-    assert [c for c, _ in letters] == ["processing_failed"] and "fell over" in letters[0][1]
-    ((topic, resp),) = replies
+    assert dead.codes == ["processing_failed"] and "fell over" in dead.letters[0].reason
+    ((topic, resp),) = replies.sent
     assert topic == req.reply_topic and resp.request_id == req.request_id and resp.error.code == "processing_failed"
 
 
-def test_a_reply_to_a_topic_that_does_not_exist_is_refused_not_created(tmp_path, monkeypatch):
-    service = query_service(tmp_path)
-    letters: list = []
-
-    async def from_event(ev: Any, code: str, reason: str) -> None:
-        letters.append(code)
-
-    async def exists(name: str) -> bool:
-        return False
-
-    sends: list = []
-    service.dlq.from_event = from_event
-    service._reply_topic_exists = exists
-    service.app.topic = lambda *a, **k: SimpleNamespace(send=lambda **kw: sends.append(kw))
+def test_a_reply_to_a_topic_that_does_not_exist_is_refused_not_created(tmp_path):
+    service, dead, replies = query_service(tmp_path, replies=Replies([]))
     ev, req = request_event()
     assert asyncio.run(service.reply(req.reply_topic, SearchResponse(request_id="r", user_id="u"), ev)) is False
-    assert letters == ["reply_topic_unknown"] and sends == []
+    assert dead.codes == ["reply_topic_unknown"] and replies.sent == []
 
 
 def test_a_reply_send_that_hangs_is_bounded(tmp_path, monkeypatch):
     import streams.query as q
 
     monkeypatch.setattr(q, "REPLY_SEND_TIMEOUT_S", 0.3)
-    service = query_service(tmp_path)
-    letters: list = []
-
-    async def from_event(ev: Any, code: str, reason: str) -> None:
-        letters.append(code)
-
-    async def exists(name: str) -> bool:
-        return True
-
-    async def hang(**kw: Any) -> None:
-        await asyncio.sleep(3600)
-
-    service.dlq.from_event = from_event
-    service._reply_topic_exists = exists
-    service.app.topic = lambda *a, **k: SimpleNamespace(send=hang)
+    service, dead, _ = query_service(tmp_path, replies=Replies(["imgsearch.search.replies.c1"], hang=True))
     ev, req = request_event()
 
     async def run() -> tuple[bool, float]:
@@ -288,19 +229,19 @@ def test_a_reply_send_that_hangs_is_bounded(tmp_path, monkeypatch):
         return ok, asyncio.get_running_loop().time() - t0
 
     ok, took = asyncio.run(run())
-    assert ok is False and took < 1.0 and letters == ["reply_timeout"]
+    assert ok is False and took < 1.0 and dead.codes == ["reply_timeout"]
 
 
 # ---------------------------------------------------------------- item 8: quiet log for a new user
 
 
 def test_a_new_users_profile_starts_on_the_current_model_without_a_warning(tmp_path, caplog):
-    service = query_service(tmp_path)
+    from tests.unit.test_query_service import Wired as QueryWired
+
     model = CentroidModel("v7", "style", "f", np.eye(3, dtype=np.float32), {})
-    service.centroids.current = model
-    store: dict[str, Any] = {}
-    service.profiles = store  # the table's mapping interface is all learn() needs
-    caplog.set_level(logging.DEBUG, logger="streams.query")
+    w = QueryWired(tmp_path, model=model)
+    service, store = w.service, w.store
+    caplog.set_level(logging.DEBUG, logger="imgsearch.domain.user_profiles")
     for n in range(3):
         ev = PersonalizationEvent(
             event_id=f"e{n}", user_id="new-user", cluster_id=n, image_id=f"i{n}", event_type=EventType.VIEW,
@@ -308,7 +249,7 @@ def test_a_new_users_profile_starts_on_the_current_model_without_a_warning(tmp_p
         )  # fmt: skip
         assert service.learn(ev)
     assert store["new-user"]["version"] == "v7"
-    assert service._profile("new-user")["version"] == "v7"
+    assert service.profiles.get("new-user")["version"] == "v7"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
 
 
@@ -316,24 +257,15 @@ def test_an_unexpected_error_in_an_interaction_is_dead_lettered(tmp_path):
     from schemas.events import Interaction
     from streams.interactions import InteractionMapper
 
-    s = settings(tmp_path)
-    mapper = InteractionMapper(make_app("interactions-test", s), s)
-    letters: list = []
-
-    async def from_event(ev: Any, code: str, reason: str) -> None:
-        letters.append((code, reason))
-
     class Broken(dict):
         def get(self, key: Any, default: Any = None) -> Any:
             raise KeyError("the table is in a state nobody foresaw")
 
-    mapper.dlq.from_event = from_event  # type: ignore[method-assign]
-    mapper.clusters = Broken()  # type: ignore[assignment]
+    dead = Letters()
+    mapper = InteractionMapper(settings(tmp_path), Broken(), Sink(), Sink(), dead.dlq)
     value = Interaction(user_id="u", image_id="i", event_type=EventType.VIEW).to_bytes()
-    asyncio.run(
-        mapper.handle(SimpleNamespace(message=SimpleNamespace(value=value, topic="t", partition=0, offset=1, key=b"u")))
-    )
-    assert [c for c, _ in letters] == ["processing_failed"] and "nobody foresaw" in letters[0][1]
+    asyncio.run(mapper.handle(event(value, 1, topic="t", key=b"u")))
+    assert dead.codes == ["processing_failed"] and "nobody foresaw" in dead.letters[0].reason
 
 
 def test_cli_search_says_why_a_request_could_not_be_sent(monkeypatch, capsys):
