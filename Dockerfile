@@ -16,6 +16,8 @@ COPY imgsearch imgsearch
 COPY streams streams
 COPY producers producers
 COPY consumers consumers
+COPY jobs jobs
+COPY apps apps
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . && rm -rf build *.egg-info \
  && useradd --system --create-home --uid 10001 imgsearch && mkdir /data && chown imgsearch /data
 USER imgsearch

@@ -41,7 +41,7 @@ def split_vectors(args: argparse.Namespace, split: str) -> dict[str, Any]:
     from imgsearch.embedding.conse import default_artifact_dir
     from imgsearch.embedding.heads import load_heads
     from imgsearch.embedding.learned import PACKAGED_HEADS, FeatureExtractor
-    from imgsearch.train_heads import eval_groups, extract_features, load_labels, query_vectors
+    from jobs.train_heads import eval_groups, extract_features, load_labels, query_vectors
 
     heads = load_heads(args.heads or PACKAGED_HEADS)
     extractor = FeatureExtractor.from_artifacts(default_artifact_dir())

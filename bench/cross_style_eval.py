@@ -309,7 +309,7 @@ def main() -> int:
     from imgsearch.embedding.heads import load_heads
     from imgsearch.embedding.learned import PACKAGED_HEADS, FeatureExtractor, LearnedEmbedder
     from imgsearch.embedding.style import project_style
-    from imgsearch.train_heads import (
+    from jobs.train_heads import (
         eval_groups,
         extract_features,
         load_labels,

@@ -19,8 +19,8 @@ import numpy as np
 
 from bench.common import machine_facts, say
 from bench.speed_config import Config
+from consumers.runner import Workers, ensure_engines
 from imgsearch.config import Settings
-from imgsearch.runner import Workers, ensure_engines
 
 
 def isolated_settings(engines: dict[str, str], tag: str, tmp: Path, image_root: Path, cfg: Config) -> Settings:
@@ -158,7 +158,7 @@ async def delete_prefixed_topics(bootstrap: str, tag: str) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     from imgsearch.connections import kafka_security
-    from imgsearch.kafka_admin import delete_topics
+    from imgsearch.kafka.admin import delete_topics
 
     admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=bootstrap)
     await admin.start()

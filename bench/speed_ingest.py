@@ -12,8 +12,8 @@ import numpy as np
 
 from bench.common import say
 from bench.speed_env import PhysicalIndex, Run, wait_count, wait_group
+from consumers.runner import Workers
 from imgsearch.config import Settings
-from imgsearch.runner import Workers
 from schemas.topics import Topics
 
 
@@ -110,12 +110,12 @@ async def ingest_phase(
 async def ingest(run: Run) -> None:
     """1. The bare embedder, the style clusters published, the workers started, the pipeline with
     one and then two embedding workers, and the bare embedder again."""
-    from imgsearch.clusters import fit
     from imgsearch.datasets.icons import load_labels
     from imgsearch.embedding.factory import make_embedder, make_style
     from imgsearch.index.opensearch import model_slug, physical_name
-    from imgsearch.kafka_admin import ensure_topics
-    from streams.centroids import publish_centroids
+    from imgsearch.kafka.admin import ensure_topics
+    from imgsearch.kafka.model_topics import publish_centroids
+    from jobs.clusters import fit
 
     cfg, settings, workers = run.cfg, run.settings, run.workers
     rows = run.rows = load_labels(run.images_root)

@@ -162,7 +162,7 @@ def real_vectors(dataset: Path, split: str, cache: Path | None) -> tuple[list[di
     from imgsearch.embedding.conse import default_artifact_dir
     from imgsearch.embedding.heads import load_heads
     from imgsearch.embedding.learned import PACKAGED_HEADS, FeatureExtractor
-    from imgsearch.train_heads import eval_groups, extract_features, load_labels, query_vectors
+    from jobs.train_heads import eval_groups, extract_features, load_labels, query_vectors
 
     heads = load_heads(PACKAGED_HEADS)
     extractor = FeatureExtractor.from_artifacts(default_artifact_dir())

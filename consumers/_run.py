@@ -8,7 +8,7 @@ from collections.abc import Callable
 import faust
 
 from imgsearch.config import Settings
-from imgsearch.kafka_admin import ensure_topics
+from imgsearch.kafka.admin import ensure_topics
 from streams import faust_compat
 from streams.common import changelog_topics
 

@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     index_name: str = Field("imgsearch-images", validation_alias=_env("IMGSEARCH_INDEX"))
     app_prefix: str = Field("imgsearch", validation_alias=_env("IMGSEARCH_APP_PREFIX"))
     partitions: int = Field(4, validation_alias=_env("IMGSEARCH_PARTITIONS"))
-    # copies of every topic we create (kafka_admin.ensure_topics, faust's own topics) and how many of
+    # copies of every topic we create (kafka.admin.ensure_topics, faust's own topics) and how many of
     # them an acks=all write needs (0: the broker's min.insync.replicas); `engines.sh --cluster env`: 3 / 2
     replication_factor: int = Field(1, validation_alias=_env("IMGSEARCH_REPLICATION_FACTOR"))
     min_insync_replicas: int = Field(0, validation_alias=_env("IMGSEARCH_MIN_INSYNC_REPLICAS"))
@@ -203,7 +203,7 @@ class Settings(BaseSettings):
     personalize_deletion_s3: str = Field("", validation_alias=_env("IMGSEARCH_PERSONALIZE_DELETION_S3"))
     data_dir: str = Field(str(REPO_ROOT / ".engines"), validation_alias=_env("IMGSEARCH_DATA"))
     web_port: int = Field(0, validation_alias=_env("IMGSEARCH_WORKER_WEB_PORT"))
-    # the testcontainers path of the integration fixtures (imgsearch/runner.py, issue 18): the images and
+    # the testcontainers path of the integration fixtures (consumers/runner.py, issue 18): the images and
     # the host ports the containers listen on (host networking; the same variables as scripts/engines.sh)
     use_testcontainers: bool = Field(False, validation_alias=_env("IMGSEARCH_USE_TESTCONTAINERS"))
     kafka_image: str = Field("apache/kafka:4.1.1", validation_alias=_env("IMGSEARCH_KAFKA_IMAGE"))
@@ -218,7 +218,7 @@ class Settings(BaseSettings):
     # loopback unless a deployment opens them (e.g. 0.0.0.0 for a Prometheus in another container)
     web_host: str = Field("127.0.0.1", validation_alias=_env("IMGSEARCH_WORKER_WEB_HOST"))
     metrics_host: str = Field("127.0.0.1", validation_alias=_env("IMGSEARCH_METRICS_HOST"))
-    # the gateway's authentication (imgsearch/gateway/auth.py, docs/operations.md "Gateway trust"):
+    # the gateway's authentication (apps/gateway/auth.py, docs/operations.md "Gateway trust"):
     # "jwt", "api_key" or both ("jwt,api_key"); "demo" = none at all (anyone acts as any user, loudly)
     gateway_auth: str = Field("", validation_alias=_env("IMGSEARCH_GATEWAY_AUTH"))
     gateway_jwt_key_file: str = Field("", validation_alias=_env("IMGSEARCH_GATEWAY_JWT_KEY_FILE"))
@@ -246,7 +246,7 @@ class Settings(BaseSettings):
     kafka_sasl_username: str = Field("", validation_alias=_env("KAFKA_SASL_USERNAME"))
     # models, data sets and wheels downloaded or built once (scripts/setup_*.sh); "": ~/.cache/imgsearch
     cache_dir: str = Field("", validation_alias=_env("IMGSEARCH_CACHE"))
-    # the web gateway (imgsearch/gateway): its address, the users its page offers, its search timeout
+    # the web gateway (apps/gateway): its address, the users its page offers, its search timeout
     gateway_host: str = Field("127.0.0.1", validation_alias=_env("IMGSEARCH_GATEWAY_HOST"))
     gateway_port: int = Field(8080, validation_alias=_env("IMGSEARCH_GATEWAY_PORT"))
     gateway_users: str = Field("alice,bob", validation_alias=_env("IMGSEARCH_GATEWAY_USERS"))
@@ -254,7 +254,7 @@ class Settings(BaseSettings):
     # a worker's /metrics + /healthz port (0: none) and how many ports from it are tried if it is taken
     metrics_port: int = Field(0, validation_alias=_env("IMGSEARCH_METRICS_PORT"))
     metrics_port_tries: int = Field(20, validation_alias=_env("IMGSEARCH_METRICS_PORT_TRIES"))
-    # k-means in-process ("local") or on Amazon SageMaker ("sagemaker": imgsearch/sagemaker_kmeans.py)
+    # k-means in-process ("local") or on Amazon SageMaker ("sagemaker": jobs/sagemaker_kmeans.py)
     kmeans_backend: str = Field("local", validation_alias=_env("IMGSEARCH_KMEANS_BACKEND"))
     sagemaker_role_arn: str = Field("", validation_alias=_env("IMGSEARCH_SAGEMAKER_ROLE_ARN"))
     sagemaker_bucket: str = Field("", validation_alias=_env("IMGSEARCH_SAGEMAKER_BUCKET"))

@@ -1,6 +1,6 @@
 """What upstream apps and search clients import: async publishers and the search client."""
 
-from producers.deadlines import ClientStartTimeout, EventTooLarge, KafkaClientError, PublishTimeout, TopicMissing
+from imgsearch.kafka.deadlines import ClientStartTimeout, EventTooLarge, KafkaClientError, PublishTimeout, TopicMissing
 from producers.publisher import EventPublisher
 from producers.search_client import SearchClient, SearchError, SearchTimeout
 

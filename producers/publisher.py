@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
 from imgsearch.connections import kafka_security
-from producers.deadlines import ClientStartTimeout, KnownTopics, PublishTimeout, too_large, within
+from imgsearch.kafka.deadlines import ClientStartTimeout, KnownTopics, PublishTimeout, too_large, within
 from schemas.events import ForgetUser, Interaction, NewImage
 from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.topics import Topics

@@ -28,8 +28,8 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from imgsearch.config import Settings
 from imgsearch.connections import kafka_security
-from imgsearch.kafka_admin import ensure_topics
-from producers.deadlines import ClientStartTimeout, KnownTopics, too_large
+from imgsearch.kafka.admin import ensure_topics
+from imgsearch.kafka.deadlines import ClientStartTimeout, KnownTopics, too_large
 from schemas.events import MetadataFilter, SearchRequest, SearchResponse
 from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.reasons import Reason

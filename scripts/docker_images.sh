@@ -128,7 +128,7 @@ host_python() { if [[ -x $REPO/.venv/bin/python ]]; then echo "$REPO/.venv/bin/p
 build_app() { # the workers and the gateway: the repo's Dockerfile on the local Python base
   local want
   want=$(printf '%s %s %s' "$(cd "$REPO" && sha256sum Dockerfile .dockerignore requirements.lock pyproject.toml README.md)" \
-    "$(hash_files "$REPO/schemas" "$REPO/imgsearch" "$REPO/streams" "$REPO/producers" "$REPO/consumers")" \
+    "$(hash_files "$REPO/schemas" "$REPO/imgsearch" "$REPO/streams" "$REPO/producers" "$REPO/consumers" "$REPO/jobs" "$REPO/apps")" \
     "$(image_id "$PYTHON_TAG")" | sha256sum | cut -c1-64)
   [[ $(label_of "$APP_TAG") == "$want" ]] && { log "$APP_TAG: up to date ($(size_mb "$APP_TAG"))"; return 0; }
   # The build's pip gets the locked wheels from the host: the host's pip downloads them (its cache, its

@@ -82,7 +82,7 @@ if [[ $WHAT == demo ]]; then
 fi
 if [[ $WHAT == smoke ]]; then
   command -v npm >/dev/null || { log "the smoke slice fetches openmoji with npm: install nodejs/npm"; exit 1; }
-  nice -n 10 "$PYTHON" -c 'from imgsearch.train_heads import smoke_dataset; print(smoke_dataset(quiet=False))'
+  nice -n 10 "$PYTHON" -c 'from jobs.train_heads import smoke_dataset; print(smoke_dataset(quiet=False))'
   exit 0
 fi
 DIR=$("$PYTHON" -m imgsearch.datasets.icons build)

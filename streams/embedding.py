@@ -27,8 +27,8 @@ from imgsearch.embedding.base import Embedder
 from imgsearch.embedding.style import EmbeddingStyle, StyleDescriber
 from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
 from imgsearch.index.opensearch import ImageDoc, OpenSearchIndex, model_slug
+from imgsearch.kafka.model_topics import CentroidWatcher
 from schemas.events import ImageIndexed, NewImage
-from streams.centroids import CentroidWatcher
 from streams.common import DeadLetters, Offload, make_app, topic, valid
 from streams.ports import EventSink, ImageWriter, ModelSource
 

@@ -38,7 +38,7 @@ class ReplySender(Protocol):
 
 
 class ModelSource(Protocol[M_co]):
-    """The newest version of a hot-reloaded model (``streams.centroids.LatestValueWatcher``):
+    """The newest version of a hot-reloaded model (``imgsearch.kafka.model_topics.LatestValueWatcher``):
     ``current`` is None before one is published, ``ready`` is set once the topic has been read."""
 
     @property

@@ -36,9 +36,10 @@ from imgsearch.domain.user_profiles import UserProfiles
 from imgsearch.embedding.base import Embedder
 from imgsearch.images import ImageRejected, decode
 from imgsearch.index.opensearch import OpenSearchIndex
+from imgsearch.kafka.deadlines import KnownTopics
+from imgsearch.kafka.model_topics import CentroidWatcher, RankerModelWatcher
 from imgsearch.ranker.base import PersonalRanker, RankerResult
 from imgsearch.ranker.local import LocalProfileRanker
-from producers.deadlines import KnownTopics
 from schemas.events import (
     MAX_RESULT_WINDOW,
     ErrorInfo,
@@ -54,7 +55,6 @@ from schemas.events import (
 from schemas.reasons import Reason
 from schemas.topics import Topics
 from streams import retrieval
-from streams.centroids import CentroidWatcher, RankerModelWatcher
 from streams.common import DeadLetters, Offload, json_schema, make_app, topic, valid
 from streams.interactions import future_skew_s
 from streams.ports import ModelSource, ReplySender, SearchIndex

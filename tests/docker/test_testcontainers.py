@@ -1,5 +1,5 @@
 """The testcontainers path of the integration fixtures (issue 18): with IMGSEARCH_USE_TESTCONTAINERS=1,
-imgsearch.runner.ensure_engines() starts Kafka and OpenSearch as containers (host network, the ports
+consumers.runner.ensure_engines() starts Kafka and OpenSearch as containers (host network, the ports
 below) instead of the local processes, and the pipeline smoke tests of tests/integration/test_pipeline.py
 run against them, in a pytest of their own (a session's engines are chosen once per process). The
 containers are removed when that process ends."""

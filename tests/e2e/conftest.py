@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from consumers.runner import Workers
 from imgsearch.config import process_environment
-from imgsearch.kafka_admin import ensure_topics
-from imgsearch.runner import Workers
+from imgsearch.kafka.admin import ensure_topics
 from tests.support import isolated_settings, synthetic_folder
 from tests.support.e2e import E2E, ROLES, free_port, http, start_gateway, stop_process, wait_until
 
@@ -52,7 +52,7 @@ def e2e(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> It
     try:
 
         async def prepare() -> None:
-            from imgsearch.clusters import train_from_folder
+            from jobs.clusters import train_from_folder
 
             await ensure_topics(
                 settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings
@@ -67,7 +67,7 @@ def e2e(engines: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> It
             workers.start(role, own.child_env())
 
         async def ingest() -> None:
-            from imgsearch.cli import cmd_ingest
+            from jobs.ingest import cmd_ingest
 
             n = await cmd_ingest(settings, image_dir, inline=False)
             idx = p.index()

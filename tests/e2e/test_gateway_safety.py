@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from imgsearch.kafka_admin import ensure_topics
+from imgsearch.kafka.admin import ensure_topics
 from tests.support.e2e import E2E, http, start_gateway, stop_process
 
 pytestmark = pytest.mark.e2e

@@ -113,7 +113,7 @@ def test_gateway_without_an_auth_setting_does_not_start(e2e: E2E) -> None:
     log = e2e.tmp / "logs" / "gateway-no-auth.log"
     port = free_port()
     proc = subprocess.run(
-        [sys.executable, "-m", "imgsearch.gateway", "--port", str(port)],
+        [sys.executable, "-m", "apps.gateway", "--port", str(port)],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -22,10 +22,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from PIL import Image
 
+from consumers.runner import WorkerProcess, Workers
 from imgsearch.config import REPO_ROOT, process_environment
 from imgsearch.connections import kafka_security
 from imgsearch.index.opensearch import OpenSearchIndex
-from imgsearch.runner import WorkerProcess, Workers
 
 ENGINES_SH = REPO_ROOT / "scripts" / "engines.sh"
 # snapshot at import (collection time), before any module fixture changes the environment

@@ -20,7 +20,7 @@ SECTIONS = ("machine", "config", "ingest", "assignment", "search", "freshness", 
 @pytest.mark.timeout(600)
 def test_speed_bench_quick(engines: dict[str, str], tmp_path: Path) -> None:
     from imgsearch.datasets.icons import dataset_dir
-    from imgsearch.train_heads import smoke_dataset
+    from jobs.train_heads import smoke_dataset
 
     # the icons-v1 set when it is built (scripts/setup_data.sh --icons), else the smoke slice that
     # scripts/test.sh always builds: the speed bench runs on every machine, never skipped

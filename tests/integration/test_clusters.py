@@ -8,11 +8,11 @@ from collections import Counter
 
 import pytest
 
-from imgsearch.clusters import recluster
 from imgsearch.index.opensearch import OpenSearchIndex
+from imgsearch.kafka.model_topics import current_model
+from jobs.clusters import recluster
 from producers import EventPublisher, SearchClient
 from schemas.events import EventType, ImageIndexed, Interaction, NewImage
-from streams.centroids import current_model
 from tests.support import Pipeline, ingest_all, read_topic, search_until_ready, wait_for
 
 pytestmark = pytest.mark.integration

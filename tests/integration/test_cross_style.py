@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from imgsearch.datasets.curated import export_curated
-from imgsearch.demo import labels_from_path
-from imgsearch.train_heads import load_labels, smoke_dataset
+from jobs.demo import labels_from_path
+from jobs.train_heads import load_labels, smoke_dataset
 from producers import SearchClient
 from schemas.events import EventType
 from tests.support import Pipeline, ingest_all, search_until_ready, teach_user

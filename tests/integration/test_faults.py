@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from opensearchpy.exceptions import NotFoundError
 
+from consumers.runner import WorkerProcess
 from imgsearch.config import Settings
 from imgsearch.domain.profile import Profile
 from imgsearch.embedding.factory import make_embedder
 from imgsearch.index.opensearch import model_slug
-from imgsearch.runner import WorkerProcess
 from producers import EventPublisher, SearchClient
 from schemas.events import EventType, ImageIndexed, Interaction, NewImage, SearchResponse
 from schemas.topics import Topics

@@ -110,7 +110,7 @@ async def test_cli_search_json_on_the_real_pipeline(pipeline: Pipeline):
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "imgsearch",
+        "apps",
         "search",
         "a green square",
         "--user",

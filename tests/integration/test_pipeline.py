@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from imgsearch.kafka_admin import ensure_topics
+from imgsearch.kafka.admin import ensure_topics
 from producers import EventPublisher, SearchClient, SearchTimeout
 from schemas.events import (
     DeadLetter,
@@ -271,7 +271,7 @@ async def test_diversity_cap_per_style(pipeline: Pipeline):
 
 
 async def test_export_cluster_interactions_for_personalize(pipeline: Pipeline, tmp_path):
-    from imgsearch.export import read_events, rows, write
+    from jobs.export import read_events, rows, write
 
     events = await read_events(pipeline.settings.kafka_bootstrap, pipeline.settings.topics)
     assert events, "the earlier tests sent interactions"
@@ -283,7 +283,7 @@ async def test_export_cluster_interactions_for_personalize(pipeline: Pipeline, t
 
 
 async def test_offline_ranker_model_is_trained_published_and_used(pipeline: Pipeline):
-    from imgsearch.ranker.training import train_and_publish
+    from jobs.train_ranker import train_and_publish
 
     model = await train_and_publish(pipeline.settings)
     assert model.clusters and model.similarity.shape == (len(model.clusters), len(model.clusters))

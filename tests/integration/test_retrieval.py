@@ -12,8 +12,8 @@ import base64
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from apps.gateway.app import Gateway, create_app
 from imgsearch.config import process_environment
-from imgsearch.gateway.app import Gateway, create_app
 from producers import EventPublisher, SearchClient
 from schemas.events import EventType, Interaction, MetadataFilter
 from tests.support import Pipeline, ingest_all, search_until_ready, teach_user, wait_for

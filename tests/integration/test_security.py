@@ -22,11 +22,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
+from consumers.runner import Workers
 from imgsearch.config import REPO_ROOT, Settings, process_environment
 from imgsearch.connections import kafka_security
 from imgsearch.index.opensearch import OpenSearchIndex
-from imgsearch.kafka_admin import ensure_topics
-from imgsearch.runner import Workers
+from imgsearch.kafka.admin import ensure_topics
 from producers import EventPublisher, SearchClient
 from schemas.events import DeadLetter, NewImage, SearchRequest, SearchResponse
 from schemas.topics import Topics
@@ -296,7 +296,7 @@ async def test_pipeline_runs_secured_and_replies_reach_only_their_client(secure:
     workers = Workers(tmp_path / "logs", worker_env)
     with connection_environment(secure.worker):
         await ensure_topics(b, settings.topics.all_shared(), 2)
-        from imgsearch.clusters import train_from_folder
+        from jobs.clusters import train_from_folder
 
         await train_from_folder(settings, image_dir, k=3, vector_kind="style")
     for role in ("embedder", "interactions", "query"):

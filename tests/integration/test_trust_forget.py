@@ -279,8 +279,8 @@ async def test_forget_removes_the_profile_also_after_a_restart(pipeline: Pipelin
     image arrives afterwards."""
     from aiohttp.test_utils import TestClient, TestServer
 
-    from imgsearch.cli import cmd_forget
-    from imgsearch.gateway.app import Gateway, create_app
+    from apps.cli import cmd_forget
+    from apps.gateway.app import Gateway, create_app
 
     settings = pipeline.settings
     _, liked_images, marker, query = await _liked_and_marker(pipeline)
@@ -342,7 +342,7 @@ async def test_forget_removes_the_profile_also_after_a_restart(pipeline: Pipelin
         assert not await personalized(client, "leaver")
 
         # the retained personalization events of a forgotten user are not exported (Personalize, training)
-        from imgsearch.export import read_events
+        from jobs.export import read_events
 
         exported = {e.user_id for e in await read_events(settings.kafka_bootstrap, settings.topics)}
         assert "stayer" in exported and not exported & {"leaver", "gw-leaver"}

@@ -182,7 +182,7 @@ async def test_a_2mb_image_passes_every_link_of_the_chain(pipeline: Pipeline):
 async def test_the_gateway_says_413_for_a_too_big_image_and_serves_a_big_one(pipeline: Pipeline):
     from aiohttp.test_utils import TestClient, TestServer
 
-    from imgsearch.gateway.app import create_app
+    from apps.gateway.app import create_app
 
     client = TestClient(TestServer(create_app(pipeline.settings.replace(gateway_auth="demo"))))
     await client.start_server()
@@ -360,7 +360,7 @@ async def test_an_existing_topic_with_a_smaller_limit_is_reported(engines: dict[
     """Topics made before the chain keep their limit (configs are not rewritten), and ensure_topics says so."""
     from aiokafka.admin import NewTopic
 
-    from imgsearch.kafka_admin import ensure_topics
+    from imgsearch.kafka.admin import ensure_topics
     from schemas.topics import TopicSpec
 
     name = f"t-small-{uuid.uuid4().hex[:8]}.images.new"
@@ -370,7 +370,7 @@ async def test_an_existing_topic_with_a_smaller_limit_is_reported(engines: dict[
         await admin.create_topics([NewTopic(name, 1, 1, topic_configs={"max.message.bytes": "1048588"})])
     finally:
         await admin.close()
-    caplog.set_level("WARNING", logger="imgsearch.kafka_admin")
+    caplog.set_level("WARNING", logger="imgsearch.kafka.admin")
     assert await ensure_topics(engines["KAFKA_BOOTSTRAP"], [TopicSpec(name, "k", "old topic")], 1) == []
     assert f"topic {name} takes records of at most 1048588 bytes" in caplog.text, caplog.text
     assert f"max.message.bytes={MAX_MESSAGE_BYTES}" in caplog.text

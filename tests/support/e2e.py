@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from consumers.runner import Workers
 from imgsearch.config import REPO_ROOT, Settings, process_environment
 from imgsearch.index.opensearch import ImageDoc, OpenSearchIndex
-from imgsearch.runner import Workers
 
 SHOTS = REPO_ROOT / "docs" / "img"
 ROLES = ("embedder", "interactions", "query")
@@ -119,7 +119,7 @@ def start_gateway(settings: Settings, log_path: Path, extra_env: dict[str, str] 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "imgsearch.gateway", "--port", str(port)],
+            [sys.executable, "-m", "apps.gateway", "--port", str(port)],
             cwd=REPO_ROOT,
             env={**process_environment(), **settings.child_env(), **(extra_env or {})},
             stdout=log,

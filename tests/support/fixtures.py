@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from imgsearch.runner import ensure_engines
+from consumers.runner import ensure_engines
 from tests.support.pipeline import Pipeline, start_pipeline, stop_pipeline
 
 

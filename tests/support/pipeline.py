@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 
+from consumers.runner import Workers
 from imgsearch.config import Settings, process_environment
 from imgsearch.index.opensearch import OpenSearchIndex
-from imgsearch.kafka_admin import ensure_topics
-from imgsearch.runner import Workers
+from imgsearch.kafka.admin import ensure_topics
 from producers import EventPublisher, SearchClient, SearchTimeout
 from schemas.events import EventType, Interaction, SearchResponse
 from tests.support.images import synthetic_folder
@@ -93,7 +93,7 @@ async def start_pipeline(
     settings = isolated_settings(engines, tmp, image_dir, embedder=embedder, style=style, **changes)
     labels = make_images(image_dir)
     await ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings)
-    from imgsearch.clusters import train_from_folder
+    from jobs.clusters import train_from_folder
 
     await train_from_folder(settings, image_dir, k=k, vector_kind="style")
     env = {**engines, **settings.child_env(), **(worker_env or {})}
@@ -153,7 +153,7 @@ async def read_topic(bootstrap: str, topic: str, *, min_count: int = 1, timeout:
 
 
 async def ingest_all(p: Pipeline) -> int:
-    from imgsearch.cli import cmd_ingest
+    from jobs.ingest import cmd_ingest
 
     n = await cmd_ingest(p.settings, p.image_dir, inline=False)
     idx = p.index()

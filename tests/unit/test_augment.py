@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from imgsearch.datasets.augment import AUGMENTATIONS, augment
-from imgsearch.train_heads import extract_features
+from jobs.train_heads import extract_features
 
 
 def _icon() -> Image.Image:

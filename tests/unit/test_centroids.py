@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from imgsearch.clusters import clamp_k, fit
 from imgsearch.domain.centroids import CentroidModel, kmeans, model_version
+from jobs.clusters import clamp_k, fit
 
 
 def unit(x):
@@ -57,7 +57,7 @@ def test_version_is_content_derived_and_json_round_trips():
 
 
 def test_k_table_prefers_the_true_k():
-    from imgsearch.clusters import k_table, silhouette
+    from jobs.clusters import k_table, silhouette
 
     x, labels = blobs()
     table = k_table(x, [2, 3, 6])

@@ -4,7 +4,7 @@ must be exactly the topics faust would create -- same names, partitions as the t
 from pathlib import Path
 
 from imgsearch.config import Settings
-from imgsearch.kafka_admin import topic_configs
+from imgsearch.kafka.admin import topic_configs
 from streams.common import changelog_topics, json_schema, make_app
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from imgsearch.cli import main
+from apps.cli import main
 from producers import search_client
 from schemas.events import ErrorInfo, SearchHit, SearchResponse
 

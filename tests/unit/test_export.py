@@ -8,7 +8,7 @@ import numpy as np
 from moto import mock_aws
 
 from imgsearch.domain.centroids import CentroidModel
-from imgsearch.export import COLUMNS, PERSONALIZE_SCHEMA, rows, to_csv, write
+from jobs.export import COLUMNS, PERSONALIZE_SCHEMA, rows, to_csv, write
 from schemas.events import EventType, PersonalizationEvent
 
 T = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)

@@ -175,7 +175,7 @@ def test_svg_loads_no_external_file(tmp_path):
 
 
 def test_gateway_thumbnails_come_in_fixed_sizes(tmp_path, monkeypatch):
-    from imgsearch.gateway import app as gateway_app
+    from apps.gateway import app as gateway_app
 
     f = tmp_path / "a.png"
     f.write_bytes(encoded(Image.new("RGB", (800, 600), (0, 0, 255)), "PNG"))

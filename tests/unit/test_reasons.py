@@ -9,7 +9,7 @@ import pytest
 from imgsearch.config import REPO_ROOT
 from schemas.reasons import Reason
 
-# the gateway's code -> HTTP table before the enum (imgsearch/gateway/app.py ERROR_STATUS, with 502 for
+# the gateway's code -> HTTP table before the enum (apps/gateway/app.py ERROR_STATUS, with 502 for
 # any other code) and its table for an image read refused (403 for any other code): unchanged
 SEARCH_ERROR_STATUS = {
     "schema_violation": 400, "malformed_json": 400, "unknown_version": 400, "wrong_type": 400, "empty": 400,

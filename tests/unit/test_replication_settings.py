@@ -8,7 +8,7 @@ import pytest
 
 from imgsearch.config import Settings
 from imgsearch.index.opensearch import OpenSearchIndex, mapping
-from imgsearch.kafka_admin import topic_configs
+from imgsearch.kafka.admin import topic_configs
 from streams.common import make_app
 
 

@@ -1,6 +1,6 @@
 """The demo and the workers run on the runtime lock alone (requirements.lock): no module of the product
 may import, at import time, a package that only the dev lock (requirements-dev.lock: test tools) holds.
-A merge once put ``from docker.types import Ulimit`` at the top of imgsearch/runner.py and the demo
+A merge once put ``from docker.types import Ulimit`` at the top of consumers/runner.py and the demo
 failed on a fresh machine while the whole suite, on the dev lock, passed."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from importlib.metadata import packages_distributions
 
 from imgsearch.config import REPO_ROOT
 
-PRODUCT = ("imgsearch", "streams", "producers", "consumers", "schemas")
+PRODUCT = ("imgsearch", "streams", "producers", "consumers", "jobs", "apps", "schemas")
 
 
 def locked(name: str) -> set[str]:

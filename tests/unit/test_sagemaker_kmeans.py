@@ -10,13 +10,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from imgsearch.sagemaker_kmeans import (
-    SageMakerError,
-    SageMakerKMeans,
-    kmeans_image,
-    read_ndarray_list,
-    write_ndarray_list,
-)
+from jobs.sagemaker_kmeans import SageMakerError, SageMakerKMeans, kmeans_image, read_ndarray_list, write_ndarray_list
 
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 

@@ -13,7 +13,7 @@ from imgsearch.embedding.base import normalize_rows
 from imgsearch.embedding.conse import default_artifact_dir
 from imgsearch.embedding.heads import load_heads
 from imgsearch.embedding.learned import PACKAGED_HEADS, FeatureExtractor, heads_available
-from imgsearch.train_heads import (
+from jobs.train_heads import (
     extract_features,
     load_labels,
     query_vectors,

@@ -75,7 +75,7 @@ def test_a_dead_letter_always_fits_in_a_message(tmp_path, size):
 def test_the_size_limit_chain_is_consistent():
     b64 = 4 * -(-MAX_INLINE_IMAGE_BYTES // 3)
     assert b64 + 64 * 1024 < MAX_EVENT_BYTES <= GATEWAY_MAX_BODY_BYTES < MAX_MESSAGE_BYTES
-    from imgsearch.kafka_admin import topic_configs
+    from imgsearch.kafka.admin import topic_configs
     from schemas.topics import Topics
 
     topics = Topics()
@@ -270,7 +270,7 @@ def test_an_unexpected_error_in_an_interaction_is_dead_lettered(tmp_path):
 
 def test_cli_search_says_why_a_request_could_not_be_sent(monkeypatch, capsys):
     """``imgsearch search`` against a topic that does not exist: exit 4 and the reason, no traceback."""
-    from imgsearch import cli
+    from apps import cli
     from producers import TopicMissing
 
     class Client:

@@ -49,7 +49,7 @@ def test_settings_redacted_hides_url_credentials() -> None:
 def test_imgsearch_settings_prints_no_url_credentials() -> None:
     env = {"OPENSEARCH_URL": f"https://admin:{SECRET}@search.example:9200", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
-        [sys.executable, "-m", "imgsearch", "settings"],
+        [sys.executable, "-m", "apps", "settings"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -108,7 +108,7 @@ def test_metrics_server_binds_loopback_by_default() -> None:
 
 # ---------------------------------------------------------------------- item 14: a 500 says nothing
 async def test_an_unexpected_error_is_a_500_without_details() -> None:
-    from imgsearch.gateway.app import errors_and_metrics
+    from apps.gateway.app import errors_and_metrics
 
     async def boom(request: web.Request) -> web.Response:
         raise RuntimeError(f"connection to https://admin:{SECRET}@db failed")
@@ -125,7 +125,7 @@ async def test_an_unexpected_error_is_a_500_without_details() -> None:
 
 # ---------------------------------------------------------------------- item 9: set-up errors
 def test_authenticator_refuses_missing_or_unsafe_setups(tmp_path: Path) -> None:
-    from imgsearch.gateway.auth import Authenticator
+    from apps.gateway.auth import Authenticator
 
     with pytest.raises(ValueError, match="IMGSEARCH_GATEWAY_AUTH is not set"):
         Authenticator(Settings(gateway_auth=""))

@@ -11,7 +11,7 @@ import boto3
 from botocore.stub import Stubber
 
 from imgsearch.config import Settings
-from imgsearch.kafka_admin import topic_configs
+from imgsearch.kafka.admin import topic_configs
 from imgsearch.ranker.personalize import PersonalizeDataDeletion
 from schemas.events import ForgetUser, event_type_of
 from schemas.topics import Topics

@@ -41,16 +41,9 @@ from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from apps.gateway.auth import AUTH, DEMO_WARNING, Authenticator, AuthError, authenticated_user, make_csrf_guard
 from imgsearch import metrics
 from imgsearch.config import Settings, redact_url
-from imgsearch.gateway.auth import (
-    AUTH,
-    DEMO_WARNING,
-    Authenticator,
-    AuthError,
-    authenticated_user,
-    make_csrf_guard,
-)
 from imgsearch.images import ImageRejected, decode, fetch_uri, parse_roots
 from imgsearch.index.opensearch import OpenSearchIndex
 from producers import EventPublisher, EventTooLarge, KafkaClientError, SearchClient, SearchTimeout
@@ -603,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # a bad setting: say so, do not serve
         print(f"gateway not started: {exc}", file=sys.stderr)
         return 2
-    ap = argparse.ArgumentParser(prog="python -m imgsearch.gateway", description=__doc__.split("\n", 1)[0])
+    ap = argparse.ArgumentParser(prog="python -m apps.gateway", description=__doc__.split("\n", 1)[0])
     ap.add_argument("--host", default=settings.gateway_host)
     ap.add_argument("--port", type=int, default=settings.gateway_port)
     args = ap.parse_args(argv)

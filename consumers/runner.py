@@ -20,17 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from consumers.roles import ROLES
 from imgsearch.config import REPO_ROOT, Settings, process_environment
 from schemas.limits import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:  # the docker SDK is a test tool (requirements-dev.lock): the demo runs without it
     from docker.types import Ulimit
-
-MODULES = {
-    "embedder": "consumers.embedding_worker",
-    "interactions": "consumers.interaction_worker",
-    "query": "consumers.query_worker",
-}
 
 
 @dataclass
@@ -65,7 +60,7 @@ class Workers:
         env = {**process_environment(), **self.env, **(extra_env or {})}
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", MODULES[role]],
+                [sys.executable, "-m", ROLES[role]],
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=log,

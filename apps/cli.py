@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from consumers.roles import ROLES, worker_main
 from imgsearch.config import Settings
+from jobs.ingest import cmd_ingest
 
 if TYPE_CHECKING:
     from schemas.events import SearchResponse
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -26,42 +26,13 @@ def _setup_logging(verbose: bool) -> None:
 
 
 async def cmd_topics(settings: Settings) -> None:
-    from imgsearch.kafka_admin import ensure_topics
+    from imgsearch.kafka.admin import ensure_topics
 
     created = await ensure_topics(
         settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings
     )
     for spec in settings.topics.all_shared():
         print(f"{spec.name:45s} key={spec.key:12s} {'(created)' if spec.name in created else ''}")
-
-
-def image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def image_id_for(path: Path, root: Path) -> str:
-    rel = path.relative_to(root).with_suffix("")
-    return "".join(c if c.isalnum() or c in "._-/" else "_" for c in str(rel))[:128]
-
-
-async def cmd_ingest(settings: Settings, folder: Path, inline: bool) -> int:
-    from producers.publisher import EventPublisher
-    from schemas.events import NewImage
-
-    files = image_files(folder)
-    async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub:
-        events = []
-        for path in files:
-            meta = {"file": path.name, "folder": path.parent.name}
-            iid = image_id_for(path, folder)
-            events.append(
-                NewImage.inline(iid, path.read_bytes(), metadata=meta)
-                if inline
-                else NewImage(image_id=iid, source_uri=path.resolve().as_uri(), metadata=meta)
-            )
-        n = await pub.publish_images(events)
-    print(f"published {n} new-image events from {folder}")
-    return n
 
 
 def format_response(resp: SearchResponse) -> str:
@@ -104,7 +75,7 @@ async def cmd_search(
     (``KafkaClientError``: a deadline, a missing topic, over the size limits), 3 on no reply in time. With
     ``as_json`` stdout holds exactly one JSON object: the SearchResponse, or on a timeout
     ``{"type": "search.timeout", "error": {"code": "timeout", "message": ...}}``."""
-    from producers.deadlines import KafkaClientError
+    from imgsearch.kafka.deadlines import KafkaClientError
     from producers.search_client import SearchClient, SearchTimeout
     from streams.retrieval import parse_filter
 
@@ -195,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("topics", help="create the shared topics (idempotent)")
     sub.add_parser("settings", help="print the effective settings (secrets redacted)")
     w = sub.add_parser("worker", help="run one worker role")
-    w.add_argument("role", choices=["embedder", "interactions", "query"])
+    w.add_argument("role", choices=list(ROLES))
     ing = sub.add_parser("ingest", help="publish a folder of images as new-image events")
     ing.add_argument("folder", type=Path)
     ing.add_argument("--inline", action="store_true", help="send bytes inline instead of file:// URIs")
@@ -262,14 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "settings":
         print(json.dumps(settings.redacted(), indent=2, default=str))
     elif args.cmd == "worker":
-        import importlib
-
-        module = {
-            "embedder": "embedding_worker",
-            "interactions": "interaction_worker",
-            "query": "query_worker",
-        }
-        importlib.import_module(f"consumers.{module[args.role]}").main()
+        worker_main(args.role)()
     elif args.cmd == "ingest":
         asyncio.run(cmd_ingest(settings, args.folder, args.inline))
     elif args.cmd == "search":
@@ -294,16 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "forget":
         asyncio.run(cmd_forget(settings, args.user))
     elif args.cmd == "clusters":
-        from imgsearch.clusters import train_from_folder
+        from jobs.clusters import train_from_folder
 
         asyncio.run(train_from_folder(settings, args.folder, args.k, args.vector))
     elif args.cmd == "recluster":
-        from imgsearch.clusters import recluster
+        from jobs.clusters import recluster
 
         asyncio.run(recluster(settings, args.k, args.vector))
     elif args.cmd == "export-personalize":
-        from imgsearch.export import read_events, rows, write
-        from streams.centroids import current_model
+        from imgsearch.kafka.model_topics import current_model
+        from jobs.export import read_events, rows, write
 
         async def export() -> None:
             events = await read_events(settings.kafka_bootstrap, settings.topics)
@@ -314,23 +278,23 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.run(export())
     elif args.cmd == "train-ranker":
-        from imgsearch.ranker.training import train_and_publish
+        from jobs.train_ranker import train_and_publish
 
         asyncio.run(train_and_publish(settings))
     elif args.cmd == "k-report":
-        from imgsearch.clusters import k_report
+        from jobs.clusters import k_report
 
         asyncio.run(k_report(settings, [int(x) for x in args.k.split(",")], args.vector))
     elif args.cmd == "train-heads":
-        from imgsearch.train_heads import main as train_heads_main
+        from jobs.train_heads import main as train_heads_main
 
         return train_heads_main([a for a in args.args if a != "--"])
     elif args.cmd == "gateway":
-        from imgsearch.gateway import main as gateway_main
+        from apps.gateway import main as gateway_main
 
         return gateway_main([])
     elif args.cmd == "demo":
-        from imgsearch.demo import run_demo
+        from jobs.demo import run_demo
 
         try:
             return asyncio.run(

@@ -50,7 +50,7 @@ async def reset_demo_state(settings: Settings) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     from imgsearch.index.opensearch import OpenSearchIndex
-    from imgsearch.kafka_admin import delete_topics
+    from imgsearch.kafka.admin import delete_topics
 
     admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
@@ -192,7 +192,7 @@ async def serve(settings: Settings) -> None:
     # the demo's gateway authenticates nobody (anyone may pick alice or bob): said on the page and in its log
     settings = settings.replace(gateway_auth=settings.gateway_auth or "demo")
     env = {**process_environment(), **settings.child_env()}
-    proc = subprocess.Popen([sys.executable, "-m", "imgsearch.gateway", "--port", port], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "apps.gateway", "--port", port], env=env)
     mode = "DEMO MODE, no authentication" if settings.gateway_auth == "demo" else settings.gateway_auth
     print(f"[demo] explore it: http://127.0.0.1:{port}/  (users alice and bob; {mode}; Ctrl-C to stop)")
     try:
@@ -214,11 +214,11 @@ async def run_demo(
     keep_workers: bool = False,
     web: bool = False,
 ) -> int:
-    from imgsearch.cli import cmd_ingest, image_files, image_id_for
-    from imgsearch.clusters import train_from_folder
+    from consumers.runner import Workers
     from imgsearch.index.opensearch import OpenSearchIndex
-    from imgsearch.kafka_admin import ensure_topics
-    from imgsearch.runner import Workers
+    from imgsearch.kafka.admin import ensure_topics
+    from jobs.clusters import train_from_folder
+    from jobs.ingest import cmd_ingest, image_files, image_id_for
     from producers import EventPublisher, SearchClient, SearchTimeout
     from schemas.events import EventType, Interaction
 

@@ -7,8 +7,8 @@ from imgsearch.domain.cooccurrence import CooccurrenceModel, train
 
 
 async def train_and_publish(settings: Settings) -> CooccurrenceModel:
-    from imgsearch.export import read_events, rows
-    from streams.centroids import current_model, publish_latest
+    from imgsearch.kafka.model_topics import current_model, publish_latest
+    from jobs.export import read_events, rows
 
     centroids = await current_model(settings.kafka_bootstrap, settings.topics)
     if centroids is None:

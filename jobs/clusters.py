@@ -48,7 +48,7 @@ def fit(
     IMGSEARCH_SAGEMAKER_PREFIX, AWS_REGION)."""
     k_eff = clamp_k(k, len(vectors))
     if settings is not None and settings.kmeans_backend == "sagemaker":
-        from imgsearch.sagemaker_kmeans import SageMakerKMeans
+        from jobs.sagemaker_kmeans import SageMakerKMeans
 
         if not settings.sagemaker_role_arn or not settings.sagemaker_bucket:
             raise ValueError(
@@ -100,9 +100,9 @@ def describe_in_batches(
 async def train_from_folder(
     settings: Settings, folder: Path, k: int, vector_kind: VectorKind, publish: bool = True
 ) -> CentroidModel:
-    from imgsearch.cli import image_files
     from imgsearch.embedding.factory import make_embedder, make_style
-    from streams.centroids import publish_centroids
+    from imgsearch.kafka.model_topics import publish_centroids
+    from jobs.ingest import image_files
 
     images = load_images(image_files(folder))
     if vector_kind == "style":
@@ -147,7 +147,7 @@ async def read_index_vectors(
 async def retrain_from_index(settings: Settings, k: int, vector_kind: VectorKind, seed: int = 0) -> CentroidModel:
     """Fit a new centroid model on the indexed vectors and publish it, carrying the remap from the
     current model (so stored preferences follow the images to their new clusters)."""
-    from streams.centroids import current_model, publish_centroids
+    from imgsearch.kafka.model_topics import current_model, publish_centroids
 
     index = OpenSearchIndex(settings.opensearch_url, settings.index_name)
     try:

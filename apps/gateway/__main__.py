@@ -1,0 +1,3 @@
+from apps.gateway.app import main
+
+raise SystemExit(main())

@@ -1,3 +1,0 @@
-from imgsearch.cli import main
-
-raise SystemExit(main())

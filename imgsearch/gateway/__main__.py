@@ -1,3 +1,0 @@
-from imgsearch.gateway.app import main
-
-raise SystemExit(main())
