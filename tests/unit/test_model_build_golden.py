@@ -104,8 +104,9 @@ def test_lite0_classifier_reproduces_goldens(
 
 @pytest.mark.parametrize("variant", ["lite1", "lite2"])
 def test_other_variants_reproduce_goldens(variant: str, golden: dict[str, np.ndarray], images: np.ndarray) -> None:
-    if cached_wheel(VARIANTS[variant][1]) is None:
-        pytest.skip(f"{VARIANTS[variant][1]} not in the wheel cache (setup_models.sh --variant {variant} fetches it)")
+    assert cached_wheel(VARIANTS[variant][1]) is not None, (
+        f"{VARIANTS[variant][1]} not in the wheel cache: bash scripts/setup_models.sh --reference-data fetches it"
+    )
     _check_classifier(_lite_state_dict(variant), variant, golden, images)
 
 
