@@ -23,6 +23,7 @@ from typing import Any
 from PIL import Image
 
 from imgsearch.datasets import debian
+from imgsearch.datasets.files import swap_in
 from imgsearch.datasets.icons.tables import (
     SUBJECT_BY_NAME,
     SUBJECTS,
@@ -436,16 +437,7 @@ def build(
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
     # 5. swap in atomically-ish: the old tree is removed only once the new one is complete
-    if root.exists():
-        old = root.with_name(root.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        root.rename(old)
-        staging.rename(root)
-        shutil.rmtree(old)
-    else:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(root)
+    swap_in(staging, root)
     _log(
         f"built {len(labels)} images, {len(counts_theme)} themes x {len(kept_subjects)} subjects "
         f"in {time.monotonic() - t0:.1f}s -> {root}",

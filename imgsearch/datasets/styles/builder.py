@@ -23,6 +23,7 @@ from typing import Any
 from PIL import Image
 
 from imgsearch.datasets import debian, icons, npm, splits
+from imgsearch.datasets.files import swap_in
 from imgsearch.datasets.styles.labels import (
     CURATED_BY_CANONICAL,
     CURATED_EMOJI,
@@ -673,16 +674,7 @@ def build(
     (staging / "labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False) + "\n")
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
 
-    if root.exists():
-        old = root.with_name(root.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        root.rename(old)
-        staging.rename(root)
-        shutil.rmtree(old)
-    else:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(root)
+    swap_in(staging, root)
     _log(
         f"built {len(labels)} images ({len(skipped)} skipped), {len(chosen)} styles in "
         f"{time.monotonic() - t0:.1f}s (plan {t_plan:.1f}s, render {t_render:.1f}s) -> {root}",
