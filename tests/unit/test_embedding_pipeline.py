@@ -16,7 +16,7 @@ from imgsearch.embedding.style import HandcraftedStyleDescriber, StyleDescriber
 from schemas.events import ImageIndexed, NewImage
 from streams.embedding import EmbeddingPipeline
 from streams.ports import FixedModel
-from tests.unit.fakes import ImageWriter, Letters, Sink, event
+from tests.support.fakes import ImageWriter, Letters, Sink, event
 
 
 def png(size: int = 16, colour: str = "red") -> bytes:

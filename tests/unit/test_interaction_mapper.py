@@ -19,7 +19,7 @@ from streams.interactions import (
     PARKED_AT_HEADER,
     InteractionMapper,
 )
-from tests.unit.fakes import Letters, Sink, event
+from tests.support.fakes import Letters, Sink, event
 
 
 class Wired:

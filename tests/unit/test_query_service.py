@@ -21,7 +21,7 @@ from imgsearch.ranker.local import LocalProfileRanker
 from schemas.events import EventType, ForgetUser, PersonalizationEvent, SearchRequest, SearchResponse, utcnow
 from streams.ports import FixedModel
 from streams.query import QueryService
-from tests.unit.fakes import Letters, Replies, SearchIndex, event
+from tests.support.fakes import Letters, Replies, SearchIndex, event
 
 REPLY = "imgsearch.search.replies.c1"
 # two styles, three candidates each; cosine order is the list's order (style 0 first)

@@ -42,7 +42,7 @@ from schemas.limits import (
     MAX_MESSAGE_BYTES,
 )
 from streams.common import DeadLetters
-from tests.unit.fakes import Letters, Replies, Sink, event
+from tests.support.fakes import Letters, Replies, Sink, event
 from tests.unit.test_embedding_pipeline import Wired, png
 
 
