@@ -39,7 +39,7 @@ def isolated_settings(engines: dict[str, str], tag: str, tmp: Path, image_root: 
     )
 
 
-def worker_env(settings: Settings, tag: str) -> dict[str, str]:
+def worker_env(settings: Settings) -> dict[str, str]:
     """The environment of the run's worker processes."""
     return settings.child_env()
 
@@ -126,7 +126,7 @@ def open_run(cfg: Config) -> Run:
     os_client = AsyncOpenSearch(
         hosts=[settings.opensearch_url], timeout=300, **opensearch_kwargs(settings.opensearch_url)
     )
-    workers = Workers(tmp / "logs", worker_env(settings, tag))
+    workers = Workers(tmp / "logs", worker_env(settings))
     return Run(cfg, tag, tmp, images_root, settings, workers, os_client, res)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image
 
 from imgsearch.datasets import debian
-from imgsearch.datasets.files import swap_in
+from imgsearch.datasets.files import draw_grid, swap_in
 from imgsearch.datasets.icons.tables import (
     SUBJECT_BY_NAME,
     SUBJECTS,
@@ -508,38 +508,16 @@ def contact_sheet(
     subjects: Sequence[str] | None = None,
 ) -> Path:
     """A PNG grid: one row per theme, one column per subject, the first image of each cell."""
-    from PIL import ImageDraw, ImageFont
-
     root = dataset_dir(root)
     manifest = json.loads((root / "manifest.json").read_text())
     row_names = list(themes or [t["style"] for t in manifest["themes"] if t["images"]])
     col_names = list(subjects or [s["name"] for s in manifest["subjects"]])
     picked = {(lab["style"], lab["subject"]): lab for lab in subset(load_labels(root), 1, row_names, col_names)}
-    font = ImageFont.load_default(size=11)
-    label_w, header_h, pad = 92, 74, 2
-    width = label_w + len(col_names) * (cell + pad) + pad
-    height = header_h + len(row_names) * (cell + pad) + pad
-    sheet = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for c, subject in enumerate(col_names):  # rotated column headers
-        txt = Image.new("L", (header_h - 4, 14), 255)
-        ImageDraw.Draw(txt).text((0, 0), subject, fill=0, font=font)
-        txt = txt.rotate(90, expand=True)
-        x = label_w + c * (cell + pad) + (cell - txt.width) // 2
-        sheet.paste(Image.new("RGB", txt.size, (0, 0, 0)), (x, 2), Image.eval(txt, lambda v: 255 - v))
-    for r, style in enumerate(row_names):
-        y = header_h + r * (cell + pad)
-        draw.text((4, y + cell // 2 - 6), style, fill=(0, 0, 0), font=font)
-        for c, subject in enumerate(col_names):
-            x = label_w + c * (cell + pad)
-            lab = picked.get((style, subject))
-            if lab is None:
-                draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=(235, 235, 235))
-                continue
-            with Image.open(root / lab["path"]) as im:
-                sheet.paste(im.convert("RGB").resize((cell, cell), Image.Resampling.LANCZOS), (x, y))
+    cells = {
+        (r, c): picked[(style, subject)]["path"]
+        for r, style in enumerate(row_names)
+        for c, subject in enumerate(col_names)
+        if (style, subject) in picked
+    }
     out = Path(out) if out else Path(__file__).resolve().parents[3] / "docs" / "img" / "icons-dataset.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # a 256-colour palette keeps it ~250 KB for the repo; icons are flat enough not to show banding
-    sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
-    return out
+    return draw_grid(root, row_names, col_names, cells, out, cell=cell, label_w=92, header_h=74)

@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image
 
 from imgsearch.datasets import debian, icons, npm, splits
-from imgsearch.datasets.files import swap_in
+from imgsearch.datasets.files import draw_grid, swap_in
 from imgsearch.datasets.styles.labels import (
     CURATED_BY_CANONICAL,
     CURATED_EMOJI,
@@ -794,12 +794,11 @@ def contact_sheet(
 ) -> Path:
     """Styles as rows, curated subjects as columns: per icon style the icon with the most canonical name,
     per emoji style the first emoji of ``CURATED_EMOJI`` (grey: none)."""
-    from PIL import ImageDraw, ImageFont
-
     root = dataset_dir(root)
     labels = load_labels(root)
     manifest = json.loads((root / "manifest.json").read_text())
     rows_styles = [s["style"] for s in manifest["styles"] if s["images"] and s["kind"] != "clipart"]
+    row_of = {style: r for r, style in enumerate(rows_styles)}
     pick: dict[tuple[str, int], dict] = {}
     pref: dict[tuple[str, int], tuple] = {}
     for lab in labels:
@@ -817,34 +816,10 @@ def contact_sheet(
         key = (lab["style"], col)
         if key not in pref or rank < pref[key]:
             pref[key], pick[key] = rank, lab
-    ncol = len(subjects)
-    font = ImageFont.load_default(size=11)
-    label_w, header_h, pad = 170, 70, 2
-    sheet = Image.new(
-        "RGB", (label_w + ncol * (cell + pad) + pad, header_h + len(rows_styles) * (cell + pad) + pad), (255, 255, 255)
-    )
-    draw = ImageDraw.Draw(sheet)
-    for c, subject in enumerate(subjects):
-        txt = Image.new("L", (header_h - 4, 14), 255)
-        ImageDraw.Draw(txt).text((0, 0), subject, fill=0, font=font)
-        txt = txt.rotate(90, expand=True)
-        x = label_w + c * (cell + pad) + (cell - txt.width) // 2
-        sheet.paste(Image.new("RGB", txt.size, (0, 0, 0)), (x, 2), Image.eval(txt, lambda v: 255 - v))
-    for r, style in enumerate(rows_styles):
-        y = header_h + r * (cell + pad)
-        draw.text((4, y + cell // 2 - 6), f"{style} ({splits.split_of_style(style)})", fill=(0, 0, 0), font=font)
-        for c in range(ncol):
-            x = label_w + c * (cell + pad)
-            chosen = pick.get((style, c))
-            if chosen is None:
-                draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=(235, 235, 235))
-                continue
-            with Image.open(root / chosen["path"]) as im:
-                sheet.paste(im.convert("RGB").resize((cell, cell), Image.Resampling.LANCZOS), (x, y))
+    cells = {(r, c): lab["path"] for (style, c), lab in pick.items() if (r := row_of.get(style)) is not None}
     out = Path(out) if out else Path(__file__).resolve().parents[3] / "docs" / "img" / "styles-v2.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
-    return out
+    row_labels = [f"{style} ({splits.split_of_style(style)})" for style in rows_styles]
+    return draw_grid(root, row_labels, list(subjects), cells, out, cell=cell, label_w=170, header_h=70)
 
 
 def stats(root: Path | None = None) -> str:
