@@ -85,9 +85,7 @@ async def cmd_search(
         print(f"search: bad --filter: {exc}", file=sys.stderr)
         return 2
     try:
-        async with SearchClient(
-            settings.kafka_bootstrap, topics=settings.topics, principal=settings.kafka_sasl_username
-        ) as client:
+        async with SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client:
             resp = await client.search(
                 user,
                 text,
@@ -127,7 +125,7 @@ async def cmd_interact(settings: Settings, user: str, image: str, event_type: st
     from producers.publisher import EventPublisher
     from schemas.events import EventType, Interaction
 
-    async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub:
+    async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub:
         await pub.publish_interaction(Interaction(user_id=user, image_id=image, event_type=EventType(event_type)))
 
 
@@ -137,7 +135,7 @@ async def cmd_forget(settings: Settings, user: str) -> str:
     from schemas.events import ForgetUser
 
     request = ForgetUser(user_id=user, requested_by="cli")
-    async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub:
+    async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub:
         await pub.publish_forget(request)
     print(
         f"forget request {request.event_id} for {user} published: the interaction workers drop the user's parked "
@@ -270,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         from jobs.export import read_events, rows, write
 
         async def export() -> None:
-            events = await read_events(settings.kafka_bootstrap, settings.topics)
-            table = rows(events, await current_model(settings.kafka_bootstrap, settings.topics))
+            events = await read_events(settings)
+            table = rows(events, await current_model(settings))
             for path in write(table, args.out, args.s3):
                 print(path)
             print(f"{len(table)} interactions exported")

@@ -47,13 +47,13 @@ def worker_env(settings: Settings) -> dict[str, str]:
 class PhysicalIndex:
     """Raw access to the query worker's physical index (count, bulk, knn, exact, stats)."""
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, settings: Settings, name: str) -> None:
         from opensearchpy import AsyncOpenSearch
 
         from imgsearch.connections import opensearch_kwargs
 
         self.name = name
-        self.client = AsyncOpenSearch(hosts=[url], timeout=120, **opensearch_kwargs(url))
+        self.client = AsyncOpenSearch(hosts=[settings.opensearch_url], timeout=120, **opensearch_kwargs(settings))
 
     async def close(self) -> None:
         await self.client.close()
@@ -123,9 +123,7 @@ def open_run(cfg: Config) -> Run:
     settings = isolated_settings(engines, tag, tmp, images_root, cfg)
     res: dict[str, Any] = {"mode": "quick" if cfg.quick else "full", "machine": facts, "config": asdict(cfg)}
     res["run"] = {"tag": tag, "worker_logs": str(tmp / "logs")}
-    os_client = AsyncOpenSearch(
-        hosts=[settings.opensearch_url], timeout=300, **opensearch_kwargs(settings.opensearch_url)
-    )
+    os_client = AsyncOpenSearch(hosts=[settings.opensearch_url], timeout=300, **opensearch_kwargs(settings))
     workers = Workers(tmp / "logs", worker_env(settings))
     return Run(cfg, tag, tmp, images_root, settings, workers, os_client, res)
 
@@ -140,7 +138,7 @@ async def close_run(run: Run) -> None:
     with contextlib.suppress(Exception):
         from imgsearch.index.opensearch import OpenSearchIndex
 
-        alias = OpenSearchIndex(run.settings.opensearch_url, run.settings.index_name)
+        alias = OpenSearchIndex(run.settings.opensearch_url, run.settings.index_name, settings=run.settings)
         await alias.delete_index()
         await alias.close()
     for name in run.created_indices:
@@ -148,25 +146,25 @@ async def close_run(run: Run) -> None:
             await run.os_client.indices.delete(index=name)
     await run.os_client.close()
     with contextlib.suppress(Exception):
-        await delete_prefixed_topics(run.settings.kafka_bootstrap, run.tag)
+        await delete_prefixed_topics(run.settings, run.tag)
     shutil.rmtree(run.tmp / "data", ignore_errors=True)
     run.res["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run.res["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
 
 
-async def delete_prefixed_topics(bootstrap: str, tag: str) -> None:
+async def delete_prefixed_topics(settings: Settings, tag: str) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     from imgsearch.connections import kafka_security
     from imgsearch.kafka.admin import delete_topics
 
-    admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_security(settings), bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(tag)]
     finally:
         await admin.close()
-    await delete_topics(bootstrap, names)
+    await delete_topics(settings.kafka_bootstrap, names, settings)
 
 
 # ---------------------------------------------------------------------------- waiting for the pipeline
@@ -181,13 +179,13 @@ async def wait_count(idx: PhysicalIndex, target: int, timeout: float, workers: W
     raise TimeoutError(f"index {idx.name} did not reach {target} documents in {timeout:.0f}s")
 
 
-async def group_members(bootstrap: str, group: str) -> tuple[str, int]:
+async def group_members(settings: Settings, group: str) -> tuple[str, int]:
     """(state, members with a partition assignment) of a consumer group."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     from imgsearch.connections import kafka_security
 
-    admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_security(settings), bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         resp = await admin.describe_consumer_groups([group])
@@ -202,13 +200,13 @@ async def group_members(bootstrap: str, group: str) -> tuple[str, int]:
     return "unknown", 0
 
 
-async def wait_group(bootstrap: str, group: str, members: int, timeout: float, workers: Workers) -> None:
+async def wait_group(settings: Settings, group: str, members: int, timeout: float, workers: Workers) -> None:
     deadline = time.monotonic() + timeout
     last: tuple[str, int] = ("unknown", 0)
     while time.monotonic() < deadline:
         workers.check_alive()
         with contextlib.suppress(Exception):
-            last = await group_members(bootstrap, group)
+            last = await group_members(settings, group)
             if last[0] == "Stable" and last[1] >= members:
                 return
         await asyncio.sleep(0.5)

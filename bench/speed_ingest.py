@@ -14,7 +14,6 @@ from bench.common import say
 from bench.speed_env import PhysicalIndex, Run, wait_count, wait_group
 from consumers.runner import Workers
 from imgsearch.config import Settings
-from schemas.topics import Topics
 
 
 def load_images(rows: list[dict]) -> list[Any]:
@@ -62,7 +61,7 @@ def decode_cost_ms(rows: list[dict], max_bytes: int, max_pixels: int) -> float:
     return round(1000 * (time.perf_counter() - t0) / len(rows), 3)
 
 
-async def publish_images(bootstrap: str, rows: list[dict], prefix: str, topics: Topics) -> int:
+async def publish_images(settings: Settings, rows: list[dict], prefix: str) -> int:
     from producers.publisher import EventPublisher
     from schemas.events import NewImage
 
@@ -74,7 +73,7 @@ async def publish_images(bootstrap: str, rows: list[dict], prefix: str, topics: 
         )
         for r in rows
     ]
-    async with EventPublisher(bootstrap, topics=topics) as pub:
+    async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub:
         return await pub.publish_images(events)
 
 
@@ -84,7 +83,7 @@ async def ingest_phase(
     """Warm batch (not timed), then n images (the set repeated with distinct ids), timed from the
     first publish to all searchable."""
     base = await idx.count()
-    await publish_images(settings.kafka_bootstrap, rows[:warm], f"{prefix}-warm", settings.topics)
+    await publish_images(settings, rows[:warm], f"{prefix}-warm")
     await wait_count(idx, base + warm, 300, workers)
     base += warm
     batch = [rows[i % len(rows)] for i in range(n)]
@@ -92,9 +91,7 @@ async def ingest_phase(
     t0 = time.perf_counter()
     published = 0
     for rep in dict.fromkeys(reps):
-        published += await publish_images(
-            settings.kafka_bootstrap, [b for b, r in zip(batch, reps, strict=True) if r == rep], rep, settings.topics
-        )
+        published += await publish_images(settings, [b for b, r in zip(batch, reps, strict=True) if r == rep], rep)
     t_pub = time.perf_counter()
     t_done = await wait_count(idx, base + n, 600, workers)
     dt = t_done - t0
@@ -133,20 +130,20 @@ async def ingest(run: Run) -> None:
     # the style clusters, published like `imgsearch clusters` does
     await ensure_topics(settings.kafka_bootstrap, settings.topics.all_shared(), settings.partitions, settings=settings)
     centroids = run.centroids = fit(style_vecs, cfg.k_clusters, "style", style.model_id)
-    await publish_centroids(settings.kafka_bootstrap, settings.topics, centroids)
+    await publish_centroids(settings, centroids)
     say(f"   centroids k={centroids.k} published; starting workers: embedder, interactions, query")
     for role in ("embedder", "interactions", "query"):
         workers.start(role)
     run.index_name = physical_name(settings.index_name, embedder.model_id)
     run.created_indices.append(run.index_name)
-    idx = run.idx = PhysicalIndex(settings.opensearch_url, run.index_name)
+    idx = run.idx = PhysicalIndex(settings, run.index_name)
     group = f"{settings.app_id('embedder')}-{model_slug(embedder.model_id)}"
-    await wait_group(settings.kafka_bootstrap, group, 1, 180, workers)
+    await wait_group(settings, group, 1, 180, workers)
     say(f"   1 embedder: {cfg.ingest_images} images through the pipeline ...")
     one = await ingest_phase(settings, idx, rows, cfg.ingest_images, "p1", workers, cfg.warm_images)
     say(f"   1 embedder: {one['images_per_s']} images/s ({one['seconds']} s)")
     workers.start("embedder")
-    await wait_group(settings.kafka_bootstrap, group, 2, 180, workers)
+    await wait_group(settings, group, 2, 180, workers)
     say(f"   2 embedders: {cfg.ingest_images} images through the pipeline ...")
     two = await ingest_phase(settings, idx, rows, cfg.ingest_images, "p2", workers, cfg.warm_images)
     say(f"   2 embedders: {two['images_per_s']} images/s ({two['seconds']} s)")

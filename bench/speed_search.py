@@ -246,7 +246,7 @@ async def freshness(run: Run, client: Any) -> dict[str, Any]:
     await wait_quiet(client, queries[0])
     say(f"4. freshness: {cfg.fresh_trials} trials (interaction → first reply reflecting it) ...")
     trials = []
-    async with EventPublisher(run.settings.kafka_bootstrap, topics=run.settings.topics) as pub:
+    async with EventPublisher(run.settings.kafka_bootstrap, topics=run.settings.topics, settings=run.settings) as pub:
         for t in range(cfg.fresh_trials):
             trials.append(await freshness_trial(client, pub, f"fresh-{t}", queries[t % len(queries)]))
     ok = [t["freshness_ms"] for t in trials if "freshness_ms" in t]

@@ -209,7 +209,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     random.Random(args.seed).shuffle(pairs)
     pairs = pairs[: args.max_pairs]
 
-    index = OpenSearchIndex(settings.opensearch_url, f"{args.index}-{args.split}-{args.total}", timeout_s=120.0)
+    index = OpenSearchIndex(
+        settings.opensearch_url, f"{args.index}-{args.split}-{args.total}", timeout_s=120.0, settings=settings
+    )
     try:
         await load(index, ids, vectors, clusters)
         if args.load_only:

@@ -137,7 +137,7 @@ def _wait_until(check: Callable[[], bool], timeout: float, what: str, logs: Call
     raise RuntimeError(f"{what} not healthy after {timeout:.0f}s; its log ends:\n{logs()[-3000:]}")
 
 
-def start_containers(settings: Settings | None = None, timeout: float = 240.0) -> dict[str, str]:
+def start_containers(settings: Settings, timeout: float = 240.0) -> dict[str, str]:
     """Kafka and OpenSearch as containers through testcontainers (issue 18), on the host network with
     every listener on 127.0.0.1 and the ports of scripts/engines.sh (KAFKA_PORT, OPENSEARCH_PORT, ...),
     configured by environment as docker-compose.yml configures them, so the official images and the
@@ -146,7 +146,7 @@ def start_containers(settings: Settings | None = None, timeout: float = 240.0) -
     containers are removed by stop_containers(), which ensure_engines() registers at exit."""
     from testcontainers.core.config import testcontainers_config
 
-    s = settings or Settings()
+    s = settings
     testcontainers_config.ryuk_disabled = True
     kp, cp, op, tp = (
         s.engine_kafka_port,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -37,6 +38,21 @@ def process_environment() -> dict[str, str]:
     """A copy of this process's environment: what a child process inherits before ``child_env()``
     (and what ``Settings()`` reads). The one place product code and tests read ``os.environ``."""
     return dict(os.environ)
+
+
+@lru_cache(maxsize=1)
+def default_settings() -> Settings:
+    """The built-in defaults, read from no environment: what a library object uses when it is given
+    no settings (a PLAINTEXT Kafka client, an unauthenticated OpenSearch client, replication 1).
+    Everything a run configures comes in a ``Settings`` passed explicitly."""
+    return Settings.from_env({})
+
+
+def environment_cache_path() -> Path:
+    """The cache directory this process's environment names (``IMGSEARCH_CACHE``, default
+    ``~/.cache/imgsearch``): the default of the tools and helpers (model build, data sets, wheels,
+    benchmarks) that are not given a directory or settings. A run uses ``settings.cache_path``."""
+    return Settings().cache_path
 
 
 def default_event_weights() -> dict[EventType, float]:
@@ -244,6 +260,22 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_env("IMGSEARCH_LOG_LEVEL"))
     # the search client's Kafka principal (it may only read its own reply topic: producers/search_client.py)
     kafka_sasl_username: str = Field("", validation_alias=_env("KAFKA_SASL_USERNAME"))
+    # how every client connects (imgsearch/connections.py; docs/operations.md "Security"): Kafka's
+    # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL, its TLS files and SASL mechanism, and OpenSearch's
+    # none | basic | sigv4 ("": basic when OPENSEARCH_USER is set, else none), CA bundle and region.
+    # A password may come from a file instead (*_PASSWORD_FILE: a mounted secret, read when a client is made)
+    kafka_security_protocol: str = Field("PLAINTEXT", validation_alias=_env("KAFKA_SECURITY_PROTOCOL"))
+    kafka_ssl_cafile: str = Field("", validation_alias=_env("KAFKA_SSL_CAFILE"))
+    kafka_ssl_certfile: str = Field("", validation_alias=_env("KAFKA_SSL_CERTFILE"))
+    kafka_ssl_keyfile: str = Field("", validation_alias=_env("KAFKA_SSL_KEYFILE"))
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", validation_alias=_env("KAFKA_SASL_MECHANISM"))
+    kafka_sasl_password_file: str = Field("", validation_alias=_env("KAFKA_SASL_PASSWORD_FILE"))
+    opensearch_auth: str = Field("", validation_alias=_env("OPENSEARCH_AUTH"))
+    opensearch_password_file: str = Field("", validation_alias=_env("OPENSEARCH_PASSWORD_FILE"))
+    opensearch_ca_certs: str = Field("", validation_alias=_env("OPENSEARCH_CA_CERTS"))
+    opensearch_verify_certs: bool = Field(True, validation_alias=_env("OPENSEARCH_VERIFY_CERTS"))
+    opensearch_aws_region: str = Field("", validation_alias=_env("OPENSEARCH_AWS_REGION"))
+    opensearch_aws_service: str = Field("es", validation_alias=_env("OPENSEARCH_AWS_SERVICE"))
     # models, data sets and wheels downloaded or built once (scripts/setup_*.sh); "": ~/.cache/imgsearch
     cache_dir: str = Field("", validation_alias=_env("IMGSEARCH_CACHE"))
     # the web gateway (apps/gateway): its address, the users its page offers, its search timeout

@@ -114,7 +114,7 @@ async def train_from_folder(
     vectors = describe_in_batches(describe, images, f"{vector_kind} vectors")
     model = fit(vectors, k, vector_kind, feature, settings=settings)
     if publish:
-        await publish_centroids(settings.kafka_bootstrap, settings.topics, model)
+        await publish_centroids(settings, model)
     print(
         f"centroid model {model.version}: k={model.k} on {vector_kind} vectors ({feature}); "
         f"{'published' if publish else 'not published'}"
@@ -149,7 +149,7 @@ async def retrain_from_index(settings: Settings, k: int, vector_kind: VectorKind
     current model (so stored preferences follow the images to their new clusters)."""
     from imgsearch.kafka.model_topics import current_model, publish_centroids
 
-    index = OpenSearchIndex(settings.opensearch_url, settings.index_name)
+    index = OpenSearchIndex(settings.opensearch_url, settings.index_name, settings=settings)
     try:
         ids, vectors, old, features = await read_index_vectors(index, vector_kind)
     finally:
@@ -159,10 +159,10 @@ async def retrain_from_index(settings: Settings, k: int, vector_kind: VectorKind
     if len(features) != 1:
         raise ValueError(f"indexed {vector_kind} vectors come from several models {sorted(features)}: re-index first")
     model = fit(vectors, k, vector_kind, features.pop(), seed=seed, settings=settings)
-    previous = await current_model(settings.kafka_bootstrap, settings.topics)
+    previous = await current_model(settings)
     if previous is not None and previous.version != model.version:
         model = model.with_remap_from(previous, old, model.assign(vectors))
-    await publish_centroids(settings.kafka_bootstrap, settings.topics, model)
+    await publish_centroids(settings, model)
     print(
         f"centroid model {model.version}: k={model.k} on {len(ids)} indexed {vector_kind} vectors; published"
         + (f" (remap from {previous.version})" if previous is not None else "")
@@ -198,9 +198,9 @@ async def reassign_all(settings: Settings, model: CentroidModel, *, batch: int =
 
     field_name = "style" if model.vector_kind == "style" else "embedding"
     stale_query = {"bool": {"must_not": {"term": {"centroid_version": model.version}}}}
-    index = OpenSearchIndex(settings.opensearch_url, settings.index_name)
+    index = OpenSearchIndex(settings.opensearch_url, settings.index_name, settings=settings)
     producer = AIOKafkaProducer(
-        **kafka_security(), bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+        **kafka_security(settings), bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
     )
     await producer.start()
     updated = 0
@@ -267,7 +267,7 @@ def k_table(vectors: NDArray[np.float32], ks: Sequence[int], seed: int = 0) -> l
 
 
 async def k_report(settings: Settings, ks: Sequence[int], vector_kind: VectorKind) -> list[tuple[int, float, float]]:
-    index = OpenSearchIndex(settings.opensearch_url, settings.index_name)
+    index = OpenSearchIndex(settings.opensearch_url, settings.index_name, settings=settings)
     try:
         _, vectors, _, _ = await read_index_vectors(index, vector_kind)
     finally:

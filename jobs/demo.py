@@ -52,14 +52,14 @@ async def reset_demo_state(settings: Settings) -> None:
     from imgsearch.index.opensearch import OpenSearchIndex
     from imgsearch.kafka.admin import delete_topics
 
-    admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_security(settings), bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith((f"{DEMO_PREFIX}.", f"{DEMO_PREFIX}-"))]
     finally:
         await admin.close()
-    await delete_topics(settings.kafka_bootstrap, names)
-    idx = OpenSearchIndex(settings.opensearch_url, settings.index_name)
+    await delete_topics(settings.kafka_bootstrap, names, settings)
+    idx = OpenSearchIndex(settings.opensearch_url, settings.index_name, settings=settings)
     await idx.delete_index()
     await idx.close()
     await asyncio.sleep(1.0)  # let the deletions settle before re-creating
@@ -269,7 +269,7 @@ async def run_demo(
     try:
         print("[demo] 4/6 ingesting the images through Kafka")
         await cmd_ingest(settings, folder, inline=False)
-        idx = OpenSearchIndex(settings.opensearch_url, settings.index_name)
+        idx = OpenSearchIndex(settings.opensearch_url, settings.index_name, settings=settings)
         t0 = time.monotonic()
         with progress_bar(len(ids), "indexed", "img") as bar:
             while bar.n < len(ids):
@@ -292,7 +292,7 @@ async def run_demo(
             + f" (on pictures of anything but {subject})"
         )
         rng = random.Random(7)
-        async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub:
+        async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub:
             for user, liked in likes.items():
                 mine = [i for i in ids if labels_from_path(i)[0] in liked and labels_from_path(i)[1] != subject]
                 for image_id in rng.sample(mine, min(12, len(mine))):
@@ -300,9 +300,7 @@ async def run_demo(
                     await pub.publish_interaction(Interaction(user_id=user, image_id=image_id, event_type=etype))
 
         print(f"[demo] 6/6 the same query for both users: {query!r}")
-        async with SearchClient(
-            settings.kafka_bootstrap, topics=settings.topics, principal=settings.kafka_sasl_username
-        ) as client:
+        async with SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client:
             results: dict[str, SearchResponse] = {}
             deadline = time.monotonic() + 60
             for user in [*likes, "new-user"]:

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from imgsearch.config import Settings
 from imgsearch.connections import kafka_security
 from imgsearch.domain.centroids import CentroidModel
 from schemas.events import PersonalizationEvent
-from schemas.topics import Topics
 
 PERSONALIZE_SCHEMA: dict[str, Any] = {
     "type": "record",
@@ -92,7 +92,7 @@ def write(table: list[list[str]], out_dir: Path, s3_uri: str | None = None, s3_c
     return written
 
 
-async def read_events(bootstrap: str, topics: Topics, timeout_s: float = 30.0) -> list[PersonalizationEvent]:
+async def read_events(settings: Settings, timeout_s: float = 30.0) -> list[PersonalizationEvent]:
     """Every personalization event on the topic (read to its end, no consumer group)."""
     import asyncio
     import time
@@ -102,12 +102,13 @@ async def read_events(bootstrap: str, topics: Topics, timeout_s: float = 30.0) -
 
     from schemas.events import ForgetUser, InvalidEvent, event_type_of, parse_event
 
-    name = topics.personalization_events().name
-    consumer = AIOKafkaConsumer(**kafka_security(), bootstrap_servers=bootstrap, enable_auto_commit=False)
+    name = settings.topics.personalization_events().name
+    bootstrap, security = settings.kafka_bootstrap, kafka_security(settings)
+    consumer = AIOKafkaConsumer(**security, bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     events: list[PersonalizationEvent] = []
     try:
-        admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(**security, bootstrap_servers=bootstrap)
         await admin.start()
         try:
             described = await admin.describe_topics([name])

@@ -23,7 +23,7 @@ async def cmd_ingest(settings: Settings, folder: Path, inline: bool) -> int:
     from schemas.events import NewImage
 
     files = image_files(folder)
-    async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub:
+    async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub:
         events = []
         for path in files:
             meta = {"file": path.name, "folder": path.parent.name}

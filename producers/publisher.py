@@ -19,6 +19,7 @@ from types import TracebackType
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
+from imgsearch.config import Settings, default_settings
 from imgsearch.connections import kafka_security
 from imgsearch.kafka.deadlines import ClientStartTimeout, KnownTopics, PublishTimeout, too_large, within
 from schemas.events import ForgetUser, Interaction, NewImage
@@ -36,12 +37,14 @@ class EventPublisher:
         *,
         topics: Topics,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        settings: Settings | None = None,
     ) -> None:
+        """``settings``: how to connect (SASL, TLS; default: the built-in PLAINTEXT, ``default_settings()``)."""
         self.bootstrap = bootstrap
         self.topic_names = topics  # this run's (settings.topics)
         self.timeout_s = timeout_s
         self._producer = AIOKafkaProducer(
-            **kafka_security(),
+            **kafka_security(settings or default_settings()),
             bootstrap_servers=bootstrap,
             client_id=client_id,
             acks="all",

@@ -26,7 +26,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 
-from imgsearch.config import Settings
+from imgsearch.config import Settings, default_settings
 from imgsearch.connections import kafka_security
 from imgsearch.kafka.admin import ensure_topics
 from imgsearch.kafka.deadlines import ClientStartTimeout, KnownTopics, too_large
@@ -79,12 +79,13 @@ class SearchClient:
     ) -> None:
         self.bootstrap = bootstrap
         self.topic_names = topics  # this run's (settings.topics)
-        self._settings = settings  # the reply topic's replication (None: this process's environment)
-        self.client_id = client_id or default_client_id(principal=principal)
+        # how to connect and the reply topic's replication (None: the built-in defaults, PLAINTEXT)
+        self._settings = settings or default_settings()
+        self.client_id = client_id or default_client_id(principal=principal or self._settings.kafka_sasl_username)
         self.reply_topic = topics.reply_topic(self.client_id).name
         self._start_timeout_s = start_timeout_s
         self._producer = AIOKafkaProducer(
-            **kafka_security(),
+            **kafka_security(self._settings),
             bootstrap_servers=bootstrap,
             acks="all",  # a request acked by a leader that dies before replicating it would be lost
             enable_idempotence=True,
@@ -93,7 +94,7 @@ class SearchClient:
             request_timeout_ms=int(start_timeout_s * 1000),
         )
         self._consumer = AIOKafkaConsumer(
-            **kafka_security(),
+            **kafka_security(self._settings),
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             fetch_max_wait_ms=10,

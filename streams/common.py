@@ -34,7 +34,7 @@ def make_app(role: str, settings: Settings) -> faust.App:
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id(role),
-        broker_credentials=faust_credentials(),
+        broker_credentials=faust_credentials(settings),
         broker=f"kafka://{settings.kafka_bootstrap}",
         key_serializer="raw",
         value_serializer="raw",

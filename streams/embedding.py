@@ -201,8 +201,10 @@ async def take_over_when_caught_up(
     from aiokafka.admin import AIOKafkaAdminClient
 
     name = settings.topics.new_images().name
-    admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=settings.kafka_bootstrap)
-    probe = AIOKafkaConsumer(**kafka_security(), bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(**kafka_security(settings), bootstrap_servers=settings.kafka_bootstrap)
+    probe = AIOKafkaConsumer(
+        **kafka_security(settings), bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
     await admin.start()
     await probe.start()
     try:
@@ -226,8 +228,8 @@ def build(settings: Settings, embedder: Embedder, style: StyleDescriber) -> tupl
     # one consumer group per embedding model: a new model starts from the first retained new-image
     # event, i.e. re-indexes the whole catalog into its own index, while the old model keeps serving
     app = make_app(f"{ROLE}-{model_slug(embedder.model_id)}", settings)
-    index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id=embedder.model_id)
-    watcher = CentroidWatcher(settings.kafka_bootstrap, settings.topics)
+    index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id=embedder.model_id, settings=settings)
+    watcher = CentroidWatcher(settings)
     dlq = DeadLetters(topic(app, settings.topics.dead_letters(), settings), ROLE)
     indexed = topic(app, settings.topics.images_indexed(), settings)
     pipeline = EmbeddingPipeline(settings, embedder, style, index, watcher, indexed, dlq)

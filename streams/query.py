@@ -112,7 +112,9 @@ class KafkaReplies:
             from aiokafka.client import AIOKafkaClient
 
             client = AIOKafkaClient(
-                **kafka_security(), bootstrap_servers=self._settings.kafka_bootstrap, client_id="imgsearch-query-meta"
+                **kafka_security(self._settings),
+                bootstrap_servers=self._settings.kafka_bootstrap,
+                client_id="imgsearch-query-meta",
             )
             try:
                 await asyncio.wait_for(client.bootstrap(), REPLY_CHECK_TIMEOUT_S * 5)
@@ -612,9 +614,9 @@ def build(
 ) -> tuple[faust.App, QueryService]:
     app = make_app(ROLE, settings)
     # searches go to this worker's own model's index: query vectors and indexed vectors always match
-    index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id=embedder.model_id)
-    centroids = CentroidWatcher(settings.kafka_bootstrap, settings.topics)
-    ranker_model = RankerModelWatcher(settings.kafka_bootstrap, settings.topics)
+    index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id=embedder.model_id, settings=settings)
+    centroids = CentroidWatcher(settings)
+    ranker_model = RankerModelWatcher(settings)
     profiles = UserProfiles(
         app.Table("profiles", schema=json_schema(), partitions=settings.partitions),
         lambda: centroids.current,

@@ -141,8 +141,8 @@ class Gateway:
     async def start(self) -> None:
         s = self.settings
         self._client = SearchClient(s.kafka_bootstrap, client_id=self.client_id, topics=s.topics, settings=s)
-        self._publisher = EventPublisher(s.kafka_bootstrap, client_id="imgsearch-gateway", topics=s.topics)
-        self._index = OpenSearchIndex(s.opensearch_url, s.index_name, timeout_s=5.0)  # the serving alias
+        self._publisher = EventPublisher(s.kafka_bootstrap, client_id="imgsearch-gateway", topics=s.topics, settings=s)
+        self._index = OpenSearchIndex(s.opensearch_url, s.index_name, timeout_s=5.0, settings=s)  # the serving alias
         await self.client.start()
         await self.publisher.start()
         self._started = True

@@ -28,10 +28,10 @@ MARKER = ".fetched.json"
 
 
 def cache_root() -> Path:
-    """The settings' cache directory: ``$IMGSEARCH_CACHE`` or ``~/.cache/imgsearch``."""
-    from imgsearch.config import Settings
+    """The environment's cache directory: ``$IMGSEARCH_CACHE`` or ``~/.cache/imgsearch``."""
+    from imgsearch.config import environment_cache_path
 
-    return Settings().cache_path
+    return environment_cache_path()
 
 
 def debian_dir(cache: Path | None = None) -> Path:

@@ -66,14 +66,16 @@ RESIZE_MODES = ("pad", "crop", "squash", "trim_pad", "trim_squash")
 
 
 def default_cache_dir() -> Path:
-    """The settings' cache directory (IMGSEARCH_CACHE, default ~/.cache/imgsearch)."""
-    from imgsearch.config import Settings
+    """The environment's cache directory (IMGSEARCH_CACHE, default ~/.cache/imgsearch)."""
+    from imgsearch.config import environment_cache_path
 
-    return Settings().cache_path
+    return environment_cache_path()
 
 
-def default_artifact_dir(variant: str = "lite0") -> Path:
-    return default_cache_dir() / "models" / f"conse-{variant}"
+def default_artifact_dir(variant: str = "lite0", cache: Path | None = None) -> Path:
+    """Where scripts/setup_models.sh builds the feature extractor, in ``cache`` (default: the
+    environment's cache directory)."""
+    return (cache or default_cache_dir()) / "models" / f"conse-{variant}"
 
 
 # --------------------------------------------------------------------------- pure helpers

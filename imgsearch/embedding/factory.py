@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 def _artifact_dir(settings: Settings) -> Path:
     from imgsearch.embedding.conse import default_artifact_dir
 
-    return Path(settings.model_dir) if settings.model_dir else default_artifact_dir()
+    return Path(settings.model_dir) if settings.model_dir else default_artifact_dir(cache=settings.cache_path)
 
 
 def _heads_path(settings: Settings) -> Path:

@@ -24,7 +24,7 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, SSLError, TransportError
 from opensearchpy.helpers import async_scan
 
-from imgsearch.config import Settings
+from imgsearch.config import Settings, default_settings
 from imgsearch.connections import opensearch_kwargs
 from imgsearch.domain.blend import Candidate
 from imgsearch.retry import retry_async
@@ -176,14 +176,17 @@ class OpenSearchIndex:
         timeout_s: float = 10.0,
         client: AsyncOpenSearch | None = None,
         replicas: int | None = None,
+        settings: Settings | None = None,
     ) -> None:
+        """``settings``: how to connect (TLS, basic auth, SigV4) and the replicas of an index this
+        object creates (``replicas`` overrides; default: the built-in defaults, no auth, 0 replicas)."""
+        settings = settings or default_settings()
         self.alias = index
-        # the replicas of an index this object creates (None: IMGSEARCH_INDEX_REPLICAS, the Settings')
-        self.replicas = Settings().index_replicas if replicas is None else replicas
+        self.replicas = settings.index_replicas if replicas is None else replicas
         self.index = physical_name(index, model_id) if model_id else index
         self._filterable = False  # metadata_filterable()'s answer, once it was True
         self.client = client or AsyncOpenSearch(
-            hosts=[url], timeout=timeout_s, max_retries=0, retry_on_timeout=False, **opensearch_kwargs(url)
+            hosts=[url], timeout=timeout_s, max_retries=0, retry_on_timeout=False, **opensearch_kwargs(settings, url)
         )
 
     async def close(self) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from imgsearch.config import Settings
+from imgsearch.config import Settings, default_settings
 from imgsearch.connections import kafka_security
 from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.topics import TopicSpec
@@ -46,16 +46,16 @@ async def ensure_topics(
     settings: Settings | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet and wait until the broker's metadata lists them;
-    returns the names created. Replication factor and ``min.insync.replicas`` come from ``settings``
-    (default: ``Settings()``, i.e. IMGSEARCH_REPLICATION_FACTOR / IMGSEARCH_MIN_INSYNC_REPLICAS);
+    returns the names created. Replication factor, ``min.insync.replicas`` and the connection come
+    from ``settings`` (default: the built-in defaults, ``default_settings()``: one replica, PLAINTEXT);
     topics that exist already are left as they are.
 
     CreateTopics answers once the controller has the topic; the broker's metadata can lag behind. A
     faust worker that subscribes in that gap does not see the topic until its next metadata refresh:
     a table whose changelog was missing made every update crash (PartitionsMismatch).
     """
-    settings = settings or Settings()
-    admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=bootstrap, client_id="imgsearch-admin")
+    settings = settings or default_settings()
+    admin = AIOKafkaAdminClient(**kafka_security(settings), bootstrap_servers=bootstrap, client_id="imgsearch-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -132,8 +132,10 @@ def raise_topic_errors(response: object) -> None:
         raise error("could not create topics: " + "; ".join(text for _, text in failures))
 
 
-async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(**kafka_security(), bootstrap_servers=bootstrap, client_id="imgsearch-admin")
+async def delete_topics(bootstrap: str, names: Sequence[str], settings: Settings | None = None) -> None:
+    """Delete those of ``names`` that exist (connecting as ``settings`` say; default: PLAINTEXT)."""
+    security = kafka_security(settings or default_settings())
+    admin = AIOKafkaAdminClient(**security, bootstrap_servers=bootstrap, client_id="imgsearch-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -13,10 +13,10 @@ from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from imgsearch.config import Settings
 from imgsearch.connections import kafka_security
 from imgsearch.domain.centroids import CentroidModel
 from imgsearch.domain.cooccurrence import CooccurrenceModel
-from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
 M = TypeVar("M")
@@ -25,8 +25,8 @@ M = TypeVar("M")
 class LatestValueWatcher(Generic[M]):
     """Keeps the newest value of a one-partition compacted topic (read from the start, no group)."""
 
-    def __init__(self, bootstrap: str, topic_name: str, parse: Callable[[bytes], M], what: str) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, settings: Settings, topic_name: str, parse: Callable[[bytes], M], what: str) -> None:
+        self._settings = settings
         self._topic = topic_name
         self._parse = parse
         self._what = what
@@ -36,7 +36,9 @@ class LatestValueWatcher(Generic[M]):
 
     async def run(self) -> None:
         tp = TopicPartition(self._topic, 0)
-        consumer = AIOKafkaConsumer(**kafka_security(), bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            **kafka_security(self._settings), bootstrap_servers=self._settings.kafka_bootstrap, enable_auto_commit=False
+        )
         await consumer.start()
         try:
             consumer.assign([tp])
@@ -69,18 +71,18 @@ class LatestValueWatcher(Generic[M]):
 
 
 class CentroidWatcher(LatestValueWatcher[CentroidModel]):
-    def __init__(self, bootstrap: str, topics: Topics) -> None:
-        super().__init__(bootstrap, topics.centroids().name, CentroidModel.from_json, "centroid model")
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, settings.topics.centroids().name, CentroidModel.from_json, "centroid model")
 
 
 class RankerModelWatcher(LatestValueWatcher[CooccurrenceModel]):
-    def __init__(self, bootstrap: str, topics: Topics) -> None:
-        super().__init__(bootstrap, topics.ranker_model().name, CooccurrenceModel.from_json, "ranker model")
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, settings.topics.ranker_model().name, CooccurrenceModel.from_json, "ranker model")
 
 
-async def current_model(bootstrap: str, topics: Topics, timeout_s: float = 30.0) -> CentroidModel | None:
+async def current_model(settings: Settings, timeout_s: float = 30.0) -> CentroidModel | None:
     """The newest published centroid model (reads the compacted topic to its end)."""
-    watcher = CentroidWatcher(bootstrap, topics)
+    watcher = CentroidWatcher(settings)
     task = asyncio.create_task(watcher.run())
     try:
         await asyncio.wait_for(watcher.ready.wait(), timeout_s)
@@ -90,10 +92,10 @@ async def current_model(bootstrap: str, topics: Topics, timeout_s: float = 30.0)
         await task
 
 
-async def publish_latest(bootstrap: str, topic_name: str, value: bytes) -> None:
+async def publish_latest(settings: Settings, topic_name: str, value: bytes) -> None:
     producer = AIOKafkaProducer(
-        **kafka_security(),
-        bootstrap_servers=bootstrap,
+        **kafka_security(settings),
+        bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
         enable_idempotence=True,
         max_request_size=16 * 2**20,
@@ -105,5 +107,5 @@ async def publish_latest(bootstrap: str, topic_name: str, value: bytes) -> None:
         await producer.stop()
 
 
-async def publish_centroids(bootstrap: str, topics: Topics, model: CentroidModel) -> None:
-    await publish_latest(bootstrap, topics.centroids().name, model.to_json())
+async def publish_centroids(settings: Settings, model: CentroidModel) -> None:
+    await publish_latest(settings, settings.topics.centroids().name, model.to_json())

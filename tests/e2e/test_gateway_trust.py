@@ -439,7 +439,9 @@ def test_inline_images_can_be_interacted_with_and_say_why_no_preview(e2e: E2E) -
     data = (e2e.image_dir / "mono/bar-0.png").read_bytes()
 
     async def publish() -> None:
-        async with EventPublisher(e2e.settings.kafka_bootstrap, topics=e2e.settings.topics) as pub:
+        async with EventPublisher(
+            e2e.settings.kafka_bootstrap, topics=e2e.settings.topics, settings=e2e.settings
+        ) as pub:
             await pub.publish_images([NewImage.inline(image_id, data, metadata={"file": "bar.png"})])
 
     asyncio.run(publish())

@@ -73,7 +73,9 @@ def test_worker_metrics(e2e: E2E) -> None:
     import asyncio
 
     async def send_bad() -> None:
-        async with EventPublisher(e2e.settings.kafka_bootstrap, topics=e2e.settings.topics) as pub:
+        async with EventPublisher(
+            e2e.settings.kafka_bootstrap, topics=e2e.settings.topics, settings=e2e.settings
+        ) as pub:
             await pub.publish_raw(e2e.settings.topics.interactions().name, b"{not json", key=b"alice")
 
     asyncio.run(send_bad())

@@ -15,7 +15,7 @@ import struct
 import subprocess
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from PIL import Image
 
 from consumers.runner import WorkerProcess, Workers
-from imgsearch.config import REPO_ROOT, process_environment
+from imgsearch.config import REPO_ROOT, Settings, process_environment
 from imgsearch.connections import kafka_security
 from imgsearch.index.opensearch import OpenSearchIndex
 
@@ -193,12 +193,10 @@ async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int,
     return {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic and om.offset >= 0}
 
 
-async def read_to_end(
-    bootstrap: str, topic: str, timeout: float = 30.0, env: Mapping[str, str] | None = None
-) -> list[Any]:
-    """Every message of ``topic`` up to its end offsets at the time of the call (as the client that
-    ``env``'s connection settings describe, e.g. a SASL principal; default: plaintext)."""
-    security = kafka_security(env) if env is not None else {}
+async def read_to_end(bootstrap: str, topic: str, timeout: float = 30.0, settings: Settings | None = None) -> list[Any]:
+    """Every message of ``topic`` up to its end offsets at the time of the call (connecting as
+    ``settings`` say, e.g. as a SASL principal; default: plaintext)."""
+    security = kafka_security(settings) if settings is not None else {}
     consumer = AIOKafkaConsumer(**security, bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     out: list[Any] = []

@@ -253,7 +253,10 @@ class Traffic:
         per_batch = 10
         pause = TRAFFIC_S / (self.n_images / per_batch)
         async with EventPublisher(
-            self.p.settings.kafka_bootstrap, topics=self.p.settings.topics, client_id=f"{self.tag}-images"
+            self.p.settings.kafka_bootstrap,
+            topics=self.p.settings.topics,
+            client_id=f"{self.tag}-images",
+            settings=self.p.settings,
         ) as pub:
             for i in range(0, len(ids), per_batch):
                 batch = [NewImage.inline(x, styled_png(i + j)) for j, x in enumerate(ids[i : i + per_batch])]
@@ -269,7 +272,10 @@ class Traffic:
         kinds = [EventType.VIEW, EventType.CLICK, EventType.FAVORITE, EventType.VIEW, EventType.DOWNLOAD]
         base = datetime.now(UTC) - timedelta(minutes=5)
         async with EventPublisher(
-            self.p.settings.kafka_bootstrap, topics=self.p.settings.topics, client_id=f"{self.tag}-interactions"
+            self.p.settings.kafka_bootstrap,
+            topics=self.p.settings.topics,
+            client_id=f"{self.tag}-interactions",
+            settings=self.p.settings,
         ) as pub:
             n = 0
             while not self.done.is_set():
@@ -326,8 +332,12 @@ class Traffic:
         query_b64 = base64.b64encode(styled_png(5)).decode()
         times: dict[str, float] = {}
         async with (
-            SearchClient(self.p.settings.kafka_bootstrap, topics=self.p.settings.topics) as c1,
-            SearchClient(self.p.settings.kafka_bootstrap, topics=self.p.settings.topics) as c2,
+            SearchClient(
+                self.p.settings.kafka_bootstrap, topics=self.p.settings.topics, settings=self.p.settings
+            ) as c1,
+            SearchClient(
+                self.p.settings.kafka_bootstrap, topics=self.p.settings.topics, settings=self.p.settings
+            ) as c2,
         ):
             await search_until_ready(c1, user_id=self.users[0], image_b64=query_b64, k=5)
             await search_until_ready(c2, user_id=self.users[1], image_b64=query_b64, k=5)

@@ -28,7 +28,7 @@ async def clusters_by_id(idx: OpenSearchIndex) -> dict[str, tuple[int, str]]:
 async def test_recluster_moves_every_image_and_keeps_preferences(pipeline: Pipeline):
     settings = pipeline.settings
     n = await ingest_all(pipeline)
-    old_model = await current_model(settings.kafka_bootstrap, settings.topics)
+    old_model = await current_model(settings)
     assert old_model is not None
     idx = pipeline.index()
     try:
@@ -40,7 +40,7 @@ async def test_recluster_moves_every_image_and_keeps_preferences(pipeline: Pipel
         liked = sorted(i for i in pipeline.labels if i.startswith("neon/"))[:6]
         query = base64.b64encode((pipeline.image_dir / "pastel/square-0.png").read_bytes()).decode()
         async with (
-            EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+            EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub,
             SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
         ):
             for image_id in liked:

@@ -261,7 +261,7 @@ async def test_query_worker_kill9_mid_stream_counts_each_interaction_once(pipeli
     )
     query_b64 = base64.b64encode(styled_png(4)).decode()
     async with (
-        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub,
         SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
     ):
         for ev in events[:20]:
@@ -384,7 +384,7 @@ async def test_kafka_restart_workers_reconnect_and_resume(pipeline: Pipeline, en
     liked = before[7]
     query_b64 = base64.b64encode(styled_png(7)).decode()
     async with (
-        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub,
         SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
     ):
         await search_until_ready(client, user_id=user, image_b64=query_b64, k=1)
@@ -422,7 +422,7 @@ async def test_adding_and_removing_workers_under_traffic_loses_nothing(pipeline:
     failures: list[str] = []
 
     async def feed() -> None:
-        async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub:
+        async with EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub:
             for i in range(0, len(ids), 10):
                 await pub.publish_images(NewImage.inline(x, styled_png(i + j)) for j, x in enumerate(ids[i : i + 10]))
                 await asyncio.sleep(0.5)

@@ -82,7 +82,9 @@ async def test_interaction_changes_that_users_ranking(pipeline: Pipeline):
         top5 = [h.cluster_id for h in before.hits[:5]]
         liked_cluster = min(sorted(set(cluster_of.values())), key=top5.count)
         liked = [i for i, c in cluster_of.items() if c == liked_cluster][:4]
-        async with EventPublisher(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as pub:
+        async with EventPublisher(
+            pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+        ) as pub:
             for image_id in liked:
                 await pub.publish_interaction(
                     Interaction(user_id=user, image_id=image_id, event_type=EventType.FAVORITE)
@@ -177,7 +179,9 @@ async def test_invalid_search_gets_an_error_reply(pipeline: Pipeline):
         raw = json.loads(req.model_dump_json())
         raw["k"] = 1000
         fut_id = raw["request_id"]
-        async with EventPublisher(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as pub:
+        async with EventPublisher(
+            pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+        ) as pub:
             await pub.publish_raw(pipeline.settings.topics.search_requests().name, json.dumps(raw).encode(), key=b"u")
         replies = await read_topic(pipeline.settings.kafka_bootstrap, client.reply_topic, min_count=2)
     errors = [json.loads(m.value) for m in replies if json.loads(m.value)["request_id"] == fut_id]
@@ -211,7 +215,7 @@ async def test_style_switch_mid_session_is_followed(pipeline: Pipeline):
     old_imgs = [i for i, c in cluster_of.items() if c == old_style]
     new_imgs = [i for i, c in cluster_of.items() if c == new_style]
     async with (
-        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub,
         SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
     ):
         for i, image_id in enumerate(old_imgs[:8]):
@@ -273,7 +277,7 @@ async def test_diversity_cap_per_style(pipeline: Pipeline):
 async def test_export_cluster_interactions_for_personalize(pipeline: Pipeline, tmp_path):
     from jobs.export import read_events, rows, write
 
-    events = await read_events(pipeline.settings.kafka_bootstrap, pipeline.settings.topics)
+    events = await read_events(pipeline.settings)
     assert events, "the earlier tests sent interactions"
     table = rows(events, None)
     assert len(table) == len({e.event_id for e in events})

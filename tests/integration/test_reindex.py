@@ -20,7 +20,7 @@ async def test_new_model_reindexes_and_takes_over(pipeline: Pipeline):
     n = await ingest_all(pipeline)
     old_name = physical_name(settings.index_name, "hash-v1-d64")
     new_name = physical_name(settings.index_name, "hash-v1-d32")
-    alias = OpenSearchIndex(settings.opensearch_url, settings.index_name)
+    alias = OpenSearchIndex(settings.opensearch_url, settings.index_name, settings=settings)
     try:
         assert await alias.alias_targets() == [old_name]
         # deploy the new model: an embedder and a query worker configured with it
@@ -29,7 +29,9 @@ async def test_new_model_reindexes_and_takes_over(pipeline: Pipeline):
         new_query = pipeline.workers.start(
             "query", new_model.replace(app_prefix=settings.app_prefix + "-m2").child_env()
         )
-        new_index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id="hash-v1-d32")
+        new_index = OpenSearchIndex(
+            settings.opensearch_url, settings.index_name, model_id="hash-v1-d32", settings=settings
+        )
 
         async def swapped():
             return await alias.alias_targets() == [new_name]
@@ -39,7 +41,9 @@ async def test_new_model_reindexes_and_takes_over(pipeline: Pipeline):
         assert await new_index.count() == n  # the whole catalog, replayed from the retained topic
         meta = await new_index.meta()
         assert meta == {"model_id": "hash-v1-d32", "dimension": 32}
-        old_index = OpenSearchIndex(settings.opensearch_url, settings.index_name, model_id="hash-v1-d64")
+        old_index = OpenSearchIndex(
+            settings.opensearch_url, settings.index_name, model_id="hash-v1-d64", settings=settings
+        )
         assert await old_index.count() == n  # untouched: old query workers could still serve from it
         await old_index.close()
         # both query workers answer (each from its own model's index): the result is right either way

@@ -35,7 +35,9 @@ def png(pipeline: Pipeline, image_id: str) -> str:
 async def teach_again(pipeline: Pipeline, client: SearchClient, user: str, images: list[str], marker: str) -> None:
     """More downloads for a user who was taught once (teach_user's event ids would repeat and be
     ignored as duplicates); returns when the query worker has applied them."""
-    async with EventPublisher(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as pub:
+    async with EventPublisher(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as pub:
         for n, image_id in enumerate([*images, marker]):
             kind = EventType.VIEW if image_id == marker else EventType.DOWNLOAD
             await pub.publish_interaction(
@@ -130,8 +132,8 @@ async def test_filters_on_an_index_from_before_them_are_refused_not_silently_emp
     filter; the index says so, and a filtered search there gets a clear error."""
     from imgsearch.index.opensearch import OpenSearchIndex, mapping
 
-    current = OpenSearchIndex(ready.settings.opensearch_url, ready.settings.index_name)
-    old = OpenSearchIndex(ready.settings.opensearch_url, "test-retrieval-old-mapping")
+    current = OpenSearchIndex(ready.settings.opensearch_url, ready.settings.index_name, settings=ready.settings)
+    old = OpenSearchIndex(ready.settings.opensearch_url, "test-retrieval-old-mapping", settings=ready.settings)
     try:
         assert await current.metadata_filterable()
         body = mapping(4, "old-model")

@@ -3,10 +3,9 @@ a private CA) with ACLs and deny-by-default, and a second OpenSearch with the se
 basic auth, roles), both started by ``IMGSEARCH_SECURE=1 scripts/engines.sh`` with fresh random
 credentials. The whole pipeline runs on them configured only by environment variables, and each
 principal is confined to what its role needs: one search client cannot read another's replies.
-The pipeline's settings are a ``Settings`` object (the workers get its ``child_env()``); the
-connection variables of each principal are set for the in-process clients by
-``tests.support.env.connection_environment`` (imgsearch/connections.py reads them from the process
-environment)."""
+The pipeline's settings are a ``Settings`` object (the workers get its ``child_env()``); each
+principal's in-process clients get the ``Settings`` its connection variables describe
+(``as_principal``), as a deployment's would.)"""
 
 from __future__ import annotations
 
@@ -32,7 +31,6 @@ from schemas.events import DeadLetter, NewImage, SearchRequest, SearchResponse
 from schemas.topics import Topics
 from tests.integration.faults_support import read_to_end
 from tests.support import search_until_ready, synthetic_folder, wait_for
-from tests.support.env import connection_environment
 
 ENGINES = str(REPO_ROOT / "scripts" / "engines.sh")
 # the ACLs are granted on the default prefix: the pipeline's names
@@ -55,6 +53,11 @@ class Secure:
 
     def password(self, principal: str) -> str:
         return (self.secrets / f"{principal}.password").read_text().strip()
+
+
+def as_principal(env: dict[str, str]) -> Settings:
+    """The settings a client configured by ``env`` (a principal's variables) has."""
+    return Settings.from_env(env)
 
 
 def _engines(env: dict[str, str], *args: str) -> str:
@@ -111,7 +114,7 @@ async def refused(what: str, coro, timeout: float = 20) -> KafkaError | Exceptio
 
 
 async def _producer_start(env: dict[str, str], bootstrap: str) -> AIOKafkaProducer:
-    p = AIOKafkaProducer(**kafka_security(env), bootstrap_servers=bootstrap, request_timeout_ms=8000)
+    p = AIOKafkaProducer(**kafka_security(as_principal(env)), bootstrap_servers=bootstrap, request_timeout_ms=8000)
     try:
         await p.start()
     except BaseException:
@@ -152,7 +155,10 @@ async def _read_attempt(
     authorization error if the fetch raised one (when the principal may not even describe the topic,
     aiokafka only logs that it is not authorized)."""
     c = AIOKafkaConsumer(
-        **kafka_security(env), bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        **kafka_security(as_principal(env)),
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await c.start()
     got: list[bytes] = []
@@ -198,9 +204,8 @@ def _authz(exc: BaseException) -> bool:
 
 
 async def _client(env: dict[str, str], bootstrap: str, client_id: str | None = None) -> SearchClient:
-    with connection_environment(env):  # the client reads its security settings from the environment
-        c = SearchClient(bootstrap, client_id=client_id, topics=TOPICS, principal=env.get("KAFKA_SASL_USERNAME", ""))
-        await c.start()
+    c = SearchClient(bootstrap, client_id=client_id, topics=TOPICS, settings=as_principal(env))
+    await c.start()
     return c
 
 
@@ -234,42 +239,38 @@ async def test_acls_confine_every_principal_to_its_role(secure: Secure, caplog: 
 
 
 async def ensure_topics_as(env: dict[str, str], bootstrap: str) -> None:
-    with connection_environment(env):
-        await ensure_topics(bootstrap, TOPICS.all_shared(), 2)
+    await ensure_topics(bootstrap, TOPICS.all_shared(), 2, settings=as_principal(env))
 
 
 async def test_opensearch_requires_tls_credentials_and_confines_the_service_user(secure: Secure):
     url = secure.worker["OPENSEARCH_URL"]
     assert url.startswith("https://")
     index = f"imgsearch-sec-{uuid.uuid4().hex[:6]}"
-    with connection_environment(
-        {"OPENSEARCH_AUTH": "none", "OPENSEARCH_CA_CERTS": secure.worker["OPENSEARCH_CA_CERTS"]}
-    ):
-        anon = OpenSearchIndex(url, index)
-        try:
-            exc = await refused("an anonymous request", anon.count())
-            assert "401" in str(exc) or "Unauthorized" in str(exc), repr(exc)
-        finally:
-            await anon.close()
-    with connection_environment({**secure.worker, "OPENSEARCH_CA_CERTS": ""}):
-        untrusted = OpenSearchIndex(url, index)
-        try:
-            exc = await refused("TLS without the instance's CA", untrusted.count())
-            assert "certificate" in str(exc).lower() or "ssl" in type(exc).__name__.lower(), repr(exc)
-        finally:
-            await untrusted.close()
-    with connection_environment(secure.worker):
-        own = OpenSearchIndex(url, index)
-        other = OpenSearchIndex(url, f"other-{index}")
-        try:
-            await own.ensure(8, "test-model")
-            assert await own.count() == 0
-            exc = await refused("the service user creating an index outside imgsearch*", other.ensure(8, "test-model"))
-            assert "403" in str(exc) or "no permissions" in str(exc), repr(exc)
-        finally:
-            await own.delete_index()
-            await own.close()
-            await other.close()
+    anonymous = as_principal({"OPENSEARCH_AUTH": "none", "OPENSEARCH_CA_CERTS": secure.worker["OPENSEARCH_CA_CERTS"]})
+    anon = OpenSearchIndex(url, index, settings=anonymous)
+    try:
+        exc = await refused("an anonymous request", anon.count())
+        assert "401" in str(exc) or "Unauthorized" in str(exc), repr(exc)
+    finally:
+        await anon.close()
+    untrusted = OpenSearchIndex(url, index, settings=as_principal({**secure.worker, "OPENSEARCH_CA_CERTS": ""}))
+    try:
+        exc = await refused("TLS without the instance's CA", untrusted.count())
+        assert "certificate" in str(exc).lower() or "ssl" in type(exc).__name__.lower(), repr(exc)
+    finally:
+        await untrusted.close()
+    worker = as_principal(secure.worker)
+    own = OpenSearchIndex(url, index, settings=worker)
+    other = OpenSearchIndex(url, f"other-{index}", settings=worker)
+    try:
+        await own.ensure(8, "test-model")
+        assert await own.count() == 0
+        exc = await refused("the service user creating an index outside imgsearch*", other.ensure(8, "test-model"))
+        assert "403" in str(exc) or "no permissions" in str(exc), repr(exc)
+    finally:
+        await own.delete_index()
+        await own.close()
+        await other.close()
 
 
 async def test_pipeline_runs_secured_and_replies_reach_only_their_client(secure: Secure, tmp_path: Path):
@@ -294,38 +295,35 @@ async def test_pipeline_runs_secured_and_replies_reach_only_their_client(secure:
     )
     worker_env = {**secure.worker, **settings.child_env()}
     workers = Workers(tmp_path / "logs", worker_env)
-    with connection_environment(secure.worker):
-        await ensure_topics(b, settings.topics.all_shared(), 2)
-        from jobs.clusters import train_from_folder
+    await ensure_topics(b, settings.topics.all_shared(), 2, settings=settings)  # settings: the worker principal's
+    from jobs.clusters import train_from_folder
 
-        await train_from_folder(settings, image_dir, k=3, vector_kind="style")
+    await train_from_folder(settings, image_dir, k=3, vector_kind="style")
     for role in ("embedder", "interactions", "query"):
         workers.start(role)
     payloads: list[str] = []
     alice = bob = None
     try:
-        with connection_environment(secure.upstream):
-            async with EventPublisher(b, topics=settings.topics) as pub:
-                events = []
-                for path in sorted(image_dir.rglob("*.png")):
-                    data = path.read_bytes()
-                    payloads.append(base64.b64encode(data).decode())
-                    events.append(NewImage.inline(f"sec-{path.parent.name}-{path.stem}", data))
-                await pub.publish_images(events)
-        with connection_environment(secure.worker):
-            index = OpenSearchIndex(settings.opensearch_url, settings.index_name)
-            try:
+        async with EventPublisher(b, topics=settings.topics, settings=as_principal(secure.upstream)) as pub:
+            events = []
+            for path in sorted(image_dir.rglob("*.png")):
+                data = path.read_bytes()
+                payloads.append(base64.b64encode(data).decode())
+                events.append(NewImage.inline(f"sec-{path.parent.name}-{path.stem}", data))
+            await pub.publish_images(events)
+        index = OpenSearchIndex(settings.opensearch_url, settings.index_name, settings=settings)
+        try:
 
-                async def all_indexed() -> bool:
-                    try:
-                        await index.refresh()
-                        return await index.count() >= len(events)
-                    except Exception:
-                        return False
+            async def all_indexed() -> bool:
+                try:
+                    await index.refresh()
+                    return await index.count() >= len(events)
+                except Exception:
+                    return False
 
-                await wait_for(all_indexed, 120, f"{len(events)} images indexed over TLS", workers=workers)
-            finally:
-                await index.close()
+            await wait_for(all_indexed, 120, f"{len(events)} images indexed over TLS", workers=workers)
+        finally:
+            await index.close()
 
         alice, bob = await _client(secure.alice, b), await _client(secure.bob, b)
         ra = await search_until_ready(alice, user_id="alice-user", text="circle", k=5)
@@ -378,7 +376,7 @@ async def test_pipeline_runs_secured_and_replies_reach_only_their_client(secure:
 
 
 async def read_all(env: dict[str, str], bootstrap: str, topic: str, decode) -> list:
-    return [decode(m.value) for m in await read_to_end(bootstrap, topic, env=env)]
+    return [decode(m.value) for m in await read_to_end(bootstrap, topic, settings=as_principal(env))]
 
 
 async def _contains(env: dict[str, str], bootstrap: str, topic: str, request_id: str) -> bool:

@@ -102,7 +102,7 @@ async def test_unknown_image_interactions_are_parked_and_other_users_flow(pipeli
     settings = pipeline.settings
     known = sorted(pipeline.labels)
     async with (
-        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub,
         Tail(settings.kafka_bootstrap, pipeline.settings.topics.personalization_events().name) as out,
         Tail(settings.kafka_bootstrap, pipeline.settings.topics.dead_letters().name) as dead,
     ):
@@ -180,7 +180,7 @@ async def test_a_future_timestamp_does_not_freeze_a_profile(pipeline: Pipeline):
     liked, liked_images, marker, query = await _liked_and_marker(pipeline)
     history = [(i, EventType.FAVORITE) for i in liked_images[:5]]
     async with (
-        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub,
         SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
         Tail(settings.kafka_bootstrap, pipeline.settings.topics.dead_letters().name) as dead,
     ):
@@ -220,7 +220,7 @@ async def test_a_fifo_under_an_allowed_root_does_not_stall_the_embedder(pipeline
     settings = pipeline.settings
     good = NewImage.inline("after-the-fifo", draw("mono", "square", 2))
     async with (
-        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub,
         Tail(settings.kafka_bootstrap, pipeline.settings.topics.dead_letters().name) as dead,
     ):
         await pub.publish_image(NewImage(image_id="fifo", source_uri=fifo.as_uri()))
@@ -291,7 +291,7 @@ async def test_forget_removes_the_profile_also_after_a_restart(pipeline: Pipelin
         return (await client.search(user, image_b64=query, k=10, personalization_weight=0.5, timeout_s=10)).personalized
 
     async with (
-        EventPublisher(settings.kafka_bootstrap, topics=settings.topics) as pub,
+        EventPublisher(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as pub,
         SearchClient(settings.kafka_bootstrap, topics=settings.topics, settings=settings) as client,
         Tail(settings.kafka_bootstrap, pipeline.settings.topics.personalization_events().name) as out,
     ):
@@ -344,7 +344,7 @@ async def test_forget_removes_the_profile_also_after_a_restart(pipeline: Pipelin
         # the retained personalization events of a forgotten user are not exported (Personalize, training)
         from jobs.export import read_events
 
-        exported = {e.user_id for e in await read_events(settings.kafka_bootstrap, settings.topics)}
+        exported = {e.user_id for e in await read_events(settings)}
         assert "stayer" in exported and not exported & {"leaver", "gw-leaver"}
 
         # the profile table's changelog holds a tombstone for each forgotten user

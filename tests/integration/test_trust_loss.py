@@ -261,7 +261,9 @@ async def test_a_nul_byte_uri_does_not_poison_its_batch(pipeline: Pipeline):
     events = [NewImage(image_id=n, source_uri=(root / f"{n}.png").as_uri()) for n in names[:2]]
     events.append(NewImage(image_id="nul-uri", source_uri=f"file://{root}/x%00y.png"))
     events.append(NewImage(image_id=names[2], source_uri=(root / f"{names[2]}.png").as_uri()))
-    async with EventPublisher(pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics) as pub:
+    async with EventPublisher(
+        pipeline.settings.kafka_bootstrap, topics=pipeline.settings.topics, settings=pipeline.settings
+    ) as pub:
         await pub.publish_images(events)  # one producer batch: the embedder takes them as one batch
     for n in names:
         await indexed(pipeline, n)

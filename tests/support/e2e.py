@@ -69,7 +69,7 @@ class E2E:
     gateway_log: Path | None = None
 
     def index(self) -> OpenSearchIndex:
-        return OpenSearchIndex(self.settings.opensearch_url, self.settings.index_name)
+        return OpenSearchIndex(self.settings.opensearch_url, self.settings.index_name, settings=self.settings)
 
     def plant(self, docs: dict[str, str | None]) -> None:
         """Index documents straight into OpenSearch (image id -> source URI), bypassing the embedder:

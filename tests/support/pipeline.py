@@ -37,10 +37,10 @@ class Pipeline:
     tmp: Path
 
     def index(self) -> OpenSearchIndex:
-        return OpenSearchIndex(self.settings.opensearch_url, self.settings.index_name)
+        return OpenSearchIndex(self.settings.opensearch_url, self.settings.index_name, settings=self.settings)
 
     def publisher(self, **kw: Any) -> EventPublisher:
-        return EventPublisher(self.settings.kafka_bootstrap, topics=self.settings.topics, **kw)
+        return EventPublisher(self.settings.kafka_bootstrap, topics=self.settings.topics, **kw, settings=self.settings)
 
     def client(self, **kw: Any) -> SearchClient:
         return SearchClient(self.settings.kafka_bootstrap, topics=self.settings.topics, settings=self.settings, **kw)

@@ -48,7 +48,7 @@ def test_isolated_run_settings_and_worker_env(tmp_path: Path) -> None:
     assert (s.kafka_bootstrap, s.opensearch_url) == ("127.0.0.1:1", "http://127.0.0.1:2")
     assert (s.app_prefix, s.index_name, s.partitions) == ("benchabc", "benchabc-images", 2)
     assert s.data_dir == str(tmp_path / "data") and s.allowed_uri_roots == str(tmp_path / "imgs")
-    env = worker_env(s, "benchabc")
+    env = worker_env(s)
     assert env["IMGSEARCH_TOPIC_PREFIX"] == "benchabc" and env["IMGSEARCH_APP_PREFIX"] == "benchabc"
     assert env["IMGSEARCH_INDEX"] == "benchabc-images" and env["IMGSEARCH_PARTITIONS"] == "2"
     assert env["KAFKA_BOOTSTRAP"] == "127.0.0.1:1" and env["IMGSEARCH_UNKNOWN_IMAGE_WAIT_S"] == "5.0"
@@ -60,7 +60,7 @@ def test_the_run_and_its_workers_name_the_same_topics(tmp_path: Path) -> None:
     s = isolated_settings(engines, "benchxyz", tmp_path, tmp_path / "imgs", Config.small())
     assert s.topics.new_images().name == "benchxyz.images.new"
     assert all(t.name.startswith("benchxyz.") for t in s.topics.all_shared())
-    worker = Settings.from_env(worker_env(s, "benchxyz"))  # what a worker process rebuilds
+    worker = Settings.from_env(worker_env(s))  # what a worker process rebuilds
     assert [t.name for t in worker.topics.all_shared()] == [t.name for t in s.topics.all_shared()]
     assert Settings.from_env({}).topics.new_images().name == "imgsearch.images.new"  # the default is untouched
 

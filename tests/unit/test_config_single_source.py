@@ -17,10 +17,6 @@ ENVIRONMENT = re.compile(r"os\.environ|os\.getenv|\bgetenv\(|environ\[")
 # every other file that may name the process environment, and why
 ALLOWED = {
     "imgsearch/config.py": "the one place: Settings and process_environment()",
-    "tests/support/env.py": (
-        "connection_environment: imgsearch/connections.py reads the connection variables (SASL, TLS, "
-        "OPENSEARCH_AUTH) from the process environment for in-process clients (tests/integration/test_security.py)"
-    ),
     "tests/docker/conftest.py": "DOCKER_TEST_* port overrides of the docker tests (they run on CI's Docker daemon)",
     "tests/docker/test_compose.py": "docker compose's own environment: the test process's, without the engines'",
     "tests/docker/test_testcontainers.py": "the testcontainers run's environment: the test process's, no engines'",

@@ -6,17 +6,22 @@ from imgsearch.config import Settings
 from imgsearch.connections import ConfigError, faust_credentials, kafka_security, opensearch_kwargs
 
 
+def of(env: dict[str, str]) -> Settings:
+    """The settings a deployment's variables describe (the connection settings are fields of it)."""
+    return Settings.from_env(env)
+
+
 def test_kafka_plaintext_default():
-    assert kafka_security({}) == {"security_protocol": "PLAINTEXT"}
-    assert faust_credentials({}) is None
+    assert kafka_security(of({})) == {"security_protocol": "PLAINTEXT"}
+    assert faust_credentials(of({})) is None
 
 
 def test_kafka_sasl_ssl():
     env = {"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SASL_USERNAME": "svc", "KAFKA_SASL_PASSWORD": "s3cret"}
-    kw = kafka_security(env)
+    kw = kafka_security(of(env))
     assert kw["security_protocol"] == "SASL_SSL" and kw["sasl_mechanism"] == "SCRAM-SHA-512"
     assert isinstance(kw["ssl_context"], ssl.SSLContext) and kw["sasl_plain_username"] == "svc"
-    creds = faust_credentials(env)
+    creds = faust_credentials(of(env))
     assert creds.username == "svc" and str(creds.mechanism.value) == "SCRAM-SHA-512"
 
 
@@ -38,18 +43,18 @@ def test_kafka_sasl_ssl():
 )
 def test_kafka_config_errors(env, message):
     with pytest.raises(ConfigError, match=message):
-        kafka_security(env)
+        kafka_security(of(env))
 
 
 def test_opensearch_plain_basic_tls():
-    assert opensearch_kwargs("http://127.0.0.1:9200", {}) == {}
+    assert opensearch_kwargs(of({}), "http://127.0.0.1:9200") == {}
     kw = opensearch_kwargs(
+        of({"OPENSEARCH_USER": "admin", "OPENSEARCH_PASSWORD": "pw", "OPENSEARCH_CA_CERTS": "/etc/ca.pem"}),
         "https://search.example:443",
-        {"OPENSEARCH_USER": "admin", "OPENSEARCH_PASSWORD": "pw", "OPENSEARCH_CA_CERTS": "/etc/ca.pem"},
     )
     assert kw == {"use_ssl": True, "verify_certs": True, "ca_certs": "/etc/ca.pem", "http_auth": ("admin", "pw")}
     with pytest.raises(ConfigError, match="OPENSEARCH_PASSWORD"):
-        opensearch_kwargs("http://x", {"OPENSEARCH_AUTH": "basic", "OPENSEARCH_USER": "admin"})
+        opensearch_kwargs(of({"OPENSEARCH_AUTH": "basic", "OPENSEARCH_USER": "admin"}), "http://x")
 
 
 def test_opensearch_sigv4(monkeypatch):
@@ -57,13 +62,27 @@ def test_opensearch_sigv4(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     from opensearchpy import AsyncHttpConnection, AWSV4SignerAsyncAuth
 
-    kw = opensearch_kwargs(
-        "https://vpc-x.eu-west-1.es.amazonaws.com", {"OPENSEARCH_AUTH": "sigv4", "OPENSEARCH_AWS_REGION": "eu-west-1"}
-    )
+    sigv4 = of({"OPENSEARCH_AUTH": "sigv4", "OPENSEARCH_AWS_REGION": "eu-west-1"})
+    kw = opensearch_kwargs(sigv4, "https://vpc-x.eu-west-1.es.amazonaws.com")
     assert isinstance(kw["http_auth"], AWSV4SignerAsyncAuth) and kw["connection_class"] is AsyncHttpConnection
     assert kw["http_auth"].signer.region == "eu-west-1" and kw["http_auth"].signer.service == "es"
     with pytest.raises(ConfigError, match="https"):
-        opensearch_kwargs("http://x", {"OPENSEARCH_AUTH": "sigv4", "OPENSEARCH_AWS_REGION": "eu-west-1"})
+        opensearch_kwargs(sigv4, "http://x")
+
+
+def test_the_url_defaults_to_the_settings_and_verify_certs_is_a_setting():
+    s = of({"OPENSEARCH_URL": "https://search.example:443", "OPENSEARCH_VERIFY_CERTS": "false"})
+    assert opensearch_kwargs(s) == {"use_ssl": True, "verify_certs": False}
+    with pytest.raises(ValueError, match="OPENSEARCH_VERIFY_CERTS must be 1/0"):
+        of({"OPENSEARCH_VERIFY_CERTS": "maybe"})
+
+
+def test_a_client_without_settings_uses_the_built_in_defaults_not_the_environment(monkeypatch):
+    from imgsearch.config import default_settings
+
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")  # set for this process, read by Settings() only
+    assert Settings().kafka_security_protocol == "SASL_SSL"
+    assert kafka_security(default_settings()) == {"security_protocol": "PLAINTEXT"}
 
 
 def test_no_secret_in_logged_settings():
@@ -83,11 +102,13 @@ def test_passwords_from_files(tmp_path):
         "KAFKA_SASL_USERNAME": "svc",
         "KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "kafka.pw"),
     }
-    assert kafka_security(env)["sasl_plain_password"] == "from-a-file"
-    kw = opensearch_kwargs("http://x", {"OPENSEARCH_USER": "svc", "OPENSEARCH_PASSWORD_FILE": str(tmp_path / "os.pw")})
+    assert kafka_security(of(env))["sasl_plain_password"] == "from-a-file"
+    kw = opensearch_kwargs(
+        of({"OPENSEARCH_USER": "svc", "OPENSEARCH_PASSWORD_FILE": str(tmp_path / "os.pw")}), "http://x"
+    )
     assert kw["http_auth"] == ("svc", "os-secret")
     with pytest.raises(ConfigError, match=r"KAFKA_SASL_PASSWORD_FILE=.*cannot read"):
-        kafka_security({**env, "KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "missing")})
+        kafka_security(of({**env, "KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "missing")}))
 
 
 def test_opensearch_faults_worth_retrying():

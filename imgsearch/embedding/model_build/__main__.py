@@ -88,9 +88,9 @@ def _reference_images(root: Path | None, limit: int) -> list[Path]:
 
 
 def _default_out(variant: str) -> Path:
-    from imgsearch.config import Settings
+    from imgsearch.embedding.conse import default_artifact_dir
 
-    return Settings().cache_path / "models" / f"conse-{variant}"
+    return default_artifact_dir(variant)
 
 
 def main(argv: list[str] | None = None) -> int:

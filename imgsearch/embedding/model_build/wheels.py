@@ -79,11 +79,10 @@ class WheelError(RuntimeError):
 
 def wheel_cache(cache_dir: Path | None = None) -> Path:
     if cache_dir is None:
-        from imgsearch.config import Settings
+        from imgsearch.config import environment_cache_path
 
-        cache_dir = Settings().cache_path
-    base = cache_dir
-    return Path(base) / "wheels"
+        cache_dir = environment_cache_path()
+    return Path(cache_dir) / "wheels"
 
 
 def _norm(name: str) -> str:
