@@ -140,6 +140,66 @@ async def freshness_trial(client: Any, pub: Any, user: str, text: str, timeout: 
     }
 
 
+async def bare_search(run: Run, concurrency: int, duration: float) -> dict[str, Any]:
+    """The query worker's work without Kafka or faust, in this process, closed loop with
+    ``concurrency`` requests in flight: text embedding (on one offload thread, as in the worker),
+    the same k-NN on the same index (``OpenSearchIndex.knn_sources``) and the blend."""
+    from imgsearch.domain.blend import blend
+    from imgsearch.index.opensearch import OpenSearchIndex
+    from streams.common import Offload
+
+    s, queries = run.settings, run.queries
+    index = OpenSearchIndex(
+        s.opensearch_url, s.index_name, model_id=run.embedder.model_id, settings=s, timeout_s=s.gateway_search_timeout_s
+    )
+    offload = Offload()
+    n = max(10 * s.candidate_multiplier, s.min_candidates, 50)  # the worker's candidates for k=10
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + duration
+
+    async def loop(i: int) -> None:
+        nonlocal errors
+        j = i
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            try:
+                vec = await offload.run(run.embedder.embed_texts, [queries[j % len(queries)]])
+                found = await index.knn_sources(vec[0].tolist(), [(n, None)])
+                blend(found[0], {}, 0.0, 50, None, s.blend_mode)
+                latencies.append((time.perf_counter() - t0) * 1000)
+            except Exception:
+                errors += 1
+            j += concurrency
+
+    t_start = time.perf_counter()
+    try:
+        await asyncio.gather(*(loop(i) for i in range(concurrency)))
+    finally:
+        await index.close()
+    span = time.perf_counter() - t_start
+    return {
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": errors,
+        "rate": round(len(latencies) / span, 2),
+        "latency_ms": stats(latencies),
+    }
+
+
+async def bare_limit(run: Run) -> dict[str, Any]:
+    """3a. The bare engines' closed-loop limit: the best rate over a few concurrencies."""
+    duration = 2.0 if run.cfg.quick else 8.0
+    say("3a. bare search (embed + k-NN + blend in one process, no Kafka, no faust), closed loop ...")
+    levels = []
+    for c in (1, 2, 4, 8):
+        r = await bare_search(run, c, duration)
+        levels.append(r)
+        say(f"   {c} in flight: {r['rate']} req/s, p50 {r['latency_ms']['p50']} p99 {r['latency_ms']['p99']} ms")
+    best = max(levels, key=lambda r: r["rate"])
+    return {"levels": levels, "limit_rate": best["rate"], "at_concurrency": best["concurrency"]}
+
+
 # ------------------------------------------------------------------------------------ the stages
 async def search_and_freshness(run: Run) -> None:
     """3 and 4 over one search client: the latency sections, then freshness."""
@@ -147,7 +207,12 @@ async def search_and_freshness(run: Run) -> None:
 
     async with SearchClient(run.settings.kafka_bootstrap, topics=run.settings.topics, settings=run.settings) as client:
         await warm_up(run, client)
+        bare = await bare_limit(run)
         run.res["search"] = await search_latency(run, client)
+        run.res["search"]["bare_engines"] = bare
+        product = run.res["search"]["max_rate_meeting_p99_slo"]
+        run.res["search"]["ratio_to_bare"] = round(product / bare["limit_rate"], 3) if bare["limit_rate"] else None
+        run.res["search"]["query_concurrency"] = run.settings.query_concurrency
         run.res["freshness"] = await freshness(run, client)
 
 

@@ -188,6 +188,9 @@ class Settings(BaseSettings):
     # default: no setting beat the baseline on validation; 1 and 50 were the best, docs/benchmarks.md).
     style_sources: int = Field(0, validation_alias=_env("IMGSEARCH_STYLE_SOURCES"))
     style_candidates: int = Field(50, validation_alias=_env("IMGSEARCH_STYLE_CANDIDATES"))
+    # issue 16: search requests one query worker answers at once (faust agent concurrency): while one
+    # waits on OpenSearch or the reply, the next is embedded; offsets are committed in order all the same
+    query_concurrency: int = Field(4, validation_alias=_env("IMGSEARCH_QUERY_CONCURRENCY"))
     # paging: rankings kept (per query worker) for later pages, and for how long
     ranking_cache_entries: int = Field(2000, validation_alias=_env("IMGSEARCH_RANKING_CACHE_ENTRIES"))
     ranking_cache_ttl_s: float = Field(900.0, validation_alias=_env("IMGSEARCH_RANKING_CACHE_TTL_S"))
@@ -197,6 +200,9 @@ class Settings(BaseSettings):
     neighbour_strength: float = Field(0.5, validation_alias=_env("IMGSEARCH_NEIGHBOUR_STRENGTH"))
     new_user_policy: str = Field("relevance", validation_alias=_env("IMGSEARCH_NEW_USER"))
     embed_batch: int = Field(16, validation_alias=_env("IMGSEARCH_EMBED_BATCH"))
+    # issue 16: threads of each ONNX session (onnxruntime intra-op); 0: onnxruntime's default, one per
+    # core. n embedding workers on one machine: cores / n each, or they oversubscribe the CPUs
+    embed_threads: int = Field(0, validation_alias=_env("IMGSEARCH_EMBED_THREADS"))
     max_image_bytes: int = Field(8 * 2**20, validation_alias=_env("IMGSEARCH_MAX_IMAGE_BYTES"))
     max_image_pixels: int = Field(40_000_000, validation_alias=_env("IMGSEARCH_MAX_IMAGE_PIXELS"))
     allowed_uri_roots: str = Field("", validation_alias=_env("IMGSEARCH_ALLOWED_URI_ROOTS"))
@@ -386,6 +392,10 @@ class Settings(BaseSettings):
                 f"IMGSEARCH_MIN_INSYNC_REPLICAS must be 0 (the broker's default) .. the replication factor "
                 f"({self.replication_factor}), got {self.min_insync_replicas}"
             )
+        if self.query_concurrency < 1:
+            raise ValueError(f"IMGSEARCH_QUERY_CONCURRENCY must be at least 1, got {self.query_concurrency}")
+        if self.embed_threads < 0:
+            raise ValueError(f"IMGSEARCH_EMBED_THREADS must be 0 (one per core) or more, got {self.embed_threads}")
         if self.index_replicas < 0:
             raise ValueError(f"IMGSEARCH_INDEX_REPLICAS must be at least 0, got {self.index_replicas}")
         if self.affinity_mode not in ("cluster", "continuous"):

@@ -190,8 +190,13 @@ class QueryService:
             self._styles.popitem(last=False)
         return found
 
-    def learn(self, ev: PersonalizationEvent, style: tuple[list[float], str] | None = None) -> bool:
-        return self.profiles.learn(ev, style)
+    def learn(
+        self,
+        ev: PersonalizationEvent,
+        style: tuple[list[float], str] | None = None,
+        source: tuple[int, int] | None = None,
+    ) -> bool:
+        return self.profiles.learn(ev, style, source)
 
     def forget(self, request: ForgetUser) -> bool:
         """Delete the user's profile (issue 14 item 15). faust writes a tombstone (the key with no
@@ -221,7 +226,8 @@ class QueryService:
             # issue 15: the interacted image's style vector, for the continuous affinity only (the
             # default cluster mode makes no extra OpenSearch read per interaction)
             continuous = self.settings.ranker == "local" and self.settings.affinity_mode == "continuous"
-            self.learn(ev, await self.style_of(ev.image_id) if continuous else None)
+            source = (int(event.message.partition), int(event.message.offset))
+            self.learn(ev, await self.style_of(ev.image_id) if continuous else None, source)
         except Exception as exc:  # one bad event is dead-lettered; the stream goes on
             log.exception("personalization event failed")
             await self.dlq.failed(event, exc)
@@ -656,7 +662,9 @@ def build(
         async for event in stream.events():
             await service.handle_personalization(event)
 
-    @app.agent(requests, name="answer-searches", concurrency=1)
+    # several requests in flight (settings.query_concurrency actors on one stream): faust acks each
+    # event when its actor is done and commits only the offsets below the oldest one still in flight
+    @app.agent(requests, name="answer-searches", concurrency=settings.query_concurrency)
     async def answer_searches(stream: faust.StreamT) -> None:
         async for event in stream.events():
             await service.handle(event)

@@ -14,10 +14,19 @@ style can go below zero and later likes can bring it back. ``affinity`` shares o
 only; ``aversion`` is the negative part (long-term and session, mixed like the affinity), which the
 ranker turns into a demotion. A hidden image is also remembered by id (the last MAX_HIDDEN) and left
 out of that user's results.
+
+De-duplication is bounded by design (issue 16), not by history: an event redelivered from the
+personalization topic (a query worker restarted before it committed) is recognised by its source
+position - ``applied`` keeps the partition, the highest offset and the newest event time applied, a
+few bytes per user - and an event the mapper published twice (at two offsets, after a crash before
+its commit) by its id among the last ``MAX_SEEN_EVENT_IDS`` (kept as 48-bit digests, ``short_id``).
+An older offset with a newer event time than any applied is taken as new (the topic was recreated),
+so a reset topic does not freeze profiles.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,16 +34,22 @@ from typing import Any, TypeVar
 
 from imgsearch.domain.affinity import StyleMedoids
 
-MAX_SEEN_EVENT_IDS = 512
+MAX_SEEN_EVENT_IDS = 16  # the mapper's duplicates follow their first copy closely (issue 16)
 MAX_HIDDEN = 500
 K = TypeVar("K")  # a cluster id (int) or an image id (str, continuous affinity)
+
+
+def short_id(event_id: str) -> str:
+    """A 48-bit digest of an event id: 12 characters instead of a uuid's 32, and among the 16 ids
+    one profile keeps, a collision (an event taken for a duplicate) has odds of about 1 in 10^12."""
+    return hashlib.blake2b(event_id.encode(), digest_size=6).hexdigest()
 
 
 @dataclass
 class Profile:
     # cluster id (as str for JSON) -> [score at ref time, ref time (epoch s)]
     clusters: dict[str, list[float]] = field(default_factory=dict)
-    # recent event ids, to make redelivered events count once
+    # digests of the recent event ids (short_id), to make a second copy of an event count once
     seen: list[str] = field(default_factory=list)
     # recent (cluster, image id, event type) that drove the profile, newest last
     recent: list[list[str]] = field(default_factory=list)
@@ -46,6 +61,9 @@ class Profile:
     hidden: list[str] = field(default_factory=list)
     # continuous style affinity (issue 15): interest medoids in style-vector space, see domain/affinity.py
     styles: dict[str, Any] = field(default_factory=dict)
+    # [partition, offset, event time (epoch s)]: the newest source position applied, and the newest
+    # event time among those applied (empty: none yet, or events without a source position)
+    applied: list[float] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> Profile:
@@ -59,6 +77,7 @@ class Profile:
             session={str(k): float(v) for k, v in dict(raw.get("session", {})).items()},
             hidden=[str(x) for x in raw.get("hidden", [])],
             styles=dict(raw.get("styles") or {}),
+            applied=[float(x) for x in raw.get("applied", [])],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +89,7 @@ class Profile:
             "session": self.session,
             "hidden": self.hidden,
             **({"styles": self.styles} if self.styles else {}),
+            **({"applied": self.applied} if self.applied else {}),
         }
 
     def remapped(
@@ -99,6 +119,7 @@ class Profile:
             session=session,
             hidden=list(self.hidden),
             styles=dict(self.styles),  # style vectors do not depend on the cluster model
+            applied=list(self.applied),
         )
 
     def add(
@@ -111,11 +132,22 @@ class Profile:
         image_id: str = "",
         event_type: str = "",
         session_decay: float = 0.7,
+        source: tuple[int, int] | None = None,
     ) -> bool:
-        """Add one event; returns False (and changes nothing) if the event id was seen already."""
+        """Add one event; returns False (and changes nothing) if it was applied already."""
         return self.add_shares(
-            event_id, {cluster_id: 1.0}, weight, at, half_life_s, image_id, event_type, session_decay
+            event_id, {cluster_id: 1.0}, weight, at, half_life_s, image_id, event_type, session_decay, source
         )
+
+    def applied_already(self, event_id: str, at: float, source: tuple[int, int] | None) -> bool:
+        """A redelivery (at or below the applied offset of its partition, and no newer than every
+        event applied) or a second copy of a recent event id."""
+        if short_id(event_id) in self.seen or event_id in self.seen:  # (profiles before issue 16 kept ids)
+            return True
+        if source is None or len(self.applied) != 3:
+            return False
+        partition, offset, newest = int(self.applied[0]), int(self.applied[1]), self.applied[2]
+        return source[0] == partition and source[1] <= offset and at <= newest
 
     def add_shares(
         self,
@@ -127,11 +159,16 @@ class Profile:
         image_id: str = "",
         event_type: str = "",
         session_decay: float = 0.7,
+        source: tuple[int, int] | None = None,
     ) -> bool:
         """Add one event whose weight is shared over clusters (an event from an earlier cluster
-        model, remapped); False if the event id was seen already."""
-        if event_id in self.seen:
+        model, remapped); False if it was applied already. ``source``: its (partition, offset) on
+        the personalization topic."""
+        if self.applied_already(event_id, at, source):
             return False
+        if source is not None:
+            newest = max(at, self.applied[2]) if len(self.applied) == 3 and int(self.applied[0]) == source[0] else at
+            self.applied = [float(source[0]), float(source[1]), newest]
         self.session = {k: v * session_decay for k, v in self.session.items() if abs(v * session_decay) > 1e-6}
         for cluster_id, share in shares.items():
             self.session[str(cluster_id)] = self.session.get(str(cluster_id), 0.0) + weight * share
@@ -144,7 +181,7 @@ class Profile:
             else:  # a late event: decay it to the reference time instead
                 score = score + weight * share * _decay(ref - at, half_life_s)
             self.clusters[key] = [score, ref]
-        self.seen.append(event_id)
+        self.seen.append(short_id(event_id))
         del self.seen[:-MAX_SEEN_EVENT_IDS]
         if event_type == "hide" and image_id:
             if image_id in self.hidden:

@@ -76,9 +76,15 @@ class UserProfiles:
             return None
         return aligned(Profile.from_dict(raw), self._centroids(), self._clock(), self._half_life).to_dict()
 
-    def learn(self, ev: PersonalizationEvent, style: tuple[Sequence[float], str] | None = None) -> bool:
+    def learn(
+        self,
+        ev: PersonalizationEvent,
+        style: tuple[Sequence[float], str] | None = None,
+        source: tuple[int, int] | None = None,
+    ) -> bool:
         """Add one event (and its image's style vector and style model, for the continuous affinity);
-        False (nothing changes) if its event id was counted already."""
+        False (nothing changes) if it was counted already. ``source``: the event's (partition,
+        offset) on the personalization topic, which recognises a redelivery."""
         known = self.get(ev.user_id)
         model = self._centroids()
         # a new user's profile starts on the current cluster model (the shares below are in its ids)
@@ -94,6 +100,7 @@ class UserProfiles:
             ev.image_id,
             ev.event_type.value,
             self._session_decay,
+            source,
         )
         if changed and style is not None:
             profile.add_style(style[0], ev.weight, at, self._half_life, style[1], self._merge_sim)

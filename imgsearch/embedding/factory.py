@@ -60,11 +60,18 @@ def learned_available(settings: Settings) -> bool:
     return int(manifest.get("artifact_version", 1)) >= 3 and heads_available(_heads_path(settings))
 
 
+def _threads(settings: Settings) -> int | None:
+    """The ONNX sessions' intra-op threads (None: onnxruntime's default, one per core)."""
+    return settings.embed_threads or None
+
+
 @functools.lru_cache(maxsize=4)
-def _learned(artifact_dir: Path, heads: Path) -> tuple[LearnedEmbedder, LearnedStyleDescriber]:
+def _learned(
+    artifact_dir: Path, heads: Path, threads: int | None, batch: int
+) -> tuple[LearnedEmbedder, LearnedStyleDescriber]:
     from imgsearch.embedding.learned import load_learned
 
-    return load_learned(artifact_dir, heads)
+    return load_learned(artifact_dir, heads, intra_op_threads=threads, batch_size=batch)
 
 
 def learned_pair(settings: Settings) -> tuple[LearnedEmbedder, LearnedStyleDescriber]:
@@ -74,7 +81,7 @@ def learned_pair(settings: Settings) -> tuple[LearnedEmbedder, LearnedStyleDescr
         raise FileNotFoundError(
             f"no learned heads for {_artifact_dir(settings)} / {_heads_path(settings)}: run scripts/setup_models.sh"
         )
-    return _learned(_artifact_dir(settings), _heads_path(settings))
+    return _learned(_artifact_dir(settings), _heads_path(settings), _threads(settings), settings.embed_batch)
 
 
 def make_embedder(settings: Settings) -> Embedder:
@@ -86,7 +93,7 @@ def make_embedder(settings: Settings) -> Embedder:
         if (path / "manifest.json").exists():
             from imgsearch.embedding.conse import ConseEmbedder
 
-            return ConseEmbedder(path)
+            return ConseEmbedder(path, intra_op_threads=_threads(settings), image_batch_size=settings.embed_batch)
         if kind == "conse":
             raise FileNotFoundError(f"no ConSE model artifacts in {path}: run scripts/setup_models.sh")
         log.warning(
@@ -130,6 +137,7 @@ def make_onnx_clip(settings: Settings) -> Embedder:
         pad_id=settings.clip_pad_id,
         name=settings.clip_name,
         image_batch_size=settings.embed_batch,
+        intra_op_threads=_threads(settings),
         long_text=settings.clip_long_text,
     )
 
@@ -144,7 +152,7 @@ def make_style(settings: Settings, embedder: Embedder | None = None) -> StyleDes
     if kind in ("auto", "gram"):
         path = _artifact_dir(settings)
         if GramStyleDescriber.available(path):
-            return GramStyleDescriber(path)
+            return GramStyleDescriber(path, intra_op_threads=_threads(settings), batch_size=settings.embed_batch)
         if kind == "gram":
             raise FileNotFoundError(f"no Gram style artifacts in {path}: run scripts/setup_models.sh")
     if kind in ("auto", "handcrafted"):

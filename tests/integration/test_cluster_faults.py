@@ -36,7 +36,7 @@ from aiohttp import ClientSession, ClientTimeout
 from aiokafka.admin import AIOKafkaAdminClient
 
 from imgsearch.config import Settings, process_environment
-from imgsearch.domain.profile import Profile
+from imgsearch.domain.profile import Profile, short_id
 from producers import EventPublisher, SearchClient, SearchTimeout
 from producers.search_client import SearchError
 from schemas.events import EventType, Interaction, NewImage
@@ -455,7 +455,7 @@ async def check_profiles(p: Pipeline, tr: Traffic) -> tuple[float, int]:
             s.session_decay,
         )
     changelog = f"{s.app_id('query')}-profiles-changelog"
-    ours = {ev.event_id for ev in tr.events_sent}
+    ours = {short_id(ev.event_id) for ev in tr.events_sent}  # a profile keeps digests of recent ids
     actual: dict[str, Profile] = {}
 
     async def applied() -> bool:

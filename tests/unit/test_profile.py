@@ -1,4 +1,5 @@
 import asyncio
+import json
 
 import pytest
 
@@ -159,3 +160,53 @@ def test_local_ranker_returns_demotions_and_hidden_images_for_the_candidates():
     assert set(res.demotions) == {2} and res.demotions[2] > 0.75  # cluster 4 is not a candidate
     assert res.hidden == frozenset({"img-h"})
     assert not asyncio.run(ranker.rank("nobody", [1, 2])).has_feedback
+
+
+# ---------------------------------------------------------------- issue 16: bounded de-duplication
+def _uuid(n: int) -> str:
+    return f"{n:032x}"
+
+
+def test_a_redelivery_is_recognised_by_its_source_position_long_after_its_id_left_the_window():
+    p = Profile()
+    for n in range(100):
+        assert p.add(_uuid(n), n % 5, 1.0, 1000.0 + n, DAY, f"img{n}", "view", source=(3, 500 + n))
+    before = p.to_dict()
+    # a query worker restarted before committing: the topic replays offsets 500..599 of partition 3
+    for n in range(100):
+        assert not p.add(_uuid(n), n % 5, 1.0, 1000.0 + n, DAY, f"img{n}", "view", source=(3, 500 + n))
+    assert p.to_dict() == before
+    assert p.add(_uuid(100), 0, 1.0, 1100.0, DAY, "img100", "view", source=(3, 600))  # the next one counts
+
+
+def test_a_second_copy_at_a_new_offset_is_caught_by_its_recent_id():
+    p = Profile()
+    assert p.add("a", 0, 1.0, 10.0, DAY, source=(0, 7))
+    assert p.add("b", 1, 1.0, 11.0, DAY, source=(0, 8))
+    assert not p.add("a", 0, 1.0, 10.0, DAY, source=(0, 9))  # the mapper published "a" again
+
+
+def test_a_late_event_at_a_later_offset_counts_and_a_recreated_topic_does_not_freeze_the_profile():
+    p = Profile()
+    assert p.add("a", 0, 1.0, 500.0, DAY, source=(1, 40))
+    assert p.add("late", 0, 1.0, 100.0, DAY, source=(1, 41))  # an older event time, a newer offset
+    assert p.applied == [1.0, 41.0, 500.0]
+    # the topic was deleted and created again: offsets restart, event times go on
+    assert p.add("fresh", 0, 1.0, 900.0, DAY, source=(1, 0))
+    assert p.applied == [1.0, 0.0, 900.0]
+    assert Profile.from_dict(p.to_dict()).applied == p.applied  # stored with the profile
+
+
+def test_a_profile_stays_small_however_long_the_history():
+    p = Profile()
+    for n in range(10_000):
+        p.add(_uuid(n), n % 7, 1.0, 1000.0 + n, DAY, f"image-{n:07d}", "favorite", source=(2, n))
+    size = len(json.dumps(p.to_dict(), separators=(",", ":")))
+    assert len(p.seen) == 16 and all(len(x) == 12 for x in p.seen)
+    # 7 clusters (long-term and session), 20 explanations, 16 recent id digests, one source position
+    assert size < 1500, size
+
+
+def test_a_profile_from_before_issue_16_still_recognises_its_full_ids():
+    old = Profile.from_dict({"seen": ["e-full-id"], "clusters": {"0": [1.0, 10.0]}})
+    assert not old.add("e-full-id", 0, 1.0, 10.0, DAY)

@@ -14,6 +14,7 @@ import numpy as np
 from imgsearch.config import Settings
 from imgsearch.domain.blend import Candidate
 from imgsearch.domain.centroids import CentroidModel
+from imgsearch.domain.profile import short_id
 from imgsearch.domain.user_profiles import UserProfiles
 from imgsearch.embedding.hashing import HashEmbedder
 from imgsearch.ranker.base import PersonalRanker
@@ -233,9 +234,11 @@ def test_a_later_page_of_a_kept_ranking_keeps_its_order(tmp_path):
 def test_personalization_events_are_learnt_forgotten_and_refused_from_the_future(tmp_path):
     w = Wired(tmp_path)
     w.learn(cluster=1, n=2)
-    assert set(w.store) == {"u"} and w.store["u"]["seen"] == ["e-u-1-none-0", "e-u-1-none-1"]
+    assert set(w.store) == {"u"} and w.store["u"]["seen"] == [short_id("e-u-1-none-0"), short_id("e-u-1-none-1")]
+    assert w.store["u"]["applied"][:2] == [0.0, 1.0]  # partition 0, offset 1: the last event's position
+    before = w.store["u"]
     w.learn(cluster=1, n=2)  # redelivered: counted once
-    assert len(w.store["u"]["seen"]) == 2
+    assert w.store["u"] == before
     future = PersonalizationEvent(
         event_id="f", user_id="u", cluster_id=0, image_id="x", event_type=EventType.VIEW, weight=1.0,
         timestamp=utcnow() + timedelta(days=1), centroid_version="none",
