@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--before", action="store_true", help="the profile as it was before issue 16")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    say(f"{args.users} users, {args.events} interactions, {args.clusters} styles ({'before' if args.before else 'now'})")
+    say(
+        f"{args.users} users, {args.events} interactions, {args.clusters} styles ({'before' if args.before else 'now'})"
+    )
     res = simulate(args.users, args.events, args.clusters, args.seed, args.before)
     res["machine"] = {"nproc": os.cpu_count(), "python": platform.python_version()}
     out = args.out or REPO / "bench-results" / f"profile_size{'-before' if args.before else ''}.json"
