@@ -52,7 +52,7 @@ def event_counts(rng: np.random.Generator, users: int, events: int) -> np.ndarra
 def simulate(users: int, events: int, clusters: int, seed: int, before: bool) -> dict[str, Any]:
     if before:  # the profile before issue 16: the last 512 event ids, in full
         profile_module.MAX_SEEN_EVENT_IDS = 512
-        profile_module.short_id = lambda event_id: event_id  # type: ignore[assignment]
+        profile_module.short_id = lambda event_id: event_id
     rng = np.random.default_rng(seed)
     counts = event_counts(rng, users, events)
     kinds, probs = zip(*MIX, strict=True)
