@@ -82,7 +82,7 @@ def simulate(users: int, events: int, clusters: int, seed: int, before: bool) ->
             bar.update(n)
     seconds = time.perf_counter() - t0
     return {
-        "profile": "before issue 16 (512 full event ids)" if before else "issue 16 (source position + 16 id digests)",
+        "profile": "before issue 16 (512 full event ids)" if before else "issue 16 (source position + 512 id digests)",
         "users": users,
         "interactions": int(counts.sum()),
         "events_per_user": {"mean": round(float(counts.mean()), 2), **pct(counts, (50, 99)), "max": int(counts.max())},

@@ -15,11 +15,12 @@ only; ``aversion`` is the negative part (long-term and session, mixed like the a
 ranker turns into a demotion. A hidden image is also remembered by id (the last MAX_HIDDEN) and left
 out of that user's results.
 
-De-duplication is bounded by design (issue 16), not by history: an event redelivered from the
+De-duplication (issue 16): an event redelivered from the
 personalization topic (a query worker restarted before it committed) is recognised by its source
 position - ``applied`` keeps the partition, the highest offset and the newest event time applied, a
-few bytes per user - and an event the mapper published twice (at two offsets, after a crash before
-its commit) by its id among the last ``MAX_SEEN_EVENT_IDS`` (kept as 48-bit digests, ``short_id``).
+few bytes per user - however old it is; an event published twice (at two offsets: by the mapper after
+a crash before its commit, or by an upstream app) by its id among the last ``MAX_SEEN_EVENT_IDS``
+(kept as 48-bit digests, ``short_id``).
 An older offset with a newer event time than any applied is taken as new (the topic was recreated),
 so a reset topic does not freeze profiles.
 """
@@ -34,14 +35,16 @@ from typing import Any, TypeVar
 
 from imgsearch.domain.affinity import StyleMedoids
 
-MAX_SEEN_EVENT_IDS = 16  # the mapper's duplicates follow their first copy closely (issue 16)
+# an upstream app may publish an event again much later (tests/integration/test_faults.py kill -9):
+# the last 512 ids are kept, as 48-bit digests (issue 16: 7 KB instead of 18 KB for an active user)
+MAX_SEEN_EVENT_IDS = 512
 MAX_HIDDEN = 500
 K = TypeVar("K")  # a cluster id (int) or an image id (str, continuous affinity)
 
 
 def short_id(event_id: str) -> str:
-    """A 48-bit digest of an event id: 12 characters instead of a uuid's 32, and among the 16 ids
-    one profile keeps, a collision (an event taken for a duplicate) has odds of about 1 in 10^12."""
+    """A 48-bit digest of an event id: 12 characters instead of a uuid's 32; against the 512 ids one
+    profile keeps, a new event is taken for a duplicate with odds of about 1 in 5 * 10^11."""
     return hashlib.blake2b(event_id.encode(), digest_size=6).hexdigest()
 
 

@@ -169,14 +169,15 @@ def _uuid(n: int) -> str:
 
 def test_a_redelivery_is_recognised_by_its_source_position_long_after_its_id_left_the_window():
     p = Profile()
-    for n in range(100):
+    for n in range(700):
         assert p.add(_uuid(n), n % 5, 1.0, 1000.0 + n, DAY, f"img{n}", "view", source=(3, 500 + n))
     before = p.to_dict()
-    # a query worker restarted before committing: the topic replays offsets 500..599 of partition 3
-    for n in range(100):
+    # a query worker restarted before committing: the topic replays offsets 500..1199 of partition 3,
+    # the first 188 of them no longer among the last 512 ids
+    for n in range(700):
         assert not p.add(_uuid(n), n % 5, 1.0, 1000.0 + n, DAY, f"img{n}", "view", source=(3, 500 + n))
     assert p.to_dict() == before
-    assert p.add(_uuid(100), 0, 1.0, 1100.0, DAY, "img100", "view", source=(3, 600))  # the next one counts
+    assert p.add(_uuid(700), 0, 1.0, 1700.0, DAY, "img700", "view", source=(3, 1200))  # the next one counts
 
 
 def test_a_second_copy_at_a_new_offset_is_caught_by_its_recent_id():
@@ -202,9 +203,9 @@ def test_a_profile_stays_small_however_long_the_history():
     for n in range(10_000):
         p.add(_uuid(n), n % 7, 1.0, 1000.0 + n, DAY, f"image-{n:07d}", "favorite", source=(2, n))
     size = len(json.dumps(p.to_dict(), separators=(",", ":")))
-    assert len(p.seen) == 16 and all(len(x) == 12 for x in p.seen)
-    # 7 clusters (long-term and session), 20 explanations, 16 recent id digests, one source position
-    assert size < 1500, size
+    assert len(p.seen) == 512 and all(len(x) == 12 for x in p.seen)
+    # 7 clusters (long-term and session), 20 explanations, 512 id digests (15 bytes each), one source position
+    assert size < 9000, size
 
 
 def test_a_profile_from_before_issue_16_still_recognises_its_full_ids():
