@@ -22,6 +22,7 @@ import numpy as np
 from opensearchpy import OpenSearch, helpers
 
 from bench.common import clustered_unit_vectors, say
+from bench.speed_index import knn_body
 from imgsearch.config import Settings, process_environment
 from imgsearch.connections import opensearch_kwargs
 
@@ -86,8 +87,7 @@ def measure(client: OpenSearch, name: str, x: np.ndarray, queries: np.ndarray) -
     for q in queries:
         exact = set(np.argsort(-(x @ q))[:10].tolist())
         t = time.perf_counter()
-        body = {"size": 10, "_source": False, "query": {"knn": {"embedding": {"vector": q.tolist(), "k": 10}}}}
-        hits = client.search(index=index, body=body)["hits"]["hits"]
+        hits = client.search(index=index, body=knn_body(q.tolist(), 10))["hits"]["hits"]
         lat.append((time.perf_counter() - t) * 1000)
         recalls.append(len(exact & {int(h["_id"]) for h in hits}) / 10)
     client.indices.delete(index=index)
