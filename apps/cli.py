@@ -43,8 +43,8 @@ def format_response(resp: SearchResponse) -> str:
         f"(weight {resp.personalization_weight:g}, ranker {resp.ranker or '-'}){'; ' + timings if timings else ''}"
     ]
     lines += [f"note: {note}" for note in resp.notes]
-    if resp.has_more and resp.ranking_id:
-        lines.append(f"page {resp.page}; next page: --page {resp.page + 1} --ranking-id {resp.ranking_id}")
+    if resp.has_more and resp.cursor:
+        lines.append(f"page {resp.page}; next page: --search-after {resp.cursor}")
     if resp.hits:
         width = min(60, max(len("image"), *(len(h.image_id) for h in resp.hits)))
         lines.append(f"{'#':>3}  {'image':{width}s} {'cluster':>7} {'kNN':>7} {'personal':>8} {'blended':>7}")
@@ -70,11 +70,14 @@ async def cmd_search(
     filters: list[str] | None = None,
     page: int = 1,
     ranking_id: str | None = None,
+    search_after: str | None = None,
 ) -> int:
     """0 on a reply, 1 if the query worker answered with an error, 4 if the request could not be sent
     (``KafkaClientError``: a deadline, a missing topic, over the size limits), 3 on no reply in time. With
     ``as_json`` stdout holds exactly one JSON object: the SearchResponse, or on a timeout
     ``{"type": "search.timeout", "error": {"code": "timeout", "message": ...}}``."""
+    from pydantic import ValidationError
+
     from imgsearch.kafka.deadlines import KafkaClientError
     from producers.search_client import SearchClient, SearchTimeout
     from streams.retrieval import parse_filter
@@ -98,7 +101,12 @@ async def cmd_search(
                 filters=conditions,
                 page=page,
                 ranking_id=ranking_id,
+                search_after=search_after,
             )
+    except ValidationError as exc:  # the request itself: a bad --page, --search-after, -k ...
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors())
+        print(f"search: invalid request: {problems}", file=sys.stderr)
+        return 2
     except SearchTimeout as exc:
         message = f"no reply in {timeout:g} s (is a query worker running?): {exc}"
         if as_json:
@@ -180,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     s.add_argument("--page", type=int, default=1, help="1-based page of k hits")
     s.add_argument("--ranking-id", default=None, help="the ranking_id of an earlier page (keeps its order)")
+    s.add_argument("--search-after", default=None, metavar="CURSOR", help="the cursor a reply printed: its next page")
     s.add_argument("--user", default="anonymous")
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--weight", type=float, default=None)
@@ -249,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                 filters=args.filter,
                 page=args.page,
                 ranking_id=args.ranking_id,
+                search_after=args.search_after,
             )
         )
     elif args.cmd == "interact":

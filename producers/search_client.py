@@ -177,9 +177,11 @@ class SearchClient:
         filters: Sequence[MetadataFilter | Mapping[str, Any]] = (),
         page: int = 1,
         ranking_id: str | None = None,
+        search_after: str | None = None,
     ) -> SearchResponse:
         """One search; ``similar_to`` (an indexed image id), ``filters`` (metadata conditions inside the
-        k-NN), ``page`` and ``ranking_id`` (the previous page's, to keep its order) are issue 15's."""
+        k-NN), ``page`` and ``ranking_id`` (the previous page's, to keep its order) or ``search_after``
+        (the previous response's ``cursor``: the hits after its last one) are issue 15's."""
         req = SearchRequest(
             user_id=user_id,
             text=text,
@@ -192,6 +194,7 @@ class SearchClient:
             filters=[f if isinstance(f, MetadataFilter) else MetadataFilter.model_validate(f) for f in filters],
             page=page,
             ranking_id=ranking_id,
+            search_after=search_after,
             reply_topic=self.reply_topic,
             timeout_ms=int(timeout_s * 1000),
         )

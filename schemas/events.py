@@ -214,6 +214,30 @@ class MetadataFilter(BaseModel):
         return self
 
 
+class PageCursor(BaseModel):
+    """Where a page ended (issue 15, ``search_after``): the ranking it belongs to, the offset of the
+    next page, and the last hit shown. Sent as an opaque URL-safe token (``SearchResponse.cursor``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ranking_id: Id
+    offset: int = Field(ge=1, le=MAX_RESULT_WINDOW)
+    image_id: str = Field(min_length=1, max_length=1024)
+    blended_score: float
+
+    def encode(self) -> str:
+        raw = json.dumps(self.model_dump(), separators=(",", ":"), allow_nan=False).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> PageCursor:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            return cls.model_validate_json(raw)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("search_after is not a cursor of this service (use a response's cursor)") from exc
+
+
 class SearchRequest(Event):
     """A search client asks; the answer goes to ``reply_topic`` keyed by ``request_id``."""
 
@@ -243,6 +267,12 @@ class SearchRequest(Event):
     ranking_id: Id | None = Field(
         default=None, description="the ranking_id of an earlier page: later pages keep that ranking's order"
     )
+    search_after: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="the cursor of the previous response: the next k hits after its last one (instead of page)",
+    )
 
     @model_validator(mode="after")
     def _has_query(self) -> SearchRequest:
@@ -250,12 +280,23 @@ class SearchRequest(Event):
             raise ValueError("a search needs text or image_b64 (or both), or similar_to")
         if self.page * self.k > MAX_RESULT_WINDOW:
             raise ValueError(f"page * k must be at most {MAX_RESULT_WINDOW}, got {self.page} * {self.k}")
+        after = self.after()
+        if after is not None:
+            if self.page != 1:
+                raise ValueError("give page or search_after, not both")
+            if self.ranking_id is not None and self.ranking_id != after.ranking_id:
+                raise ValueError("search_after belongs to another ranking_id than the one given")
+            if after.offset + self.k > MAX_RESULT_WINDOW:
+                raise ValueError(f"search_after is at {after.offset}: offset + k must be at most {MAX_RESULT_WINDOW}")
         if self.image_b64 is not None:
             _decode_b64(self.image_b64, "image_b64")
         return self
 
     def image_bytes(self) -> bytes | None:
         return None if self.image_b64 is None else _decode_b64(self.image_b64, "image_b64")
+
+    def after(self) -> PageCursor | None:
+        return None if self.search_after is None else PageCursor.decode(self.search_after)
 
 
 class SearchHit(BaseModel):
@@ -294,6 +335,7 @@ class SearchResponse(Event):
     page: int = 1
     ranking_id: str | None = None
     has_more: bool = False
+    cursor: str | None = Field(default=None, description="send as search_after for the next page (when has_more)")
 
     @property
     def ok(self) -> bool:

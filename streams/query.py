@@ -46,6 +46,7 @@ from schemas.events import (
     ForgetUser,
     Id,
     InvalidEvent,
+    PageCursor,
     PersonalizationEvent,
     SearchHit,
     SearchRequest,
@@ -272,29 +273,34 @@ class QueryService:
         weight = (
             self.settings.personalization_weight if req.personalization_weight is None else req.personalization_weight
         )
-        ranking_id = req.ranking_id or req.request_id
+        after = req.after()  # search_after: a cursor names its ranking and where its page ended
+        asked = req.ranking_id or (after.ranking_id if after else None)
+        ranking_id = asked or req.request_id
+        start = after.offset if after else (req.page - 1) * req.k
         base: dict[str, Any] = {
             "request_id": req.request_id,
             "user_id": req.user_id,
             "personalization_weight": weight,
-            "page": req.page,
+            "page": start // req.k + 1,
             "ranking_id": ranking_id,
         }
-        window = req.page * req.k
-        kept = self.rankings.get(req.user_id, req.ranking_id) if req.ranking_id else None
+        # a cursor's hit may have moved down in a fresh ranking: rank one page deeper than its offset
+        window = start + req.k * (2 if after else 1)
+        kept = self.rankings.get(req.user_id, asked) if asked else None
         if kept is not None and (len(kept["hits"]) >= window or kept["complete"]):
             # a later page of a ranking the user is reading: the same order, whatever changed since
-            hits = retrieval.page_of(kept["hits"], req.page, req.k)
-            return SearchResponse(
-                **base,
-                hits=hits,
+            return self._page(
+                base,
+                kept["hits"],
+                start,
+                req,
+                after,
                 personalized=kept["personalized"],
                 ranker=kept["ranker"],
                 notes=list(kept["notes"]),
                 timings_ms={"cached": 0.0},
-                has_more=len(kept["hits"]) > window,
             )
-        if req.ranking_id and kept is None:
+        if asked and kept is None:
             notes.append("ranking_id unknown or expired; ranked afresh (earlier pages may differ)")
         t0 = time.perf_counter()
         stored = None
@@ -430,14 +436,39 @@ class QueryService:
                 "notes": notes,
             },
         )
-        return SearchResponse(
-            **base,
-            hits=retrieval.page_of(hits, req.page, req.k),
-            personalized=result.has_feedback,
-            ranker=result.ranker,
-            notes=notes,
+        return self._page(
+            base, hits, start, req, after, personalized=result.has_feedback, ranker=result.ranker, notes=notes,
             timings_ms=timings,
-            has_more=len(hits) > window,
+        )  # fmt: skip
+
+    @staticmethod
+    def _page(
+        base: dict[str, Any],
+        hits: list[SearchHit],
+        start: int,
+        req: SearchRequest,
+        after: PageCursor | None,
+        **fields: Any,
+    ) -> SearchResponse:
+        """The page of ``hits`` a request asked for: from ``start``, or just after a cursor's last hit
+        where the ranking still holds it; with the cursor of the page after it."""
+        if after is not None:
+            resumed = retrieval.resume_at(hits, after)
+            if resumed is None:
+                fields["notes"] = [
+                    *fields["notes"],
+                    "search_after: its last hit is no longer ranked; went on at its offset",
+                ]
+            else:
+                start = resumed
+        page = retrieval.slice_of(hits, start, req.k)
+        more = len(hits) > start + req.k
+        return SearchResponse(
+            **{**base, "page": start // req.k + 1},
+            **fields,
+            hits=page,
+            has_more=more,
+            cursor=retrieval.cursor_after(base["ranking_id"], start, page) if more and page else None,
         )
 
     def _affinity_model(self, user_id: str, candidates: list[Candidate], result: RankerResult) -> str:

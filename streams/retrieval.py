@@ -9,6 +9,11 @@
 * Paging: a request's full ranking (up to ``page * k`` hits) is kept per ``ranking_id`` for a while;
   later pages of the same ranking are sliced from it, so neither a profile change (a click on page 1)
   nor new documents reorder pages 2.. of a ranking the user is reading.
+* ``search_after``: a response's ``cursor`` names its ranking, the next offset and its last hit; the
+  next page starts just after that hit. Where the ranking is still kept this is the same page as
+  ``page + 1``; where it is not (expired, or another query worker took the user's partition) the
+  ranking is made afresh and continues after the cursor's last hit wherever it now stands, so a
+  small reordering neither repeats nor skips the hits at the page boundary.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from imgsearch.domain.blend import Candidate
 from imgsearch.ranker.base import RankerResult
-from schemas.events import MetadataFilter, SearchHit
+from schemas.events import MetadataFilter, PageCursor, SearchHit
 
 
 def preferred_clusters(result: RankerResult, n: int) -> list[int]:
@@ -110,8 +115,29 @@ class Rankings:
 
 def page_of(hits: Sequence[SearchHit], page: int, k: int) -> list[SearchHit]:
     """Page ``page`` (1-based) of ``k`` hits, ranks counted over the whole ranking."""
-    start = (page - 1) * k
+    return slice_of(hits, (page - 1) * k, k)
+
+
+def slice_of(hits: Sequence[SearchHit], start: int, k: int) -> list[SearchHit]:
+    """``k`` hits from position ``start`` (0-based), ranks counted over the whole ranking."""
     return [h.model_copy(update={"rank": start + i + 1}) for i, h in enumerate(hits[start : start + k])]
+
+
+def resume_at(hits: Sequence[SearchHit], after: PageCursor) -> int | None:
+    """Where the page after ``after`` starts in ``hits``: just after the cursor's last hit, or None
+    when the ranking no longer holds that hit (hidden since, deleted, or moved beyond its depth)."""
+    for i, h in enumerate(hits):
+        if h.image_id == after.image_id:
+            return i + 1
+    return None
+
+
+def cursor_after(ranking_id: str, start: int, page: Sequence[SearchHit]) -> str:
+    """The ``search_after`` token for the page after ``page`` (which starts at ``start``)."""
+    last = page[-1]
+    return PageCursor(
+        ranking_id=ranking_id, offset=start + len(page), image_id=last.image_id, blended_score=last.blended_score
+    ).encode()
 
 
 _OPS = (">=", "<=", ">", "<", "=")

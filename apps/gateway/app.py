@@ -293,6 +293,7 @@ class Gateway:
                 filters=filters,
                 page=page,
                 ranking_id=str(params["ranking_id"]) if params.get("ranking_id") else None,
+                search_after=str(params["search_after"]) if params.get("search_after") else None,
             )
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors())

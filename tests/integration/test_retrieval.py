@@ -177,6 +177,14 @@ async def test_pages_keep_their_ranking_when_the_profile_changes(ready: Pipeline
         ids = [h.image_id for r in pages for h in r.hits]
         assert len(ids) == len(set(ids)) == 36, ids  # every image once over the pages, none twice
         assert not pages[-1].has_more
+        # search_after: following each reply's cursor walks the same ranking, page for page
+        walked, reply = [h.image_id for h in first.hits], first
+        while reply.has_more:
+            assert reply.cursor is not None
+            reply = await client.search(user, image_b64=png(ready, QUERY), k=3, search_after=reply.cursor)
+            assert reply.ranking_id == first.ranking_id and reply.page == len(walked) // 3 + 1
+            walked += [h.image_id for h in reply.hits]
+        assert walked == ids and reply.cursor is None
 
 
 async def test_gateway_similar_to_filters_and_pages(ready: Pipeline):
@@ -196,6 +204,12 @@ async def test_gateway_similar_to_filters_and_pages(ready: Pipeline):
         )
         page2 = await nxt.json()
         assert nxt.status == 200 and [h["rank"] for h in page2["hits"]] == [5, 6, 7, 8]
+        after = await http.get(
+            "/api/search", params={"user": "gw", "similar_to": QUERY, "k": "4", "search_after": body["cursor"]}
+        )
+        assert after.status == 200 and (await after.json())["hits"] == page2["hits"]
+        forged = await http.get("/api/search", params={"user": "gw", "q": "x", "search_after": "forged"})
+        assert forged.status == 400 and "search_after" in (await forged.json())["error"]["message"]
         posted = await http.post(
             "/api/search",
             json={"user_id": "gw", "similar_to": QUERY, "k": 3, "filters": [{"field": "file", "lt": "c"}]},

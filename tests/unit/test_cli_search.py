@@ -9,7 +9,7 @@ import pytest
 
 from apps.cli import main
 from producers import search_client
-from schemas.events import ErrorInfo, SearchHit, SearchResponse
+from schemas.events import ErrorInfo, SearchHit, SearchRequest, SearchResponse
 
 HITS = [
     SearchHit(
@@ -83,6 +83,7 @@ def test_json_is_the_search_response(stub, capsys):
             "filters": [],
             "page": 1,
             "ranking_id": None,
+            "search_after": None,
         }
     ]
 
@@ -107,3 +108,18 @@ def test_error_reply_and_timeout_exit_codes(stub, capsys):
     reply = json.loads(capsys.readouterr().out)
     assert reply["type"] == "search.timeout" and reply["error"]["code"] == "timeout"
     assert "0.5 s" in reply["error"]["message"]
+
+
+def test_paging_prints_the_cursor_and_a_bad_cursor_is_a_clear_error(stub, monkeypatch, capsys):
+    stub.reply = SearchResponse(request_id="r1", user_id="bob", hits=HITS, has_more=True, cursor="abc", ranking_id="r1")
+    assert main(["search", "a printer", "--user", "bob", "-k", "2"]) == 0
+    assert "page 1; next page: --search-after abc" in capsys.readouterr().out.splitlines()
+    assert main(["search", "a printer", "--search-after", "abc"]) == 0
+    assert stub.calls[-1]["search_after"] == "abc"
+
+    async def validating(self, user_id, text=None, **kwargs):  # the real client builds the request first
+        SearchRequest(user_id=user_id, text=text, reply_topic="r", k=kwargs["k"], search_after=kwargs["search_after"])
+
+    monkeypatch.setattr(StubClient, "search", validating)
+    assert main(["search", "a printer", "--search-after", "abc"]) == 2
+    assert "search: invalid request:" in capsys.readouterr().err

@@ -6,10 +6,13 @@ earlier cluster model are remapped onto the current one."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
+import pytest
+from pydantic import ValidationError
 
 from imgsearch.config import Settings
 from imgsearch.domain.blend import Candidate
@@ -229,6 +232,59 @@ def test_a_later_page_of_a_kept_ranking_keeps_its_order(tmp_path):
     second = answer(w, request(k=2, page=2, ranking_id=first.ranking_id))
     assert [h.image_id for h in second.hits] == ["s0-2", "s1-0"] and [h.rank for h in second.hits] == [3, 4]
     assert second.timings_ms == {"cached": 0.0}
+
+
+def test_search_after_a_cursor_gives_the_same_pages_as_page_numbers(tmp_path):
+    w = Wired(tmp_path)
+    first = answer(w, request(k=2))
+    assert first.has_more and first.cursor and first.page == 1
+    w.learn(cluster=1)  # a click on page 1 changes the profile: the kept ranking's order still holds
+    second = answer(w, request(k=2, search_after=first.cursor))
+    assert [h.image_id for h in second.hits] == ["s0-2", "s1-0"] and [h.rank for h in second.hits] == [3, 4]
+    assert second.timings_ms == {"cached": 0.0} and second.page == 2 and second.ranking_id == first.ranking_id
+    third = answer(w, request(k=2, search_after=second.cursor))
+    assert [h.image_id for h in third.hits] == ["s1-1", "s1-2"] and not third.has_more and third.cursor is None
+    assert third == answer(w, request(k=2, page=3, ranking_id=first.ranking_id)).model_copy(
+        update={"request_id": third.request_id, "answered_at": third.answered_at}
+    )
+
+
+def test_search_after_a_ranking_no_longer_kept_goes_on_after_its_last_hit(tmp_path):
+    """Another query worker (or an expired ranking): the ranking is made afresh; an image indexed
+    meanwhile above the boundary would make page 2 repeat page 1's last hit, the cursor does not."""
+    index = SearchIndex(CANDIDATES)
+    w = Wired(tmp_path, index=index)
+    first = answer(w, request(k=2, personalization_weight=0.0))
+    assert [h.image_id for h in first.hits] == ["s0-0", "s0-1"]
+    index.candidates.insert(0, Candidate("new", 0.95, 0))
+    other = Wired(tmp_path, index=index)  # nothing kept there
+    by_page = answer(other, request(k=2, page=2, ranking_id=first.ranking_id, personalization_weight=0.0))
+    assert [h.image_id for h in by_page.hits] == ["s0-1", "s0-2"]  # s0-1 again
+    resumed = answer(other, request(k=2, search_after=first.cursor, personalization_weight=0.0))
+    assert [h.image_id for h in resumed.hits] == ["s0-2", "s1-0"] and [h.rank for h in resumed.hits] == [4, 5]
+    assert resumed.notes[0].startswith("ranking_id unknown or expired")
+    # its last hit gone (hidden, deleted): it goes on at the cursor's offset, and says so
+    index.candidates = [c for c in index.candidates if c.image_id != "s0-1"]
+    gone = answer(Wired(tmp_path, index=index), request(k=2, search_after=first.cursor, personalization_weight=0.0))
+    assert [h.image_id for h in gone.hits] == ["s0-2", "s1-0"] and [h.rank for h in gone.hits] == [3, 4]
+    assert any(n.startswith("search_after: its last hit is no longer ranked") for n in gone.notes)
+
+
+def test_search_after_is_validated(tmp_path):
+    w = Wired(tmp_path)
+    cursor = answer(w, request(k=2)).cursor
+    assert cursor is not None
+    for bad, why in (
+        ({"search_after": "not-a-cursor"}, "not a cursor of this service"),
+        ({"search_after": cursor, "page": 2}, "page or search_after, not both"),
+        ({"search_after": cursor, "ranking_id": "another"}, "another ranking_id"),
+    ):
+        with pytest.raises(ValidationError, match=why):
+            request(k=2, **bad)
+    body = {**json.loads(request(k=2, request_id="r-bad").to_bytes()), "search_after": "zzz"}
+    w.handle(json.dumps(body).encode())
+    assert w.dead.codes == ["schema_violation"]
+    assert w.reply.request_id == "r-bad" and w.reply.error is not None and "search_after" in w.reply.error.message
 
 
 def test_personalization_events_are_learnt_forgotten_and_refused_from_the_future(tmp_path):

@@ -91,7 +91,7 @@ async function runSearch() {
 }
 
 async function searchOne(q, user, extra = {}) {
-  // extra (issue 15): similar_to, page, ranking_id; a similar_to search has no text
+  // extra (issue 15): similar_to, search_after; a similar_to search has no text
   const base = { user, k: String(state.config.k || 20), weight: String(weight()), ...extra };
   if (!extra.similar_to) base.q = q;
   const params = new URLSearchParams(base);
@@ -121,15 +121,16 @@ async function runSimilar(hit) {
   $("#results").dataset.state = failed.length ? "error" : "ready";
 }
 
-// the next page of the same ranking (ranking_id): its order is kept even if the profile changed since
+// the next page of the same ranking (search_after = the last page's cursor): its order is kept even if
+// the profile changed since, and a ranking made afresh goes on after the last hit shown
 async function nextPage(q, user, resp, extra, col, button) {
   button.disabled = true;
-  const r = await searchOne(q, user, { ...extra, page: String(resp.page + 1), ranking_id: resp.ranking_id });
+  const r = await searchOne(q, user, { ...extra, search_after: resp.cursor });
   button.remove();
   if (r.error) { setStatus(`${user}: ${r.error.message}`, true); return; }
   const grid = $(".grid", col);
   for (const hit of r.resp.hits) grid.append(renderCard(user, hit, undefined, false));
-  if (r.resp.has_more) col.append(pageButton(q, user, r.resp, extra, col));
+  if (r.resp.has_more && r.resp.cursor) col.append(pageButton(q, user, r.resp, extra, col));
 }
 
 function pageButton(q, user, resp, extra, col) {
@@ -204,7 +205,7 @@ function renderColumn(q, { user, resp, error, extra }) {
     empty.textContent = "No results (is anything indexed yet?)";
     col.append(empty);
   }
-  if (resp.has_more && resp.ranking_id) col.append(pageButton(q, user, resp, extra || {}, col));
+  if (resp.has_more && resp.cursor) col.append(pageButton(q, user, resp, extra || {}, col));
   return col;
 }
 
