@@ -44,6 +44,7 @@ from imgsearch.domain.profile import Profile, demotion, normalise
 from imgsearch.embedding.base import normalize_rows
 from imgsearch.quality import ndcg_at
 from schemas.events import EventType
+from streams import retrieval
 
 DAY = 86400.0
 SEARCH_TARGETS: dict[str, dict[str, float]] = {
@@ -96,7 +97,7 @@ def _ranking_setup(
     cluster = np.argmax(style @ centroids.T, axis=1)
     groups = np.array([lab.get("group") or "" for lab in labels])
     style_arr = np.array([lab["style"] for lab in labels])
-    n_cand = max(10 * settings.candidate_multiplier, settings.min_candidates)
+    n_cand = retrieval.global_candidates(settings, 10, 10)  # the query worker's, for k = 10
     return ids, cluster, groups, style_arr, n_cand
 
 

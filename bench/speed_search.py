@@ -146,6 +146,7 @@ async def bare_search(run: Run, concurrency: int, duration: float) -> dict[str, 
     the same k-NN on the same index (``OpenSearchIndex.knn_sources``) and the blend."""
     from imgsearch.domain.blend import blend
     from imgsearch.index.opensearch import OpenSearchIndex
+    from streams import retrieval
     from streams.common import Offload
 
     s, queries = run.settings, run.queries
@@ -153,7 +154,8 @@ async def bare_search(run: Run, concurrency: int, duration: float) -> dict[str, 
         s.opensearch_url, s.index_name, model_id=run.embedder.model_id, settings=s, timeout_s=s.gateway_search_timeout_s
     )
     offload = Offload()
-    n = max(10 * s.candidate_multiplier, s.min_candidates, 50)  # the worker's candidates for k=10
+    n = retrieval.global_candidates(s, 10, 10)  # the worker's candidates and ranking depth for k = 10
+    depth = retrieval.ranking_depth(10, 10)
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + duration
@@ -166,7 +168,7 @@ async def bare_search(run: Run, concurrency: int, duration: float) -> dict[str, 
             try:
                 vec = await offload.run(run.embedder.embed_texts, [queries[j % len(queries)]])
                 found = await index.knn_sources(vec[0].tolist(), [(n, None)])
-                blend(found[0], {}, 0.0, 50, None, s.blend_mode)
+                blend(found[0], {}, 0.0, depth, None, s.blend_mode)
                 latencies.append((time.perf_counter() - t0) * 1000)
             except Exception:
                 errors += 1

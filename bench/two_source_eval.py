@@ -113,7 +113,7 @@ async def evaluate(
 ) -> dict[str, Any]:
     """One configuration (sources_n = 0: the global k-NN only) over every (user, query) pair."""
     pos = {image_id: i for i, image_id in enumerate(ids[: len(groups)])}  # the real images only
-    n = max(10 * settings.candidate_multiplier, settings.min_candidates)
+    n = retrieval.global_candidates(settings, 10, 10)  # the query worker's, for k = 10
     p10, nd, reach, rescued, lat, extra_n = [], [], [], [], [], []
     unreachable = 0
     for user, group, qv in pairs:
@@ -242,7 +242,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "users": len(users),
         "queries": len(queries),
         "weight": settings.personalization_weight,
-        "global_candidates": max(10 * settings.candidate_multiplier, settings.min_candidates),
+        "global_candidates": retrieval.global_candidates(settings, 10, 10),
         "results": results,
     }
 

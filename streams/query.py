@@ -41,7 +41,6 @@ from imgsearch.kafka.model_topics import CentroidWatcher, RankerModelWatcher
 from imgsearch.ranker.base import PersonalRanker, RankerResult
 from imgsearch.ranker.local import LocalProfileRanker
 from schemas.events import (
-    MAX_RESULT_WINDOW,
     ErrorInfo,
     ForgetUser,
     Id,
@@ -335,10 +334,8 @@ class QueryService:
         styles = await preferred if preferred is not None else []
         t1 = time.perf_counter()
         timings["embed"] = (t1 - t0) * 1000
-        # the ranking is made deeper than this page (5 pages, at no extra k-NN cost at k=10): later
-        # pages of the same ranking_id are sliced from it
-        depth = min(MAX_RESULT_WINDOW, max(window, 5 * req.k))
-        n = min(10_000, max(window * self.settings.candidate_multiplier, self.settings.min_candidates, depth))
+        depth = retrieval.ranking_depth(window, req.k)
+        n = retrieval.global_candidates(self.settings, window, req.k)
         if req.filters:
             try:
                 filterable = await self.index.metadata_filterable()

@@ -23,9 +23,25 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from imgsearch.config import Settings
 from imgsearch.domain.blend import Candidate
 from imgsearch.ranker.base import RankerResult
-from schemas.events import MetadataFilter, PageCursor, SearchHit
+from schemas.events import MAX_RESULT_WINDOW, MetadataFilter, PageCursor, SearchHit
+
+MAX_CANDIDATES = 10_000  # OpenSearch's default index.max_result_window
+
+
+def ranking_depth(window: int, k: int) -> int:
+    """How deep a request's ranking is made: its ``window`` (the hits up to the end of the page asked
+    for), and at least 5 pages (at no extra k-NN cost at k = 10): later pages are sliced from it."""
+    return min(MAX_RESULT_WINDOW, max(window, 5 * k))
+
+
+def global_candidates(settings: Settings, window: int, k: int) -> int:
+    """The global k-NN's N for a request whose page ends at ``window``: the query worker's, and what
+    the benchmarks use to rank as it does (k = 10, page 1: ``window = 10``)."""
+    depth = ranking_depth(window, k)
+    return min(MAX_CANDIDATES, max(window * settings.candidate_multiplier, settings.min_candidates, depth))
 
 
 def preferred_clusters(result: RankerResult, n: int) -> list[int]:
