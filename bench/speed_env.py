@@ -95,6 +95,7 @@ class Run:
     real_docs: int = 0
     pad: int = 0
     docs: int = 0
+    merge_wait_s: float = 0.0  # background merges waited for after the padding
 
     @property
     def index(self) -> PhysicalIndex:

@@ -4,6 +4,7 @@ straight on OpenSearch: k-NN recall@10 (HNSW vs exact script_score) with the ind
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -122,6 +123,20 @@ async def bulk_vectors(
     }
 
 
+async def settle(client: Any, index: str, timeout_s: float = 300.0, quiet_checks: int = 3) -> float:
+    """Wait until the index has no merge running (``_stats/merge`` current = 0 on ``quiet_checks``
+    checks in a row, 1 s apart): HNSW graphs are rebuilt when segments merge, and a merge running on
+    these 2 cores during a latency measurement is what the measurement would show. Seconds waited."""
+    t0 = time.perf_counter()
+    quiet = 0
+    while quiet < quiet_checks and time.perf_counter() - t0 < timeout_s:
+        stats = await client.indices.stats(index=index, metric="merge")
+        current = stats["_all"]["total"]["merges"]["current"]
+        quiet = quiet + 1 if current == 0 else 0
+        await asyncio.sleep(1.0)
+    return round(time.perf_counter() - t0, 1)
+
+
 async def knn_latency(client: Any, index: str, queries: np.ndarray, k: int = 50, source: bool = True) -> dict:
     """Direct k-NN queries to OpenSearch the way the query worker asks (k candidates, filtered _source);
     with ``source=False`` the cluster id comes from doc values instead (no _source parsing)."""
@@ -166,6 +181,9 @@ async def pad_index(run: Run) -> None:
 
     if pad:
         await bulk_vectors(run.os_client, run.index_name, syn, syn_source)
+    waited = await settle(run.os_client, run.index_name)
+    say(f"   background merges after the padding finished in {waited} s (searches are measured after them)")
+    run.merge_wait_s = waited
     run.docs = await run.index.count()
     # icons-v1 rows name their subject's query; a styles set's rows their own text
     run.queries = sorted({str(r.get("query") or r["text"]) for r in run.rows})

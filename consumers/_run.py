@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 
@@ -24,6 +25,12 @@ def run(role: str, build: Callable[[Settings], faust.App]) -> None:
     )
     faust_compat.install(settings.allow_untested_faust)  # before any app: the version gate, the patches
     app = build(settings)
+    # Everything built so far (the models, their vocabularies, the app) lives as long as the process:
+    # moved out of the collector's reach, a full collection no longer walks it. Without this, one
+    # full collection in the query worker took ~55 ms of CPU, and on 2 shared cores it stalled
+    # the requests in flight by 200+ ms (the p99 of bench/speed.py; docs/benchmarks.md).
+    gc.collect()
+    gc.freeze()
     # faust creates its tables' changelogs itself, and subscribes right after: created here first,
     # and visible in the broker's metadata, the worker cannot miss them (see ensure_topics). The shared
     # topics too (idempotent, like `imgsearch topics`): the broker does not auto-create topics, so a
