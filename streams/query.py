@@ -286,17 +286,17 @@ class QueryService:
         # a cursor's hit may have moved down in a fresh ranking: rank one page deeper than its offset
         window = start + req.k * (2 if after else 1)
         kept = self.rankings.get(req.user_id, asked) if asked else None
-        if kept is not None and (len(kept["hits"]) >= window or kept["complete"]):
+        if kept is not None and (len(kept.hits) >= window or kept.complete):
             # a later page of a ranking the user is reading: the same order, whatever changed since
             return self._page(
                 base,
-                kept["hits"],
+                kept.hits,
                 start,
                 req,
                 after,
-                personalized=kept["personalized"],
-                ranker=kept["ranker"],
-                notes=list(kept["notes"]),
+                personalized=kept.personalized,
+                ranker=kept.ranker,
+                notes=list(kept.notes),
                 timings_ms={"cached": 0.0},
             )
         if asked and kept is None:
@@ -419,19 +419,18 @@ class QueryService:
             for i, r in enumerate(ranked)
         ]
         if kept is not None:  # a deeper page than was kept: the kept order first, then the new ranking's rest
-            known = {h.image_id for h in kept["hits"]}
-            hits = list(kept["hits"]) + [h for h in hits if h.image_id not in known]
+            known = {h.image_id for h in kept.hits}
+            hits = list(kept.hits) + [h for h in hits if h.image_id not in known]
         self.rankings.put(
             req.user_id,
             ranking_id,
-            {
-                "hits": hits,
-                # every matching document was a candidate: no deeper page can add one
-                "complete": len(found[0]) < n,
-                "personalized": result.has_feedback,
-                "ranker": result.ranker,
-                "notes": notes,
-            },
+            retrieval.KeptRanking(
+                hits=hits,
+                complete=len(found[0]) < n,
+                personalized=result.has_feedback,
+                ranker=result.ranker,
+                notes=notes,
+            ),
         )
         return self._page(
             base, hits, start, req, after, personalized=result.has_feedback, ranker=result.ranker, notes=notes,

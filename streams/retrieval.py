@@ -23,6 +23,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
 from imgsearch.config import Settings
 from imgsearch.domain.blend import Candidate
 from imgsearch.ranker.base import RankerResult
@@ -96,27 +98,43 @@ def union(sources: Sequence[Sequence[Candidate]]) -> tuple[list[Candidate], int]
     return out, extra
 
 
+class KeptRanking(BaseModel):
+    """What a kept ranking holds: every hit ranked (as deep as the request's ranking went) and what its
+    reply said about them."""
+
+    hits: list[SearchHit]
+    complete: bool  # every matching document was a candidate: no deeper page can add one
+    personalized: bool
+    ranker: str
+    notes: list[str]
+
+
 class Rankings:
     """Recent rankings by ``(user id, ranking id)``: an LRU with a time to live. In memory of the query
     worker that answered page 1; a user's requests are keyed by user id, so they reach that worker
-    while the partition assignment holds (after a rebalance or restart a ranking is recomputed)."""
+    while the partition assignment holds (after a rebalance or restart a ranking is recomputed).
+
+    Each ranking is kept as its JSON bytes, one object the garbage collector does not track: kept as
+    models, 2000 rankings of 50 hits were ~440k tracked objects, and one full collection of them took
+    ~220 ms, a stall of every request in flight (docs/benchmarks.md, Speed). A page from a kept ranking
+    decodes it again (~0.2 ms for 50 hits)."""
 
     def __init__(self, max_entries: int, ttl_s: float, clock: Any = time.monotonic) -> None:
         self.max_entries = max_entries
         self.ttl_s = ttl_s
         self._clock = clock
-        self._items: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
 
-    def put(self, user_id: str, ranking_id: str, value: dict[str, Any]) -> None:
+    def put(self, user_id: str, ranking_id: str, value: KeptRanking) -> None:
         if self.max_entries <= 0:
             return
         key = (user_id, ranking_id)
-        self._items[key] = (self._clock() + self.ttl_s, value)
+        self._items[key] = (self._clock() + self.ttl_s, value.model_dump_json().encode())
         self._items.move_to_end(key)
         while len(self._items) > self.max_entries:
             self._items.popitem(last=False)
 
-    def get(self, user_id: str, ranking_id: str) -> dict[str, Any] | None:
+    def get(self, user_id: str, ranking_id: str) -> KeptRanking | None:
         key = (user_id, ranking_id)
         item = self._items.get(key)
         if item is None:
@@ -126,7 +144,10 @@ class Rankings:
             del self._items[key]
             return None
         self._items.move_to_end(key)
-        return value
+        return KeptRanking.model_validate_json(value)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def page_of(hits: Sequence[SearchHit], page: int, k: int) -> list[SearchHit]:

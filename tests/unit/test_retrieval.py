@@ -3,6 +3,8 @@ the ranking cache, paging, and the request schema's bounds."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from pydantic import ValidationError
 
@@ -61,20 +63,46 @@ def test_union_deduplicates_and_counts_what_only_the_style_sources_brought() -> 
     assert extra == 1
 
 
+def kept(n: int) -> retrieval.KeptRanking:
+    hit = SearchHit(image_id=f"i{n}", rank=1, cluster_id=0, knn_score=1, personal_score=0, blended_score=1)
+    return retrieval.KeptRanking(hits=[hit], complete=False, personalized=True, ranker="local", notes=[f"n{n}"])
+
+
 def test_rankings_cache_expires_and_evicts_the_least_recent() -> None:
     now = [0.0]
     cache = retrieval.Rankings(2, ttl_s=10, clock=lambda: now[0])
-    cache.put("u", "r1", {"n": 1})
-    cache.put("u", "r2", {"n": 2})
-    assert cache.get("u", "r1") == {"n": 1}  # r1 is now the most recent
-    cache.put("u", "r3", {"n": 3})
-    assert cache.get("u", "r2") is None and cache.get("u", "r1") == {"n": 1}
+    cache.put("u", "r1", kept(1))
+    cache.put("u", "r2", kept(2))
+    assert cache.get("u", "r1") == kept(1)  # r1 is now the most recent
+    cache.put("u", "r3", kept(3))
+    assert cache.get("u", "r2") is None and cache.get("u", "r1") == kept(1)
     assert cache.get("other-user", "r1") is None  # keyed by user too: no reading another user's ranking
     now[0] = 11.0
     assert cache.get("u", "r1") is None
     off = retrieval.Rankings(0, ttl_s=10)
-    off.put("u", "r", {})
-    assert off.get("u", "r") is None
+    off.put("u", "r", kept(0))
+    assert off.get("u", "r") is None and len(off) == 0
+
+
+def test_kept_rankings_are_out_of_the_garbage_collectors_reach() -> None:
+    """Kept as bytes: 100 rankings of 50 hits add no object the collector tracks (as models they
+    were ~150 objects each, and a full cache of them made every full collection a stall)."""
+    cache = retrieval.Rankings(100, ttl_s=60)
+    hits = [
+        SearchHit(image_id=f"i{n}", rank=n + 1, cluster_id=n % 4, knn_score=1, personal_score=0, blended_score=1,
+                  metadata={"folder": "a"}, drivers=["favorite x"])
+        for n in range(50)
+    ]  # fmt: skip
+    gc.collect()
+    before = len(gc.get_objects())
+    for r in range(100):
+        cache.put(
+            "u", f"r{r}", retrieval.KeptRanking(hits=hits, complete=False, personalized=True, ranker="x", notes=[])
+        )
+    gc.collect()
+    assert len(gc.get_objects()) - before < 50
+    back = cache.get("u", "r7")
+    assert back is not None and back.hits == hits
 
 
 def test_page_of_numbers_ranks_over_the_whole_ranking() -> None:
