@@ -223,7 +223,6 @@ class PageCursor(BaseModel):
     ranking_id: Id
     offset: int = Field(ge=1, le=MAX_RESULT_WINDOW)
     image_id: str = Field(min_length=1, max_length=1024)
-    blended_score: float
 
     def encode(self) -> str:
         raw = json.dumps(self.model_dump(), separators=(",", ":"), allow_nan=False).encode()

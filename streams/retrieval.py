@@ -150,11 +150,6 @@ class Rankings:
         return len(self._items)
 
 
-def page_of(hits: Sequence[SearchHit], page: int, k: int) -> list[SearchHit]:
-    """Page ``page`` (1-based) of ``k`` hits, ranks counted over the whole ranking."""
-    return slice_of(hits, (page - 1) * k, k)
-
-
 def slice_of(hits: Sequence[SearchHit], start: int, k: int) -> list[SearchHit]:
     """``k`` hits from position ``start`` (0-based), ranks counted over the whole ranking."""
     return [h.model_copy(update={"rank": start + i + 1}) for i, h in enumerate(hits[start : start + k])]
@@ -171,10 +166,7 @@ def resume_at(hits: Sequence[SearchHit], after: PageCursor) -> int | None:
 
 def cursor_after(ranking_id: str, start: int, page: Sequence[SearchHit]) -> str:
     """The ``search_after`` token for the page after ``page`` (which starts at ``start``)."""
-    last = page[-1]
-    return PageCursor(
-        ranking_id=ranking_id, offset=start + len(page), image_id=last.image_id, blended_score=last.blended_score
-    ).encode()
+    return PageCursor(ranking_id=ranking_id, offset=start + len(page), image_id=page[-1].image_id).encode()
 
 
 _OPS = (">=", "<=", ">", "<", "=")

@@ -105,15 +105,15 @@ def test_kept_rankings_are_out_of_the_garbage_collectors_reach() -> None:
     assert back is not None and back.hits == hits
 
 
-def test_page_of_numbers_ranks_over_the_whole_ranking() -> None:
+def test_slice_of_numbers_ranks_over_the_whole_ranking() -> None:
     hits = [
         SearchHit(image_id=f"i{n}", rank=n + 1, cluster_id=0, knn_score=1, personal_score=0, blended_score=1)
         for n in range(7)
     ]
-    page2 = retrieval.page_of(hits, 2, 3)
+    page2 = retrieval.slice_of(hits, 3, 3)  # page 2 of 3 hits
     assert [(h.image_id, h.rank) for h in page2] == [("i3", 4), ("i4", 5), ("i5", 6)]
-    assert [h.rank for h in retrieval.page_of(hits, 3, 3)] == [7]
-    assert retrieval.page_of(hits, 4, 3) == []
+    assert [h.rank for h in retrieval.slice_of(hits, 6, 3)] == [7]
+    assert retrieval.slice_of(hits, 9, 3) == []
 
 
 @pytest.mark.parametrize(
