@@ -283,10 +283,8 @@ class QueryService:
             "page": start // req.k + 1,
             "ranking_id": ranking_id,
         }
-        # a cursor's hit may have moved down in a fresh ranking: rank one page deeper than its offset
-        window = start + req.k * (2 if after else 1)
         kept = self.rankings.get(req.user_id, asked) if asked else None
-        if kept is not None and (len(kept.hits) >= window or kept.complete):
+        if kept is not None and (len(kept.hits) >= start + req.k or kept.complete):
             # a later page of a ranking the user is reading: the same order, whatever changed since
             return self._page(
                 base,
@@ -297,6 +295,7 @@ class QueryService:
                 personalized=kept.personalized,
                 ranker=kept.ranker,
                 notes=list(kept.notes),
+                complete=kept.complete,
                 timings_ms={"cached": 0.0},
             )
         if asked and kept is None:
@@ -334,8 +333,11 @@ class QueryService:
         styles = await preferred if preferred is not None else []
         t1 = time.perf_counter()
         timings["embed"] = (t1 - t0) * 1000
+        # a cursor's hit may have moved down in a fresh ranking: rank one page deeper than its offset
+        window = start + req.k * (2 if after else 1)
         depth = retrieval.ranking_depth(window, req.k)
         n = retrieval.global_candidates(self.settings, window, req.k)
+        probe = retrieval.probe_size(n)  # one more than N: whether the index holds more than N
         if req.filters:
             try:
                 filterable = await self.index.metadata_filterable()
@@ -354,7 +356,7 @@ class QueryService:
                     ),
                 )
         flt = retrieval.metadata_filter(req.filters)
-        sources: list[tuple[int, dict[str, Any] | None]] = [(n, flt)]
+        sources: list[tuple[int, dict[str, Any] | None]] = [(probe, flt)]
         sources += [(self.settings.style_candidates, retrieval.style_filter(c, flt)) for c in styles]
         try:
             found = await self.index.knn_sources(vector.tolist(), sources)
@@ -364,6 +366,8 @@ class QueryService:
                 **base,
                 error=ErrorInfo(code=Reason.INDEX_UNAVAILABLE, message=f"the vector index did not answer: {exc}"),
             )
+        exhausted = len(found[0]) < probe  # every matching document is a candidate
+        found[0] = found[0][:n]
         candidates, extra = retrieval.union(found)
         if req.similar_to is not None:
             candidates = [c for c in candidates if c.image_id != req.similar_to]
@@ -418,6 +422,8 @@ class QueryService:
             )
             for i, r in enumerate(ranked)
         ]
+        # no deeper ranking can add a hit: the index had no more and the blend ranked every candidate
+        complete = exhausted and (len(ranked) < depth or len(ranked) >= len(candidates))
         if kept is not None:  # a deeper page than was kept: the kept order first, then the new ranking's rest
             known = {h.image_id for h in kept.hits}
             hits = list(kept.hits) + [h for h in hits if h.image_id not in known]
@@ -426,7 +432,7 @@ class QueryService:
             ranking_id,
             retrieval.KeptRanking(
                 hits=hits,
-                complete=len(found[0]) < n,
+                complete=complete,
                 personalized=result.has_feedback,
                 ranker=result.ranker,
                 notes=notes,
@@ -434,7 +440,7 @@ class QueryService:
         )
         return self._page(
             base, hits, start, req, after, personalized=result.has_feedback, ranker=result.ranker, notes=notes,
-            timings_ms=timings,
+            complete=complete, timings_ms=timings,
         )  # fmt: skip
 
     @staticmethod
@@ -444,10 +450,13 @@ class QueryService:
         start: int,
         req: SearchRequest,
         after: PageCursor | None,
+        complete: bool,
         **fields: Any,
     ) -> SearchResponse:
         """The page of ``hits`` a request asked for: from ``start``, or just after a cursor's last hit
-        where the ranking still holds it; with the cursor of the page after it."""
+        where the ranking still holds it; with the cursor of the page after it. There is more when the
+        ranking goes on past this page or, at its end, when it is not ``complete`` (a deeper ranking
+        would add hits), and the next page is one a request may ask for."""
         if after is not None:
             resumed = retrieval.resume_at(hits, after)
             if resumed is None:
@@ -458,7 +467,7 @@ class QueryService:
             else:
                 start = resumed
         page = retrieval.slice_of(hits, start, req.k)
-        more = len(hits) > start + req.k
+        more = retrieval.has_more(len(hits), start, req.k, complete)
         return SearchResponse(
             **{**base, "page": start // req.k + 1},
             **fields,

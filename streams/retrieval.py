@@ -46,6 +46,21 @@ def global_candidates(settings: Settings, window: int, k: int) -> int:
     return min(MAX_CANDIDATES, max(window * settings.candidate_multiplier, settings.min_candidates, depth))
 
 
+def probe_size(n: int) -> int:
+    """What the global k-NN asks for to take ``n`` candidates: one more, so that a full answer says the
+    index holds more than ``n`` (a page can promise more), up to what OpenSearch returns at all."""
+    return min(n + 1, MAX_CANDIDATES)
+
+
+def has_more(ranked: int, start: int, k: int, complete: bool) -> bool:
+    """Whether a page of ``k`` hits at ``start`` of a ranking of ``ranked`` hits has a next page: the
+    ranking goes on past it, or it is not ``complete`` (a deeper one would add hits); and the next page
+    ends within MAX_RESULT_WINDOW (a request for it would be refused otherwise)."""
+    if start + 2 * k > MAX_RESULT_WINDOW:
+        return False
+    return ranked > start + k or not complete
+
+
 def preferred_clusters(result: RankerResult, n: int) -> list[int]:
     """The user's ``n`` highest-scored clusters with a positive score and no demotion (best first)."""
     if n <= 0 or not result.has_signal:

@@ -234,6 +234,32 @@ def test_a_later_page_of_a_kept_ranking_keeps_its_order(tmp_path):
     assert second.timings_ms == {"cached": 0.0}
 
 
+def test_a_catalog_deeper_than_the_kept_ranking_pages_on_past_it(tmp_path):
+    """The review of issue 15: a ranking is kept 5 pages deep; its 5th page must still say there is
+    more when the index holds more, and the 6th page (by number or by cursor) must bring it."""
+    many = [Candidate(f"d{i}", 0.9 - 0.001 * i, i % 2) for i in range(80)]
+    w = Wired(tmp_path, index=SearchIndex(many), min_candidates=50, candidate_multiplier=1)
+    first = answer(w, request(k=10))
+    fifth = answer(w, request(k=10, page=5, ranking_id=first.ranking_id))
+    assert fifth.timings_ms == {"cached": 0.0} and [h.rank for h in fifth.hits] == list(range(41, 51))
+    assert fifth.has_more and fifth.cursor
+    by_page = answer(w, request(k=10, page=6, ranking_id=first.ranking_id))
+    by_cursor = answer(w, request(k=10, search_after=fifth.cursor))
+    for sixth in (by_page, by_cursor):
+        assert [h.image_id for h in sixth.hits] == [f"d{i}" for i in range(50, 60)]
+        assert sixth.has_more
+    last = answer(w, request(k=10, page=8, ranking_id=first.ranking_id))
+    assert [h.image_id for h in last.hits] == [f"d{i}" for i in range(70, 80)]
+    assert not last.has_more and last.cursor is None  # 80 documents: nothing after the 8th page
+
+
+def test_a_catalog_of_exactly_the_asked_candidates_promises_no_empty_page(tmp_path):
+    w = Wired(tmp_path, index=SearchIndex(CANDIDATES), min_candidates=6, candidate_multiplier=1)
+    first = answer(w, request(k=3))
+    second = answer(w, request(k=3, page=2, ranking_id=first.ranking_id))
+    assert first.has_more and len(second.hits) == 3 and not second.has_more
+
+
 def test_search_after_a_cursor_gives_the_same_pages_as_page_numbers(tmp_path):
     w = Wired(tmp_path)
     first = answer(w, request(k=2))

@@ -117,6 +117,29 @@ def test_slice_of_numbers_ranks_over_the_whole_ranking() -> None:
 
 
 @pytest.mark.parametrize(
+    ("ranked", "start", "k", "complete", "more"),
+    [
+        (50, 30, 10, False, True),  # the ranking goes on past the page
+        (50, 30, 10, True, True),
+        (50, 40, 10, True, False),  # its last page, and nothing deeper: the catalog is exhausted
+        (50, 40, 10, False, True),  # its last page, but a deeper ranking would add hits (issue 15 review)
+        (500, 480, 10, False, True),  # the next page ends at 500: it may be asked for
+        (500, 490, 10, False, False),  # the next page would end past 500 and be refused
+        (500, 450, 30, False, False),
+    ],
+)
+def test_has_more_promises_only_a_page_that_exists_and_may_be_asked_for(
+    ranked: int, start: int, k: int, complete: bool, more: bool
+) -> None:
+    assert retrieval.has_more(ranked, start, k, complete) is more
+
+
+def test_the_global_knn_asks_one_more_than_it_keeps_up_to_the_result_window() -> None:
+    assert retrieval.probe_size(100) == 101
+    assert retrieval.probe_size(retrieval.MAX_CANDIDATES) == retrieval.MAX_CANDIDATES
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("license=cc0", {"field": "license", "term": "cc0"}),
