@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,32 @@ def test_speed_bench_quick(engines: dict[str, str], tmp_path: Path) -> None:
     assert out.with_suffix(".md").exists()
     for name in ("latency-cdf", "latency-vs-rate", "scale"):
         assert (tmp_path / f"quick-bench-{name}.png").exists(), name
+
+
+@pytest.mark.timeout(300)
+def test_scale_bench_quick(engines: dict[str, str], tmp_path: Path) -> None:
+    """``bench/scale.py --quick`` (the million-vector step's small version) on the real OpenSearch:
+    the product's mapping loaded, searched against exact numpy search, measured, and cleaned up."""
+    out = tmp_path / "scale.json"
+    env = {**process_environment(), **engines}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.scale", "--quick", "--ef-search", "100", "--out", str(out)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=270,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    res = json.loads(out.read_text())
+    assert [s["vectors"] for s in res["sizes"]] == [2000, 5000]
+    for s in res["sizes"]:
+        assert s["ingest"]["docs_per_s"] > 0 and s["knn"]["wall_ms"]["p99"] is not None
+        # at a few thousand vectors HNSW asked for 50 candidates finds (nearly) the exact top 10
+        assert s["recall"]["recall_at_10_k50"] >= 0.95 and s["ef_search"][0]["recall"]["recall_at_10_k50"] >= 0.95
+        assert s["index_size"]["bytes_per_vector"] > 4 * 384  # the vector file alone is the raw float32
+        assert s["get_returns_vector"] and s["memory"]["heap_used_bytes"] > 0
+    assert (tmp_path / "quick-bench-cost-vs-scale.png").exists() and out.with_suffix(".md").exists()
+    made = "bench-scale-2000*,bench-scale-5000*"
+    with urllib.request.urlopen(f"{engines['OPENSEARCH_URL']}/_cat/indices/{made}?format=json") as resp:
+        assert json.loads(resp.read()) == []  # the bench deleted what it made
