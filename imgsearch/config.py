@@ -181,6 +181,9 @@ class Settings(BaseSettings):
     affinity_merge_sim: float = Field(0.9, validation_alias=_env("IMGSEARCH_AFFINITY_MERGE_SIM"))
     # issue 15: MMR diversity over the search vectors; 1 = pure relevance (today's order), per request too
     mmr_lambda: float = Field(1.0, validation_alias=_env("IMGSEARCH_MMR_LAMBDA"))
+    # issue 16: HNSW's ef_search for the k-NN queries; None = lucene's own (ef = k). Larger finds more of
+    # the true nearest at a large catalog, at some latency (bench/scale.py, docs/benchmarks.md)
+    knn_ef_search: int | None = Field(None, ge=1, le=10_000, validation_alias=_env("IMGSEARCH_KNN_EF_SEARCH"))
     candidate_multiplier: int = Field(5, validation_alias=_env("IMGSEARCH_CANDIDATES_MULTIPLIER"))
     min_candidates: int = Field(50, validation_alias=_env("IMGSEARCH_MIN_CANDIDATES"))
     # issue 15, two-source candidates: for a user with a signal, beside the global k-NN, the k-NN within

@@ -137,11 +137,16 @@ def mapping(
     }
 
 
-def knn_body(vector: Sequence[float], k: int, filter: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A k-NN search body; a ``filter`` goes inside the knn clause (efficient filtering, lucene engine)."""
+def knn_body(
+    vector: Sequence[float], k: int, filter: dict[str, Any] | None = None, ef_search: int | None = None
+) -> dict[str, Any]:
+    """A k-NN search body; a ``filter`` goes inside the knn clause (efficient filtering, lucene engine);
+    ``ef_search`` widens HNSW's search beyond k (None: the engine's default, ef = k)."""
     clause: dict[str, Any] = {"vector": list(map(float, vector)), "k": k}
     if filter is not None:
         clause["filter"] = filter
+    if ef_search is not None and ef_search > k:
+        clause["method_parameters"] = {"ef_search": ef_search}
     return {"size": k, "_source": ["image_id", "cluster_id", "metadata"], "query": {"knn": {"embedding": clause}}}
 
 
@@ -189,6 +194,7 @@ class OpenSearchIndex:
         self.replicas = settings.index_replicas if replicas is None else replicas
         self.index = physical_name(index, model_id) if model_id else index
         self._filterable = False  # metadata_filterable()'s answer, once it was True
+        self.ef_search = settings.knn_ef_search
         self.client = client or AsyncOpenSearch(
             hosts=[url], timeout=timeout_s, max_retries=0, retry_on_timeout=False, **opensearch_kwargs(settings, url)
         )
@@ -315,7 +321,7 @@ class OpenSearchIndex:
     ) -> list[Candidate]:
         """The ``k`` nearest documents; ``filter`` (an OpenSearch query) is applied inside the k-NN
         (lucene's efficient filtering: the k nearest among the documents that match it)."""
-        query = knn_body(vector, k, filter)
+        query = knn_body(vector, k, filter, self.ef_search)
         resp = await self._call("knn", lambda: self.client.search(index=self.index, body=query), attempts)
         return _candidates(resp)
 
@@ -330,7 +336,7 @@ class OpenSearchIndex:
         body: list[dict[str, Any]] = []
         for k, flt in sources:
             body.append({"index": self.index})
-            body.append(knn_body(vector, k, flt))
+            body.append(knn_body(vector, k, flt, self.ef_search))
 
         async def msearch() -> Any:
             resp = await self.client.msearch(body=body)

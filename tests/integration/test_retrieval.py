@@ -127,6 +127,27 @@ async def test_metadata_filters_run_inside_the_knn(ready: Pipeline):
         assert none.ok and none.hits == []
 
 
+async def test_a_wider_hnsw_search_is_accepted_by_the_real_engine_alone_and_in_msearch(ready: Pipeline):
+    """IMGSEARCH_KNN_EF_SEARCH (issue 16) on the real OpenSearch: the single k-NN and the filtered
+    _msearch both take it, and on 36 images (exact either way) they find the same documents."""
+    from imgsearch.index.opensearch import OpenSearchIndex
+
+    s = ready.settings
+    plain = OpenSearchIndex(s.opensearch_url, s.index_name, settings=s)
+    wide = OpenSearchIndex(s.opensearch_url, s.index_name, settings=s.model_copy(update={"knn_ef_search": 200}))
+    try:
+        vec = await plain.vector_of(QUERY)
+        assert vec is not None
+        mono = {"bool": {"filter": [{"term": {"metadata.folder": "mono"}}]}}
+        a = await plain.knn_sources(vec, [(8, None), (4, mono)])
+        b = await wide.knn_sources(vec, [(8, None), (4, mono)])
+        assert [[c.image_id for c in src] for src in a] == [[c.image_id for c in src] for src in b]
+        assert [c.image_id for c in await wide.knn(vec, 8)] == [c.image_id for c in a[0]]
+    finally:
+        await plain.close()
+        await wide.close()
+
+
 async def test_filters_on_an_index_from_before_them_are_refused_not_silently_empty(ready: Pipeline):
     """An index created with the earlier mapping (metadata not indexed) would match nothing for any
     filter; the index says so, and a filtered search there gets a clear error."""

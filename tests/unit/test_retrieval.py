@@ -56,6 +56,13 @@ def test_knn_body_puts_the_filter_inside_the_knn_clause() -> None:
     assert "filter" not in knn_body([1.0], 3)["query"]["knn"]["embedding"]
 
 
+def test_knn_body_widens_the_hnsw_search_only_beyond_k() -> None:
+    clause = knn_body([1.0], 50, None, ef_search=200)["query"]["knn"]["embedding"]
+    assert clause["method_parameters"] == {"ef_search": 200} and clause["k"] == 50
+    assert "method_parameters" not in knn_body([1.0], 50, None, ef_search=20)["query"]["knn"]["embedding"]
+    assert "method_parameters" not in knn_body([1.0], 50)["query"]["knn"]["embedding"]
+
+
 def test_union_deduplicates_and_counts_what_only_the_style_sources_brought() -> None:
     a, b, c = Candidate("a", 0.9, 0), Candidate("b", 0.8, 1), Candidate("c", 0.5, 1)
     merged, extra = retrieval.union([[a, b], [b, c], [c]])
