@@ -143,19 +143,21 @@ async def freshness_trial(client: Any, pub: Any, user: str, text: str, timeout: 
 
 async def bare_search(run: Run, concurrency: int, duration: float) -> dict[str, Any]:
     """The query worker's work without Kafka or faust, in this process, closed loop with
-    ``concurrency`` requests in flight: text embedding (on one offload thread, as in the worker),
-    the same k-NN on the same index (``OpenSearchIndex.knn_sources``) and the blend."""
+    ``concurrency`` requests in flight: text embedding (on one offload thread, batched across the
+    requests in flight, as in the worker), the same k-NN on the same index
+    (``OpenSearchIndex.knn_sources``, N + 1 asked as the worker does) and the blend."""
     from imgsearch.domain.blend import blend
     from imgsearch.index.opensearch import OpenSearchIndex
     from streams import retrieval
-    from streams.common import Offload
+    from streams.common import Offload, TextBatcher
 
     s, queries = run.settings, run.queries
     index = OpenSearchIndex(
         s.opensearch_url, s.index_name, model_id=run.embedder.model_id, settings=s, timeout_s=s.gateway_search_timeout_s
     )
-    offload = Offload()
-    n = retrieval.global_candidates(s, 10, 10)  # the worker's candidates and ranking depth for k = 10
+    texts = TextBatcher(run.embedder.embed_texts, Offload())
+    # the worker's candidates (asked as N + 1) and ranking depth for k = 10
+    n = retrieval.probe_size(retrieval.global_candidates(s, 10, 10))
     depth = retrieval.ranking_depth(10, 10)
     latencies: list[float] = []
     errors = 0
@@ -167,8 +169,8 @@ async def bare_search(run: Run, concurrency: int, duration: float) -> dict[str, 
         while time.perf_counter() < stop_at:
             t0 = time.perf_counter()
             try:
-                vec = await offload.run(run.embedder.embed_texts, [queries[j % len(queries)]])
-                found = await index.knn_sources(vec[0].tolist(), [(n, None)])
+                vec = await texts.embed(queries[j % len(queries)])
+                found = await index.knn_sources(vec.tolist(), [(n, None)])
                 blend(found[0], {}, 0.0, depth, None, s.blend_mode)
                 latencies.append((time.perf_counter() - t0) * 1000)
             except Exception:

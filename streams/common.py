@@ -189,3 +189,47 @@ class Offload:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+
+class TextBatcher:
+    """Issue 16: query texts embedded together when requests overlap. The first text starts a batch at
+    the next turn of the event loop; texts that arrive while a batch is being embedded wait for the
+    next one, which takes all of them (up to ``max_batch``). No window is waited for: alone, a text is
+    embedded at once, as before; under load one encoder call serves several requests (a batch of 4
+    costs about half as much per text as 4 calls on this machine)."""
+
+    def __init__(self, embed_texts: Callable[[list[str]], Any], offload: Offload, max_batch: int = 16) -> None:
+        self._embed_texts = embed_texts
+        self._offload = offload
+        self._max = max_batch
+        self._pending: list[tuple[str, asyncio.Future[Any]]] = []
+        self._draining = False
+        self._task: asyncio.Future[None] | None = None
+        self.batches: list[int] = []  # the size of each batch embedded (the last 1000, for tests and metrics)
+
+    async def embed(self, text: str) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((text, fut))
+        if not self._draining:
+            self._draining = True
+            self._task = asyncio.ensure_future(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.sleep(0)  # the texts of this turn of the loop join the first batch
+            while self._pending:
+                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+                self.batches = [*self.batches[-999:], len(batch)]
+                try:
+                    vectors = await self._offload.run(self._embed_texts, [t for t, _ in batch])
+                except Exception as exc:  # every request of the batch gets the error
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, fut), vec in zip(batch, vectors, strict=True):
+                    if not fut.done():
+                        fut.set_result(vec)
+        finally:
+            self._draining = False

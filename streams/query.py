@@ -55,7 +55,7 @@ from schemas.events import (
 from schemas.reasons import Reason
 from schemas.topics import Topics
 from streams import retrieval
-from streams.common import DeadLetters, Offload, json_schema, make_app, topic, valid
+from streams.common import DeadLetters, Offload, TextBatcher, json_schema, make_app, topic, valid
 from streams.interactions import future_skew_s
 from streams.ports import ModelSource, ReplySender, SearchIndex
 
@@ -71,6 +71,10 @@ STYLE_CACHE = 4096  # interacted images' style vectors kept by the learn path (i
 
 _ID = TypeAdapter(Id)
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
 def _reply_allowed(topic: str, topics: Topics) -> bool:
@@ -161,6 +165,7 @@ class QueryService:
         self.replies = replies
         self.dlq = dlq
         self.offload = Offload()
+        self.texts = TextBatcher(self.embedder.embed_texts, self.offload)
         self.rankings = retrieval.Rankings(settings.ranking_cache_entries, settings.ranking_cache_ttl_s)
         self._styles: OrderedDict[str, tuple[list[float], str] | None] = OrderedDict()  # image id -> (style, model)
 
@@ -247,8 +252,7 @@ class QueryService:
                 max_side=self.settings.decode_max_side,
             )
             vectors.append(self.embedder.embed_images([img])[0])
-        v = np.mean(vectors, axis=0)
-        return v / max(float(np.linalg.norm(v)), 1e-12)
+        return _unit(np.mean(vectors, axis=0))
 
     async def _preferred_clusters(self, user_id: str) -> list[int]:
         """Issue 15: the user's best style clusters, asked of the ranker over every cluster of the
@@ -323,7 +327,10 @@ class QueryService:
             else None
         )
         try:
-            vector = await self.offload.run(self._embed_query, req, stored)
+            if req.text is not None and stored is None and req.image_b64 is None:
+                vector = _unit(await self.texts.embed(req.text))  # batched with overlapping text queries
+            else:
+                vector = await self.offload.run(self._embed_query, req, stored)
         except ImageRejected as exc:
             if preferred is not None:
                 preferred.cancel()
