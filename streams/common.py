@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -203,33 +204,28 @@ class TextBatcher:
         self._offload = offload
         self._max = max_batch
         self._pending: list[tuple[str, asyncio.Future[Any]]] = []
-        self._draining = False
-        self._task: asyncio.Future[None] | None = None
-        self.batches: list[int] = []  # the size of each batch embedded (the last 1000, for tests and metrics)
+        self._task: asyncio.Future[None] | None = None  # the drain running, if any
+        self.batches: deque[int] = deque(maxlen=1000)  # the sizes of the last batches embedded
 
     async def embed(self, text: str) -> Any:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((text, fut))
-        if not self._draining:
-            self._draining = True
+        if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._drain())
         return await fut
 
     async def _drain(self) -> None:
-        try:
-            await asyncio.sleep(0)  # the texts of this turn of the loop join the first batch
-            while self._pending:
-                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
-                self.batches = [*self.batches[-999:], len(batch)]
-                try:
-                    vectors = await self._offload.run(self._embed_texts, [t for t, _ in batch])
-                except Exception as exc:  # every request of the batch gets the error
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                for (_, fut), vec in zip(batch, vectors, strict=True):
+        await asyncio.sleep(0)  # the texts of this turn of the loop join the first batch
+        while self._pending:
+            batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+            self.batches.append(len(batch))
+            try:
+                vectors = await self._offload.run(self._embed_texts, [t for t, _ in batch])
+            except Exception as exc:  # every request of the batch gets the error
+                for _, fut in batch:
                     if not fut.done():
-                        fut.set_result(vec)
-        finally:
-            self._draining = False
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), vec in zip(batch, vectors, strict=True):
+                if not fut.done():
+                    fut.set_result(vec)

@@ -73,10 +73,6 @@ _ID = TypeAdapter(Id)
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)
-
-
 def _reply_allowed(topic: str, topics: Topics) -> bool:
     """Replies go only to reply topics: a request must not make the worker write into images.new or
     any other topic it can write to."""
@@ -237,22 +233,29 @@ class QueryService:
             log.exception("personalization event failed")
             await self.dlq.failed(event, exc)
 
-    def _embed_query(self, req: SearchRequest, stored: list[float] | None = None) -> np.ndarray:
+    async def _embed_query(self, req: SearchRequest, stored: list[float] | None = None) -> np.ndarray:
+        """The query's search vector: the mean of its parts (a text, an image, a ``similar_to``
+        image's stored vector), unit length. The text goes through the batcher (issue 16: shared with
+        overlapping requests), an image is decoded and embedded on the offload thread."""
         vectors = []
         if stored is not None:  # similar_to: the indexed image's own search vector
             vectors.append(np.asarray(stored, dtype=np.float32))
         if req.text is not None:
-            vectors.append(self.embedder.embed_texts([req.text])[0])
-        data = req.image_bytes()
-        if data is not None:
-            img = decode(
-                data,
-                self.settings.max_image_bytes,
-                self.settings.max_image_pixels,
-                max_side=self.settings.decode_max_side,
-            )
-            vectors.append(self.embedder.embed_images([img])[0])
-        return _unit(np.mean(vectors, axis=0))
+            vectors.append(await self.texts.embed(req.text))
+        if req.image_b64 is not None:
+            vectors.append(await self.offload.run(self._embed_image, req))
+        v = np.mean(vectors, axis=0)
+        return v / max(float(np.linalg.norm(v)), 1e-12)
+
+    def _embed_image(self, req: SearchRequest) -> np.ndarray:
+        """The query image's vector (base64, decode and embedding all off the event loop)."""
+        img = decode(
+            req.image_bytes() or b"",
+            self.settings.max_image_bytes,
+            self.settings.max_image_pixels,
+            max_side=self.settings.decode_max_side,
+        )
+        return self.embedder.embed_images([img])[0]
 
     async def _preferred_clusters(self, user_id: str) -> list[int]:
         """Issue 15: the user's best style clusters, asked of the ranker over every cluster of the
@@ -327,10 +330,7 @@ class QueryService:
             else None
         )
         try:
-            if req.text is not None and stored is None and req.image_b64 is None:
-                vector = _unit(await self.texts.embed(req.text))  # batched with overlapping text queries
-            else:
-                vector = await self.offload.run(self._embed_query, req, stored)
+            vector = await self._embed_query(req, stored)
         except ImageRejected as exc:
             if preferred is not None:
                 preferred.cancel()
