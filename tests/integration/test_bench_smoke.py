@@ -18,6 +18,17 @@ pytestmark = pytest.mark.integration
 SECTIONS = ("machine", "config", "ingest", "assignment", "search", "freshness", "recall", "scale")
 
 
+def run_bench(args: list[str], engines: dict[str, str], timeout_s: float) -> None:
+    """A benchmark's ``--quick`` run in a subprocess on the test engines; its output if it fails."""
+    env = {**process_environment(), **engines}
+    for key in ("IMGSEARCH_TOPIC_PREFIX", "IMGSEARCH_APP_PREFIX", "IMGSEARCH_INDEX"):
+        env.pop(key, None)  # the benchmarks isolate themselves
+    proc = subprocess.run(
+        [sys.executable, *args, "--quick"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+
 @pytest.mark.timeout(600)
 def test_speed_bench_quick(engines: dict[str, str], tmp_path: Path) -> None:
     from imgsearch.datasets.icons import dataset_dir
@@ -27,18 +38,7 @@ def test_speed_bench_quick(engines: dict[str, str], tmp_path: Path) -> None:
     # scripts/test.sh always builds: the speed bench runs on every machine, never skipped
     images = dataset_dir() if (dataset_dir() / "labels.json").exists() else smoke_dataset()
     out = tmp_path / "speed.json"
-    env = {**process_environment(), **engines}
-    for key in ("IMGSEARCH_TOPIC_PREFIX", "IMGSEARCH_APP_PREFIX", "IMGSEARCH_INDEX"):
-        env.pop(key, None)  # the benchmark isolates itself
-    proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "speed.py"), "--quick", "--dataset", str(images), "--out", str(out)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=570,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    run_bench([str(REPO_ROOT / "bench" / "speed.py"), "--dataset", str(images), "--out", str(out)], engines, 570)
     res = json.loads(out.read_text())
     assert res["mode"] == "quick"
     for section in SECTIONS:
@@ -73,16 +73,7 @@ def test_scale_bench_quick(engines: dict[str, str], tmp_path: Path) -> None:
     """``bench/scale.py --quick`` (the million-vector step's small version) on the real OpenSearch:
     the product's mapping loaded, searched against exact numpy search, measured, and cleaned up."""
     out = tmp_path / "scale.json"
-    env = {**process_environment(), **engines}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.scale", "--quick", "--ef-search", "100", "--out", str(out)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=270,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    run_bench(["-m", "bench.scale", "--ef-search", "100", "--out", str(out)], engines, 270)
     res = json.loads(out.read_text())
     assert [s["vectors"] for s in res["sizes"]] == [2000, 5000]
     for s in res["sizes"]:
