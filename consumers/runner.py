@@ -258,8 +258,15 @@ def stop_containers() -> None:
 
 
 def uuid_for_kraft() -> str:
-    """A KRaft cluster id (kafka-storage random-uuid: 16 random bytes, base64url without padding)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id (kafka-storage random-uuid: 16 random bytes, base64url without padding).
+
+    Like Kafka's own ``Uuid.randomUuid``, it never starts with ``-``: the image formats its storage
+    with ``kafka-storage format --cluster-id $CLUSTER_ID``, whose argument parser takes such an id for
+    an option and exits (one start in 64 failed so)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def ensure_engines() -> dict[str, str]:
