@@ -670,6 +670,8 @@ def build(
         app.Table("profiles", schema=json_schema(), partitions=settings.partitions),
         lambda: centroids.current,
         settings.profile_half_life_s,
+        # the recent event ids of each partition (a second copy of an event counts once; issue 16)
+        event_ids=app.Table("event-ids", schema=json_schema(), partitions=settings.partitions),
         session_decay=settings.session_decay,
         affinity_merge_sim=settings.affinity_merge_sim,
     )

@@ -18,41 +18,36 @@ out of that user's results.
 De-duplication (issue 16): an event redelivered from the
 personalization topic (a query worker restarted before it committed) is recognised by its source
 position - ``applied`` keeps the partition, the highest offset and the newest event time applied, a
-few bytes per user - however old it is; an event published twice (at two offsets: by the mapper after
-a crash before its commit, or by an upstream app) by its id among the last ``MAX_SEEN_EVENT_IDS``
-(kept as 48-bit digests, ``short_id``).
+few bytes per user - however old it is. An event published twice (at two offsets: by the mapper after
+a crash before its commit, or by an upstream app) is recognised by its id in its partition's window of
+recent ids (``imgsearch.domain.event_ids``, beside the profiles: ``UserProfiles``), so a profile's
+size does not grow with its user's history. A profile from before that change keeps the ids it held
+(``seen``, read only: still recognised, never extended).
 An older offset with a newer event time than any applied is taken as new (the topic was recreated),
 so a reset topic does not freeze profiles.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from imgsearch.domain.affinity import StyleMedoids
+from imgsearch.domain.event_ids import short_id
 
-# an upstream app may publish an event again much later (tests/integration/test_faults.py kill -9):
-# the last 512 ids are kept, as 48-bit digests (issue 16: 7 KB instead of 18 KB for an active user)
-MAX_SEEN_EVENT_IDS = 512
 MAX_HIDDEN = 500
+MAX_DRIVERS = 3  # the interactions named per cluster in an explanation
+MAX_RECENT = 20  # the interactions kept for explanations, in all
 K = TypeVar("K")  # a cluster id (int) or an image id (str, continuous affinity)
-
-
-def short_id(event_id: str) -> str:
-    """A 48-bit digest of an event id: 12 characters instead of a uuid's 32; against the 512 ids one
-    profile keeps, a new event is taken for a duplicate with odds of about 1 in 5 * 10^11."""
-    return hashlib.blake2b(event_id.encode(), digest_size=6).hexdigest()
 
 
 @dataclass
 class Profile:
     # cluster id (as str for JSON) -> [score at ref time, ref time (epoch s)]
     clusters: dict[str, list[float]] = field(default_factory=dict)
-    # digests of the recent event ids (short_id), to make a second copy of an event count once
+    # a profile from before the partition windows (issue 16): the ids or digests it kept, read only
     seen: list[str] = field(default_factory=list)
     # recent (cluster, image id, event type) that drove the profile, newest last
     recent: list[list[str]] = field(default_factory=list)
@@ -67,6 +62,8 @@ class Profile:
     # [partition, offset, event time (epoch s)]: the newest source position applied, and the newest
     # event time among those applied (empty: none yet, or events without a source position)
     applied: list[float] = field(default_factory=list)
+    # how many events were applied (counted once each): for operators and the fault tests
+    count: int = 0
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> Profile:
@@ -81,18 +78,20 @@ class Profile:
             hidden=[str(x) for x in raw.get("hidden", [])],
             styles=dict(raw.get("styles") or {}),
             applied=[float(x) for x in raw.get("applied", [])],
+            count=int(raw.get("n", 0)),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "clusters": self.clusters,
-            "seen": self.seen,
+            **({"seen": self.seen} if self.seen else {}),
             "recent": self.recent,
             "version": self.version,
             "session": self.session,
             "hidden": self.hidden,
             **({"styles": self.styles} if self.styles else {}),
             **({"applied": self.applied} if self.applied else {}),
+            "n": self.count,
         }
 
     def remapped(
@@ -123,6 +122,7 @@ class Profile:
             hidden=list(self.hidden),
             styles=dict(self.styles),  # style vectors do not depend on the cluster model
             applied=list(self.applied),
+            count=self.count,
         )
 
     def add(
@@ -144,8 +144,8 @@ class Profile:
 
     def applied_already(self, event_id: str, at: float, source: tuple[int, int] | None) -> bool:
         """A redelivery (at or below the applied offset of its partition, and no newer than every
-        event applied) or a second copy of a recent event id."""
-        if short_id(event_id) in self.seen or event_id in self.seen:  # (profiles before issue 16 kept ids)
+        event applied), or an id a profile from before the partition windows still holds."""
+        if self.seen and (short_id(event_id) in self.seen or event_id in self.seen):
             return True
         if source is None or len(self.applied) != 3:
             return False
@@ -184,17 +184,21 @@ class Profile:
             else:  # a late event: decay it to the reference time instead
                 score = score + weight * share * _decay(ref - at, half_life_s)
             self.clusters[key] = [score, ref]
-        self.seen.append(short_id(event_id))
-        del self.seen[:-MAX_SEEN_EVENT_IDS]
+        self.count += 1
         if event_type == "hide" and image_id:
             if image_id in self.hidden:
                 self.hidden.remove(image_id)
             self.hidden.append(image_id)
             del self.hidden[:-MAX_HIDDEN]
         if shares and weight > 0:  # the explanations ("because you liked ...") name positive events only
-            top = max(shares.items(), key=lambda kv: kv[1])[0]
-            self.recent.append([str(top), image_id, event_type])
-            del self.recent[:-20]
+            top = str(max(shares.items(), key=lambda kv: kv[1])[0])
+            self.recent.append([top, image_id, event_type])
+            # what ``drivers`` can show: the newest few per cluster, so a busy style does not push the
+            # others' explanations out, and the list is bounded by design (issue 16: <= 1 KB per user)
+            mine = [i for i, r in enumerate(self.recent) if r[0] == top]
+            for i in reversed(mine[:-MAX_DRIVERS]):
+                del self.recent[i]
+            del self.recent[:-MAX_RECENT]
         return True
 
     def scores(self, now: float, half_life_s: float) -> dict[int, float]:
@@ -227,7 +231,7 @@ class Profile:
     def drivers(self, cluster_id: int) -> list[str]:
         """Recent interactions on this cluster, newest first ("favorite:img-12")."""
         key = str(cluster_id)
-        return [f"{etype}:{img}" for c, img, etype in reversed(self.recent) if c == key][:3]
+        return [f"{etype}:{img}" for c, img, etype in reversed(self.recent) if c == key][:MAX_DRIVERS]
 
     def medoids(self) -> StyleMedoids:
         """The continuous style interests (issue 15), a copy."""

@@ -6,6 +6,10 @@ cluster's decayed score is shared out over the new clusters its images went to, 
 does not restart personalization at zero. An event stamped with an earlier model's cluster id is
 shared out the same way when it is learnt (``event_shares``). The ranker reads profiles through
 ``UserProfiles.get``; the query worker learns and forgets through the same object.
+
+A second copy of an event (a new offset, the same id) is recognised in the window of recent event ids
+of its source partition (``EventIdWindow``, in its own store: the query worker's table ``event-ids``),
+a redelivery (the same offset) by the profile's source position.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 from imgsearch.domain.centroids import NO_MODEL_VERSION, CentroidModel
+from imgsearch.domain.event_ids import EventIdWindow
 from imgsearch.domain.profile import Profile
 from schemas.events import PersonalizationEvent
 
@@ -58,11 +63,14 @@ class UserProfiles:
         centroids: Callable[[], CentroidModel | None],
         half_life_s: float,
         *,
+        event_ids: MutableMapping[str, Any] | None = None,
         session_decay: float = 0.7,
         affinity_merge_sim: float = 0.8,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        # the recent event ids per source partition (a dict of its own unless a store is given)
+        self._ids = EventIdWindow({} if event_ids is None else event_ids)
         self._centroids = centroids
         self._half_life = half_life_s
         self._session_decay = session_decay
@@ -85,6 +93,9 @@ class UserProfiles:
         """Add one event (and its image's style vector and style model, for the continuous affinity);
         False (nothing changes) if it was counted already. ``source``: the event's (partition,
         offset) on the personalization topic, which recognises a redelivery."""
+        partition = source[0] if source is not None else None
+        if self._ids.seen(ev.event_id, partition):
+            return False
         known = self.get(ev.user_id)
         model = self._centroids()
         # a new user's profile starts on the current cluster model (the shares below are in its ids)
@@ -106,6 +117,7 @@ class UserProfiles:
             profile.add_style(style[0], ev.weight, at, self._half_life, style[1], self._merge_sim)
         if changed:
             self._store[ev.user_id] = profile.to_dict()
+            self._ids.remember(ev.event_id, partition)
         return changed
 
     def forget(self, user_id: str) -> bool:

@@ -19,9 +19,9 @@ def test_decay_and_weights():
 
 def test_redelivered_event_counts_once():
     p = Profile()
-    assert p.add("e1", 1, 3.0, at=10.0, half_life_s=DAY)
-    assert not p.add("e1", 1, 3.0, at=10.0, half_life_s=DAY)
-    assert p.scores(10.0, DAY)[1] == pytest.approx(3.0)
+    assert p.add("e1", 1, 3.0, at=10.0, half_life_s=DAY, source=(0, 5))
+    assert not p.add("e1", 1, 3.0, at=10.0, half_life_s=DAY, source=(0, 5))  # the same source position
+    assert p.scores(10.0, DAY)[1] == pytest.approx(3.0) and p.count == 1
 
 
 def test_late_event_is_decayed_to_reference_time():
@@ -88,10 +88,11 @@ def test_recency_weight_zero_is_long_term_only():
 
 def test_remap_carries_long_term_and_session():
     p = Profile(version="v1")
-    p.add("a", 1, 4.0, 0.0, DAY)
+    p.add("a", 1, 4.0, 0.0, DAY, source=(2, 3))
     q = p.remapped({1: {7: 0.75, 8: 0.25}}, "v2", 0.0, DAY)
     assert q.version == "v2" and q.scores(0.0, DAY) == {7: 3.0, 8: 1.0}
-    assert q.session == {"7": 3.0, "8": 1.0} and not q.add("a", 7, 1.0, 0.0, DAY)
+    assert q.session == {"7": 3.0, "8": 1.0} and not q.add("a", 7, 1.0, 0.0, DAY, source=(2, 3))
+    assert q.count == 1
 
 
 def test_local_ranker_uses_cooccurrence_and_popularity():
@@ -167,24 +168,16 @@ def _uuid(n: int) -> str:
     return f"{n:032x}"
 
 
-def test_a_redelivery_is_recognised_by_its_source_position_long_after_its_id_left_the_window():
+def test_a_redelivery_is_recognised_by_its_source_position_however_old():
     p = Profile()
     for n in range(700):
         assert p.add(_uuid(n), n % 5, 1.0, 1000.0 + n, DAY, f"img{n}", "view", source=(3, 500 + n))
     before = p.to_dict()
-    # a query worker restarted before committing: the topic replays offsets 500..1199 of partition 3,
-    # the first 188 of them no longer among the last 512 ids
+    # a query worker restarted before committing: the topic replays offsets 500..1199 of partition 3
     for n in range(700):
         assert not p.add(_uuid(n), n % 5, 1.0, 1000.0 + n, DAY, f"img{n}", "view", source=(3, 500 + n))
     assert p.to_dict() == before
     assert p.add(_uuid(700), 0, 1.0, 1700.0, DAY, "img700", "view", source=(3, 1200))  # the next one counts
-
-
-def test_a_second_copy_at_a_new_offset_is_caught_by_its_recent_id():
-    p = Profile()
-    assert p.add("a", 0, 1.0, 10.0, DAY, source=(0, 7))
-    assert p.add("b", 1, 1.0, 11.0, DAY, source=(0, 8))
-    assert not p.add("a", 0, 1.0, 10.0, DAY, source=(0, 9))  # the mapper published "a" again
 
 
 def test_a_late_event_at_a_later_offset_counts_and_a_recreated_topic_does_not_freeze_the_profile():
@@ -203,9 +196,22 @@ def test_a_profile_stays_small_however_long_the_history():
     for n in range(10_000):
         p.add(_uuid(n), n % 7, 1.0, 1000.0 + n, DAY, f"image-{n:07d}", "favorite", source=(2, n))
     size = len(json.dumps(p.to_dict(), separators=(",", ":")))
-    assert len(p.seen) == 512 and all(len(x) == 12 for x in p.seen)
-    # 7 clusters (long-term and session), 20 explanations, 512 id digests (15 bytes each), one source position
-    assert size < 9000, size
+    # 7 clusters (long-term and session), 3 explanations each up to 20, one source position, the count
+    assert p.seen == [] and p.count == 10_000 and len(p.recent) == 20
+    assert size < 1500, size
+
+
+def test_explanations_keep_the_newest_three_per_cluster_so_a_busy_style_does_not_push_out_the_rest():
+    p = Profile()
+    p.add("quiet", 5, 1.0, 0.0, DAY, "img-quiet", "favorite")
+    for n in range(30):  # thirty events on one style after the quiet one
+        p.add(f"busy-{n}", 1, 1.0, 1.0 + n, DAY, f"img-{n}", "view")
+    assert p.drivers(5) == ["favorite:img-quiet"]  # still explained (20 newest overall would drop it)
+    assert p.drivers(1) == ["view:img-29", "view:img-28", "view:img-27"]
+    assert len(p.recent) == 4
+    for c in range(25):  # and the list stays bounded in all, the oldest clusters' going first
+        p.add(f"wide-{c}", 100 + c, 1.0, 100.0 + c, DAY, f"w-{c}", "click")
+    assert len(p.recent) == 20 and p.drivers(5) == [] and p.drivers(124) == ["click:w-24"]
 
 
 def test_a_profile_from_before_issue_16_still_recognises_its_full_ids():

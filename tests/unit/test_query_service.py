@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from imgsearch.config import Settings
 from imgsearch.domain.blend import Candidate
 from imgsearch.domain.centroids import CentroidModel
-from imgsearch.domain.profile import short_id
+from imgsearch.domain.event_ids import short_id
 from imgsearch.domain.user_profiles import UserProfiles
 from imgsearch.embedding.hashing import HashEmbedder
 from imgsearch.ranker.base import PersonalRanker
@@ -50,8 +50,13 @@ class Wired:
         self.index = index if index is not None else SearchIndex(CANDIDATES)
         self.centroids = FixedModel(model)
         self.store: dict[str, Any] = {}
+        self.event_ids: dict[str, Any] = {}
         self.profiles = UserProfiles(
-            self.store, lambda: self.centroids.current, self.settings.profile_half_life_s, clock=lambda: 1000.0
+            self.store,
+            lambda: self.centroids.current,
+            self.settings.profile_half_life_s,
+            event_ids=self.event_ids,
+            clock=lambda: 1000.0,
         )
         self.replies = replies if replies is not None else Replies([REPLY])
         self.dead = Letters("query")
@@ -316,7 +321,11 @@ def test_search_after_is_validated(tmp_path):
 def test_personalization_events_are_learnt_forgotten_and_refused_from_the_future(tmp_path):
     w = Wired(tmp_path)
     w.learn(cluster=1, n=2)
-    assert set(w.store) == {"u"} and w.store["u"]["seen"] == [short_id("e-u-1-none-0"), short_id("e-u-1-none-1")]
+    assert set(w.store) == {"u"} and w.store["u"]["n"] == 2 and "seen" not in w.store["u"]
+    # the ids are in their partition's window (partition 0), not in the profile
+    assert sorted(d for ids in w.event_ids.values() for d in ids) == sorted(
+        [short_id("e-u-1-none-0"), short_id("e-u-1-none-1")]
+    ) and all(key.startswith("0:") for key in w.event_ids)
     assert w.store["u"]["applied"][:2] == [0.0, 1.0]  # partition 0, offset 1: the last event's position
     before = w.store["u"]
     w.learn(cluster=1, n=2)  # redelivered: counted once
