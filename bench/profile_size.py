@@ -1,12 +1,14 @@
 """Issue 16, a million users: what the profiles table holds and writes per user, by simulation
-through the real profile code (``UserProfiles.learn`` over a plain dict, exactly what the query
-worker's faust table gets; Kafka and faust are not in the loop).
+through the real profile code (``UserProfiles.learn`` over plain dicts, exactly what the query
+worker's faust tables ``profiles`` and ``event-ids`` get; Kafka and faust are not in the loop).
 
 Users have heavy-tailed histories (log-normal event counts scaled to ``--events`` in all), a few
-favourite styles each out of ``--clusters``, and the product's event mix. Printed and written to
-``bench-results/profile_size.json``: bytes per stored profile (p50 / p99 / max, and the table in
-all), bytes written to the changelog (every update rewrites the user's profile), and the same for
-the profile as it was before issue 16 (``--before``: the last 512 full event ids).
+favourite styles each out of ``--clusters``, and the product's event mix, spread over
+``--partitions`` source partitions. Printed and written to ``bench-results/profile_size.json``:
+bytes per stored profile (p50 / p99 / max, and the table in all), the event-id windows (one per
+partition, a fixed size), and the bytes written to the changelogs (every update rewrites the user's
+profile and one bucket of its partition's window). The figures of the profile before the windows
+(the last 512 id digests in each profile) are in docs/benchmarks.md, measured on main 12969ec.
 
     .venv/bin/python bench/profile_size.py                      # 1M users, 10M interactions
     .venv/bin/python bench/profile_size.py --users 10000 --events 100000
@@ -30,7 +32,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, pct, say
-from imgsearch.domain import profile as profile_module
 from imgsearch.domain.user_profiles import UserProfiles
 from imgsearch.progress import progress_bar
 from schemas.events import EventType, PersonalizationEvent
@@ -49,21 +50,33 @@ def event_counts(rng: np.random.Generator, users: int, events: int) -> np.ndarra
     return counts
 
 
-def simulate(users: int, events: int, clusters: int, seed: int, before: bool) -> dict[str, Any]:
-    if before:  # the profile before issue 16: the last 512 event ids, in full
-        profile_module.MAX_SEEN_EVENT_IDS = 512
-        profile_module.short_id = lambda event_id: event_id
+def compact(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+class Changelogged(dict[str, Any]):
+    """A table as its changelog sees it: every write sends the key and the whole value."""
+
+    written = 0
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.written += len(key) + compact(value)
+        super().__setitem__(key, value)
+
+
+def simulate(users: int, events: int, clusters: int, seed: int, partitions: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     counts = event_counts(rng, users, events)
     kinds, probs = zip(*MIX, strict=True)
     sizes = np.zeros(users, dtype=np.int64)
-    changelog = 0
+    profile_bytes_written = 0
+    event_ids = Changelogged()  # every partition's window (keys "<partition>:<bucket>")
     t0 = time.perf_counter()
     offset = 0
     with progress_bar(int(counts.sum()), "interactions", unit="ev") as bar:
         for u in range(users):
-            store: dict[str, Any] = {}  # one user at a time: the table's entry for this user
-            profiles = UserProfiles(store, lambda: None, 7 * 86400.0)
+            store = Changelogged()  # one user at a time: the table's entry for this user
+            profiles = UserProfiles(store, lambda: None, 7 * 86400.0, event_ids=event_ids)
             styles = rng.choice(clusters, size=int(rng.integers(1, 6)), replace=False)
             n = int(counts[u])
             picks = rng.choice(len(kinds), size=n, p=probs)
@@ -76,19 +89,29 @@ def simulate(users: int, events: int, clusters: int, seed: int, before: bool) ->
                     timestamp=datetime.fromtimestamp(float(at[i]), UTC), centroid_version="none",
                 )  # fmt: skip
                 offset += 1
-                if profiles.learn(ev, source=(u % 4, offset)):
-                    changelog += len(json.dumps(store[ev.user_id], separators=(",", ":")))
-            sizes[u] = len(json.dumps(store[f"user-{u}"], separators=(",", ":")))
+                profiles.learn(ev, source=(u % partitions, offset))
+            sizes[u] = compact(store[f"user-{u}"])
+            profile_bytes_written += store.written
             bar.update(n)
     seconds = time.perf_counter() - t0
+    window_bytes = sum(len(k) + compact(v) for k, v in event_ids.items())
     return {
-        "profile": "before issue 16 (512 full event ids)" if before else "issue 16 (source position + 512 id digests)",
+        "profile": "issue 16: source position in the profile, the ids in per-partition windows",
         "users": users,
         "interactions": int(counts.sum()),
         "events_per_user": {"mean": round(float(counts.mean()), 2), **pct(counts, (50, 99)), "max": int(counts.max())},
         "bytes_per_profile": {"mean": round(float(sizes.mean()), 1), **pct(sizes, (50, 99)), "max": int(sizes.max())},
         "table_mb": round(float(sizes.sum()) / 2**20, 1),
-        "changelog_mb_written": round(changelog / 2**20, 1),
+        "event_id_windows": {
+            "partitions": partitions,
+            "mb": round(window_bytes / 2**20, 2),
+            "mb_per_partition": round(window_bytes / partitions / 2**20, 2),
+        },
+        "changelog_mb_written": {
+            "profiles": round(profile_bytes_written / 2**20, 1),
+            "event_ids": round(event_ids.written / 2**20, 1),
+            "per_interaction_bytes": round((profile_bytes_written + event_ids.written) / int(counts.sum()), 1),
+        },
         "seconds": round(seconds, 1),
         "interactions_per_s": round(int(counts.sum()) / seconds, 1),
     }
@@ -100,15 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--clusters", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--before", action="store_true", help="the profile as it was before issue 16")
+    ap.add_argument("--partitions", type=int, default=4, help="source partitions of the personalization topic")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    say(
-        f"{args.users} users, {args.events} interactions, {args.clusters} styles ({'before' if args.before else 'now'})"
-    )
-    res = simulate(args.users, args.events, args.clusters, args.seed, args.before)
+    say(f"{args.users} users, {args.events} interactions, {args.clusters} styles, {args.partitions} partitions")
+    res = simulate(args.users, args.events, args.clusters, args.seed, args.partitions)
     res["machine"] = {"nproc": os.cpu_count(), "python": platform.python_version()}
-    out = args.out or REPO / "bench-results" / f"profile_size{'-before' if args.before else ''}.json"
+    out = args.out or REPO / "bench-results" / "profile_size.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2))
