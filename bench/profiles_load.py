@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, machine_facts, say, stats
 from bench.profile_size import MIX, event_counts
-from bench.speed_env import delete_prefixed_topics, wait_group
+from bench.speed_env import delete_prefixed_topics, isolated_settings, wait_group
 from consumers.runner import WorkerProcess, Workers, ensure_engines
 from imgsearch.config import Settings
 from imgsearch.kafka.admin import ensure_topics
@@ -317,17 +317,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     engines = ensure_engines()
     tag = f"pload{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
-    settings = Settings(
-        kafka_bootstrap=engines["KAFKA_BOOTSTRAP"],
-        opensearch_url=engines["OPENSEARCH_URL"],
-        app_prefix=tag,
-        topic_prefix=tag,
-        log_level="WARNING",
-        index_name=f"{tag}-images",
-        data_dir=str(tmp / "data"),
-        partitions=args.partitions,
-        unknown_image_wait_s=5.0,
-    )
+    settings = isolated_settings(engines, tag, tmp, args.partitions)
     res: dict[str, Any] = {"config": vars(args), "machine": machine_facts(settings.opensearch_url), "tag": tag}
     say(f"{tag}: {args.images} images, {args.users} users, {args.events} interactions at {args.rate}/s")
     workers = Workers(tmp / "logs", settings.child_env())

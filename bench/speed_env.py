@@ -23,8 +23,11 @@ from consumers.runner import Workers, ensure_engines
 from imgsearch.config import Settings
 
 
-def isolated_settings(engines: dict[str, str], tag: str, tmp: Path, image_root: Path, cfg: Config) -> Settings:
-    """The settings of a run whose topics, consumer groups, index and faust data are its own."""
+def isolated_settings(
+    engines: dict[str, str], tag: str, tmp: Path, partitions: int, image_root: Path | None = None
+) -> Settings:
+    """The settings of a run whose topics, consumer groups, index and faust data are its own (image
+    URIs allowed under ``image_root`` only; none without one)."""
     return Settings(
         kafka_bootstrap=engines["KAFKA_BOOTSTRAP"],
         opensearch_url=engines["OPENSEARCH_URL"],
@@ -33,8 +36,8 @@ def isolated_settings(engines: dict[str, str], tag: str, tmp: Path, image_root: 
         log_level="WARNING",
         index_name=f"{tag}-images",
         data_dir=str(tmp / "data"),  # faust data dirs (not the engines')
-        allowed_uri_roots=str(image_root),
-        partitions=cfg.partitions,
+        allowed_uri_roots=str(image_root) if image_root is not None else "",
+        partitions=partitions,
         unknown_image_wait_s=5.0,
     )
 
@@ -121,7 +124,7 @@ def open_run(cfg: Config) -> Run:
         raise SystemExit(f"no image set at {images_root}: bash scripts/setup_data.sh --icons (or pass --dataset)")
     tag = f"bench{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
-    settings = isolated_settings(engines, tag, tmp, images_root, cfg)
+    settings = isolated_settings(engines, tag, tmp, cfg.partitions, images_root)
     res: dict[str, Any] = {"mode": "quick" if cfg.quick else "full", "machine": facts, "config": asdict(cfg)}
     res["run"] = {"tag": tag, "worker_logs": str(tmp / "logs")}
     os_client = AsyncOpenSearch(hosts=[settings.opensearch_url], timeout=300, **opensearch_kwargs(settings))

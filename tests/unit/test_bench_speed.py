@@ -44,7 +44,7 @@ def test_command_line(tmp_path: Path) -> None:
 
 def test_isolated_run_settings_and_worker_env(tmp_path: Path) -> None:
     engines = {"KAFKA_BOOTSTRAP": "127.0.0.1:1", "OPENSEARCH_URL": "http://127.0.0.1:2"}
-    s = isolated_settings(engines, "benchabc", tmp_path, tmp_path / "imgs", Config.small())
+    s = isolated_settings(engines, "benchabc", tmp_path, Config.small().partitions, tmp_path / "imgs")
     assert (s.kafka_bootstrap, s.opensearch_url) == ("127.0.0.1:1", "http://127.0.0.1:2")
     assert (s.app_prefix, s.index_name, s.partitions) == ("benchabc", "benchabc-images", 2)
     assert s.data_dir == str(tmp_path / "data") and s.allowed_uri_roots == str(tmp_path / "imgs")
@@ -57,7 +57,7 @@ def test_isolated_run_settings_and_worker_env(tmp_path: Path) -> None:
 
 def test_the_run_and_its_workers_name_the_same_topics(tmp_path: Path) -> None:
     engines = {"KAFKA_BOOTSTRAP": "127.0.0.1:1", "OPENSEARCH_URL": "http://127.0.0.1:2"}
-    s = isolated_settings(engines, "benchxyz", tmp_path, tmp_path / "imgs", Config.small())
+    s = isolated_settings(engines, "benchxyz", tmp_path, Config.small().partitions, tmp_path / "imgs")
     assert s.topics.new_images().name == "benchxyz.images.new"
     assert all(t.name.startswith("benchxyz.") for t in s.topics.all_shared())
     worker = Settings.from_env(worker_env(s))  # what a worker process rebuilds
