@@ -141,6 +141,16 @@ class Settings(BaseSettings):
     # them an acks=all write needs (0: the broker's min.insync.replicas); `engines.sh --cluster env`: 3 / 2
     replication_factor: int = Field(1, validation_alias=_env("IMGSEARCH_REPLICATION_FACTOR"))
     min_insync_replicas: int = Field(0, validation_alias=_env("IMGSEARCH_MIN_INSYNC_REPLICAS"))
+    # A worker's consumer-group session: a worker that stops heartbeating (killed, frozen) for this
+    # long loses its partitions to the others (or to its replacement), so it bounds how long a role
+    # stalls after a crash (docs/operations.md "Failover"). faust's default is 60 s; the broker accepts
+    # group.min.session.timeout.ms (6 s) .. group.max.session.timeout.ms (30 min). Heartbeats go out
+    # every heartbeat interval, at most a third of the session. In a rebalance, the group waits up to
+    # the rebalance timeout for its live members to rejoin (a worker first finishes the events it holds).
+    # faust reads none of its own variables (BROKER_SESSION_TIMEOUT, ...): these are the only knobs.
+    kafka_session_timeout_s: float = Field(10.0, validation_alias=_env("IMGSEARCH_KAFKA_SESSION_TIMEOUT_S"))
+    kafka_heartbeat_interval_s: float = Field(2.0, validation_alias=_env("IMGSEARCH_KAFKA_HEARTBEAT_INTERVAL_S"))
+    kafka_rebalance_timeout_s: float = Field(60.0, validation_alias=_env("IMGSEARCH_KAFKA_REBALANCE_TIMEOUT_S"))
     # replicas of each shard of the vector index we create (0 on one node; 1 on the 2-node cluster)
     index_replicas: int = Field(0, validation_alias=_env("IMGSEARCH_INDEX_REPLICAS"))
     embedder: str = Field("auto", validation_alias=_env("IMGSEARCH_EMBEDDER"))
@@ -395,6 +405,20 @@ class Settings(BaseSettings):
                 f"IMGSEARCH_MIN_INSYNC_REPLICAS must be 0 (the broker's default) .. the replication factor "
                 f"({self.replication_factor}), got {self.min_insync_replicas}"
             )
+        if not 0 < self.kafka_heartbeat_interval_s <= self.kafka_session_timeout_s / 3:
+            raise ValueError(
+                "IMGSEARCH_KAFKA_HEARTBEAT_INTERVAL_S must be > 0 and at most a third of "
+                f"IMGSEARCH_KAFKA_SESSION_TIMEOUT_S ({self.kafka_session_timeout_s}), "
+                f"got {self.kafka_heartbeat_interval_s}"
+            )
+        if not 6.0 <= self.kafka_session_timeout_s <= 300.0:
+            raise ValueError(
+                "IMGSEARCH_KAFKA_SESSION_TIMEOUT_S must be 6 .. 300 s (the broker's default "
+                "group.min.session.timeout.ms is 6 s; faust's request timeout 300 s), "
+                f"got {self.kafka_session_timeout_s}"
+            )
+        if self.kafka_rebalance_timeout_s <= 0:
+            raise ValueError(f"IMGSEARCH_KAFKA_REBALANCE_TIMEOUT_S must be > 0, got {self.kafka_rebalance_timeout_s}")
         if self.query_concurrency < 1:
             raise ValueError(f"IMGSEARCH_QUERY_CONCURRENCY must be at least 1, got {self.query_concurrency}")
         if self.embed_threads < 0:

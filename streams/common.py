@@ -35,6 +35,9 @@ def make_app(role: str, settings: Settings) -> faust.App:
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id(role),
+        # faust would read its own variables (BROKER_SESSION_TIMEOUT, ...) and let them override what
+        # is passed here: the one configuration is Settings, so faust sees an empty environment
+        env={},
         broker_credentials=faust_credentials(settings),
         broker=f"kafka://{settings.kafka_bootstrap}",
         key_serializer="raw",
@@ -63,6 +66,10 @@ def make_app(role: str, settings: Settings) -> faust.App:
         # the middle of an event and its stream iterator acks that event as it closes, so the final
         # commit skips it: a search request taken just before SIGTERM was never answered by anyone.
         stream_wait_empty=True,
+        # how soon a crashed worker's partitions move (Settings.kafka_session_timeout_s)
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
+        broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
         broker_commit_every=100,
         broker_commit_interval=1.0,
     )

@@ -31,14 +31,13 @@ ENGINES_SH = REPO_ROOT / "scripts" / "engines.sh"
 # snapshot at import (collection time), before any module fixture changes the environment
 ENGINE_ENV = process_environment()
 
-# faust's own settings, read from the environment by every worker: a worker killed with SIGKILL
-# leaves its consumer group after the session timeout (faust's default is 60 s; the broker's minimum
-# group.min.session.timeout.ms is 6 s), so its partitions move to the restarted/other workers in
-# seconds instead of a minute.
+# a worker killed with SIGKILL leaves its consumer group after the session timeout (Settings'
+# default 10 s; the broker's minimum group.min.session.timeout.ms is 6 s), so its partitions move to
+# the restarted/other workers in seconds; a rebalance waits at most 20 s for the live members
 FAST_FAILOVER = {
-    "BROKER_SESSION_TIMEOUT": "6",
-    "BROKER_HEARTBEAT_INTERVAL": "1",
-    "BROKER_REBALANCE_TIMEOUT": "20",
+    "IMGSEARCH_KAFKA_SESSION_TIMEOUT_S": "6",
+    "IMGSEARCH_KAFKA_HEARTBEAT_INTERVAL_S": "1",
+    "IMGSEARCH_KAFKA_REBALANCE_TIMEOUT_S": "20",
 }
 
 
