@@ -40,6 +40,10 @@ from imgsearch.domain.event_ids import short_id
 MAX_HIDDEN = 500
 MAX_DRIVERS = 3  # the interactions named per cluster in an explanation
 MAX_RECENT = 20  # the interactions kept for explanations, in all
+# A session score below this (in event-weight units: a view is 1) is dropped: it weighs less than 0.1 %
+# of one view, and with the default decay 0.7 a favorite leaves the session ~20 events later, so the
+# session holds about as many clusters as the last ~20 events touched (it kept ~45 at 1e-6).
+SESSION_FLOOR = 1e-3
 K = TypeVar("K")  # a cluster id (int) or an image id (str, continuous affinity)
 
 
@@ -82,12 +86,14 @@ class Profile:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The stored form (JSON in the changelog). Scores keep 6 significant digits and times
+        milliseconds: a full float's 17 digits made up half of a profile's bytes (issue 16)."""
         return {
-            "clusters": self.clusters,
+            "clusters": {k: [_sig(score), round(ref, 3)] for k, (score, ref) in self.clusters.items()},
             **({"seen": self.seen} if self.seen else {}),
             "recent": self.recent,
             "version": self.version,
-            "session": self.session,
+            "session": {k: _sig(v) for k, v in self.session.items()},
             "hidden": self.hidden,
             **({"styles": self.styles} if self.styles else {}),
             **({"applied": self.applied} if self.applied else {}),
@@ -172,7 +178,9 @@ class Profile:
         if source is not None:
             newest = max(at, self.applied[2]) if len(self.applied) == 3 and int(self.applied[0]) == source[0] else at
             self.applied = [float(source[0]), float(source[1]), newest]
-        self.session = {k: v * session_decay for k, v in self.session.items() if abs(v * session_decay) > 1e-6}
+        self.session = {
+            k: v * session_decay for k, v in self.session.items() if abs(v * session_decay) >= SESSION_FLOOR
+        }
         for cluster_id, share in shares.items():
             self.session[str(cluster_id)] = self.session.get(str(cluster_id), 0.0) + weight * share
         for cluster_id, share in shares.items():
@@ -250,6 +258,11 @@ class Profile:
         medoids = self.medoids()
         medoids.add(style, weight, at, half_life_s, model, merge_sim)
         self.styles = medoids.to_dict()
+
+
+def _sig(x: float) -> float:
+    """``x`` to 6 significant digits (its shortest JSON form is then at most ~12 characters)."""
+    return float(f"{x:.6g}")
 
 
 def _mix_shares(long: Mapping[int, float], session: Mapping[int, float], recency_weight: float) -> dict[int, float]:

@@ -217,3 +217,20 @@ def test_explanations_keep_the_newest_three_per_cluster_so_a_busy_style_does_not
 def test_a_profile_from_before_issue_16_still_recognises_its_full_ids():
     old = Profile.from_dict({"seen": ["e-full-id"], "clusters": {"0": [1.0, 10.0]}})
     assert not old.add("e-full-id", 0, 1.0, 10.0, DAY)
+
+
+def test_the_stored_form_keeps_six_digits_and_a_short_session():
+    # issue 16: full floats (17 digits) and session scores kept down to 1e-6 made up half a profile
+    p = Profile()
+    for n in range(60):
+        p.add(_uuid(n), n, 1.0 + (n % 3) / 7, 1_796_421_355.123456 + 7.3 * n, DAY, f"image-{n:07d}", "view")
+    stored = json.loads(json.dumps(p.to_dict()))
+    back = Profile.from_dict(stored)
+    now = 1_796_421_355.0 + 600
+    for c, score in p.scores(now, DAY).items():
+        assert back.scores(now, DAY)[c] == pytest.approx(score, rel=1e-5)
+    assert all(len(repr(v)) <= 12 for v in stored["session"].values())
+    assert all(ref == round(ref, 3) for _, ref in stored["clusters"].values())
+    # a view decays below 1e-3 of itself in the session after ~20 more events (0.7 ** 20 = 8e-4)
+    assert 15 <= len(stored["session"]) <= 21, sorted(stored["session"])
+    assert back.affinity(now, DAY, 0.5) == pytest.approx(p.affinity(now, DAY, 0.5), abs=1e-4)
