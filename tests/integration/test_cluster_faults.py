@@ -454,6 +454,8 @@ async def check_profiles(p: Pipeline, tr: Traffic) -> tuple[float, int]:
             ev.event_type.value,
             s.session_decay,
         )
+        # the worker stores every update (6-digit scores, ms times) and learns the next event from it
+        expected[ev.user_id] = Profile.from_dict(expected[ev.user_id].to_dict())
     changelog = f"{s.app_id('query')}-profiles-changelog"
     actual: dict[str, Profile] = {}
 
