@@ -143,8 +143,8 @@ class Settings(BaseSettings):
     min_insync_replicas: int = Field(0, validation_alias=_env("IMGSEARCH_MIN_INSYNC_REPLICAS"))
     # A worker's consumer-group session: a worker that stops heartbeating (killed, frozen) for this
     # long loses its partitions to the others (or to its replacement), so it bounds how long a role
-    # stalls after a crash (docs/operations.md "Failover"). faust's default is 60 s; the broker accepts
-    # group.min.session.timeout.ms (6 s) .. group.max.session.timeout.ms (30 min). Heartbeats go out
+    # stalls after a crash (docs/operations.md "Scale"). faust's default is 60 s; 6 s (the broker's
+    # group.min.session.timeout.ms) .. 90 s (faust's request timeout, which it must not exceed). Heartbeats go out
     # every heartbeat interval, at most a third of the session. In a rebalance, the group waits up to
     # the rebalance timeout for its live members to rejoin (a worker first finishes the events it holds).
     # faust reads none of its own variables (BROKER_SESSION_TIMEOUT, ...): these are the only knobs.
@@ -411,11 +411,11 @@ class Settings(BaseSettings):
                 f"IMGSEARCH_KAFKA_SESSION_TIMEOUT_S ({self.kafka_session_timeout_s}), "
                 f"got {self.kafka_heartbeat_interval_s}"
             )
-        if not 6.0 <= self.kafka_session_timeout_s <= 300.0:
+        if not 6.0 <= self.kafka_session_timeout_s <= 90.0:
             raise ValueError(
-                "IMGSEARCH_KAFKA_SESSION_TIMEOUT_S must be 6 .. 300 s (the broker's default "
-                "group.min.session.timeout.ms is 6 s; faust's request timeout 300 s), "
-                f"got {self.kafka_session_timeout_s}"
+                "IMGSEARCH_KAFKA_SESSION_TIMEOUT_S must be 6 .. 90 s (the broker's default "
+                "group.min.session.timeout.ms is 6 s; faust refuses a session longer than its request "
+                f"timeout, 90 s), got {self.kafka_session_timeout_s}"
             )
         if self.kafka_rebalance_timeout_s <= 0:
             raise ValueError(f"IMGSEARCH_KAFKA_REBALANCE_TIMEOUT_S must be > 0, got {self.kafka_rebalance_timeout_s}")

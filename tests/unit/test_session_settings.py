@@ -37,6 +37,7 @@ async def test_session_settings_from_the_environment(tmp_path: Path) -> None:
         {"IMGSEARCH_KAFKA_HEARTBEAT_INTERVAL_S": "0"},
         {"IMGSEARCH_KAFKA_SESSION_TIMEOUT_S": "6", "IMGSEARCH_KAFKA_HEARTBEAT_INTERVAL_S": "3"},
         {"IMGSEARCH_KAFKA_SESSION_TIMEOUT_S": "3", "IMGSEARCH_KAFKA_HEARTBEAT_INTERVAL_S": "1"},
+        {"IMGSEARCH_KAFKA_SESSION_TIMEOUT_S": "120"},  # faust would refuse it at the first consumer
         {"IMGSEARCH_KAFKA_REBALANCE_TIMEOUT_S": "0"},
     ],
 )
