@@ -60,6 +60,19 @@ def _pom_prop(pom: Path, prop: str) -> str | None:
     return text[start + len(prop) + 2 : end].strip()
 
 
+def process_memory_kb(pid: int) -> dict[str, int]:
+    """A process's VmRSS and VmHWM (its peak resident set) in kB, from /proc (empty if it is gone)."""
+    out: dict[str, int] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return out
+
+
 def machine_facts(opensearch_url: str) -> dict[str, Any]:
     mem_kb = 0
     try:

@@ -49,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, machine_facts, say, stats
+from bench.common import REPO, machine_facts, process_memory_kb, say, stats
 from bench.profile_size import MIX, event_counts
 from bench.speed_env import delete_prefixed_topics, isolated_settings, wait_group
 from consumers.runner import WorkerProcess, Workers, ensure_engines
@@ -64,13 +64,7 @@ TICK_S = 0.02
 
 def rss_mb(wp: WorkerProcess) -> dict[str, float]:
     """VmRSS and VmHWM (the peak) of a worker process, in MB."""
-    out: dict[str, float] = {}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{wp.proc.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = round(int(value.split()[0]) / 1024, 1)
-    return out
+    return {key: round(kb / 1024, 1) for key, kb in process_memory_kb(wp.proc.pid).items()}
 
 
 @dataclass

@@ -30,7 +30,7 @@ import numpy as np
 from opensearchpy import OpenSearch, helpers
 from tqdm import tqdm
 
-from bench.common import REPO, clustered_unit_vectors, machine_facts, say, stats
+from bench.common import REPO, clustered_unit_vectors, machine_facts, process_memory_kb, say, stats
 from imgsearch.config import Settings, process_environment
 from imgsearch.connections import opensearch_kwargs
 from imgsearch.index.opensearch import mapping
@@ -45,14 +45,10 @@ def node_memory(client: OpenSearch) -> dict[str, Any]:
     nodes = client.nodes.stats(metric="jvm,process")["nodes"]
     node = next(iter(nodes.values()))
     mem = node["jvm"]["mem"]
-    rss = None
     info = client.nodes.info(node_id="_local", metric="process")["nodes"]
     pid = next(iter(info.values()))["process"].get("id")
-    status = Path(f"/proc/{pid}/status")
-    if pid and status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) * 1024
+    rss_kb = process_memory_kb(int(pid)).get("VmRSS") if pid else None
+    rss = rss_kb * 1024 if rss_kb is not None else None
     return {"heap_used_bytes": mem["heap_used_in_bytes"], "heap_max_bytes": mem["heap_max_in_bytes"], "rss_bytes": rss}
 
 
